@@ -1,0 +1,17 @@
+"""Test settings: tasks run inline, mail stays in memory, hashing is fast."""
+
+import os
+
+os.environ.setdefault("DEBUG", "1")
+
+from billing_site.settings import *  # noqa: E402,F403
+from billing_site.settings import Q_CLUSTER  # noqa: E402
+
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -1,0 +1,220 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from customers.models import Account, Subscription
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "Pending"
+    PROCESSING = "Processing"
+    COMPLETED = "Completed"
+    ERROR = "Error"
+    POST_IN_PROGRESS = "PostInProgress", "Post in progress"
+    POSTED = "Posted"
+    CANCEL_IN_PROGRESS = "CancelInProgress", "Cancel in progress"
+    CANCELED = "Canceled"
+
+
+class Action(models.TextChoices):
+    START = "start"
+    FINISH = "finish"
+    FAIL = "fail"
+    POST = "post"
+    CANCEL = "cancel"
+    DELETE = "delete"
+    RETRY = "retry"
+
+
+# The transition table of BILLING_RULES.md: which action each status allows.
+# Intermediate statuses (PostInProgress, CancelInProgress) are entered and left
+# by the post and cancel services themselves.
+ALLOWED_ACTIONS = {
+    RunStatus.PENDING: {Action.START, Action.CANCEL},
+    RunStatus.PROCESSING: {Action.FINISH, Action.FAIL},
+    RunStatus.COMPLETED: {Action.POST, Action.CANCEL, Action.RETRY},
+    RunStatus.ERROR: {Action.DELETE},
+    RunStatus.POST_IN_PROGRESS: set(),
+    RunStatus.POSTED: {Action.RETRY},
+    RunStatus.CANCEL_IN_PROGRESS: set(),
+    RunStatus.CANCELED: {Action.DELETE},
+}
+
+
+class BillRun(models.Model):
+    number = models.CharField(max_length=32, unique=True)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.PENDING)
+    target_date = models.DateField()
+    invoice_date = models.DateField()
+
+    # Selection: one account (optionally some of its subscriptions), or the
+    # batches (empty: all) and bill cycle days (empty: all).
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    subscriptions = models.ManyToManyField(Subscription, blank=True, related_name="+")
+    batches = models.JSONField(default=list, blank=True)
+    bill_cycle_days = models.JSONField(default=list, blank=True)
+
+    auto_post = models.BooleanField(default=False)
+    auto_email = models.BooleanField(default=False)
+    no_email_for_zero_amount = models.BooleanField(default=False)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    schedule = models.ForeignKey(
+        "billruns.Schedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
+    occurrence = models.DateTimeField(
+        null=True, blank=True, help_text="The schedule occurrence that made this run."
+    )
+    retry_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
+    )
+
+    # Counters: final when the run completes. While it processes, progress is
+    # read from its chunks (see selectors.run_progress).
+    accounts_selected = models.PositiveIntegerField(default=0)
+    accounts_processed = models.PositiveIntegerField(default=0)
+    accounts_failed = models.PositiveIntegerField(default=0)
+    invoices_count = models.PositiveIntegerField(default=0)
+    credit_memos_count = models.PositiveIntegerField(default=0)
+    totals = models.JSONField(default=dict, blank=True)
+    has_errors = models.BooleanField(default=False)
+    error_message = models.TextField(blank=True)
+    last_post_error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+    posted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    canceled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # When a worker last took up a step (start, post, cancel); the sweeper
+    # takes up a run whose step is older than its timeout.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=RunStatus.values), name="billrun_status_valid"
+            ),
+            # One run per schedule occurrence, however many clusters fire it.
+            models.UniqueConstraint(
+                fields=["schedule", "occurrence"],
+                condition=Q(schedule__isnull=False),
+                name="one_run_per_schedule_occurrence",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-id"], name="billrun_status"),
+            models.Index(fields=["target_date"], name="billrun_target_date"),
+            models.Index(fields=["created_at"], name="billrun_created_at"),
+        ]
+        permissions = [
+            ("post_billrun", "Can post bill runs"),
+            ("cancel_billrun", "Can cancel bill runs"),
+            ("retry_billrun", "Can retry bill runs"),
+            ("email_billrun", "Can email bill run documents"),
+        ]
+
+    def __str__(self):
+        return self.number
+
+    def allows(self, action):
+        return action in ALLOWED_ACTIONS[RunStatus(self.status)]
+
+    @property
+    def selection_label(self):
+        if self.account_id:
+            subs = list(self.subscriptions.values_list("number", flat=True))
+            label = f"Account {self.account.number}"
+            return f"{label}, subscriptions {', '.join(subs)}" if subs else label
+        batches = (
+            ", ".join(f"Batch{b}" for b in self.batches) if self.batches else "All batches"
+        )
+        days = (
+            ", ".join(str(d) for d in self.bill_cycle_days)
+            if self.bill_cycle_days
+            else "all"
+        )
+        return f"{batches}; bill cycle day {days}"
+
+
+class ChunkStatus(models.TextChoices):
+    PENDING = "pending"
+    DONE = "done"
+
+
+class BillRunChunk(models.Model):
+    """A slice of a run's accounts, processed by one task in one transaction.
+
+    The chunk is marked done in the same transaction that writes its
+    documents, so a redelivered chunk task sees it done and does nothing.
+    """
+
+    bill_run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    account_ids = models.JSONField()
+    account_count = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    leased_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cluster = models.CharField(max_length=128, blank=True, help_text="Who processed it.")
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["bill_run_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["bill_run", "index"], name="one_chunk_per_index"),
+        ]
+        indexes = [models.Index(fields=["bill_run", "status"], name="chunk_run_status")]
+
+
+class BillRunFailure(models.Model):
+    bill_run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="failures")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="bill_run_failures")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class BillRunEvent(models.Model):
+    """One status change of a run: from, to, who, when."""
+
+    bill_run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField()
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class Schedule(models.Model):
+    """A recurring bill run. Occurrences are computed in the schedule's own
+    time zone (issue 6 fills in the repeat rules and the firing task)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name

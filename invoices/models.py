@@ -1,0 +1,267 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from customers.models import MONEY, Account, Charge, Subscription
+
+
+class TenantSettings(models.Model):
+    """The tenant-wide billing switches: one row, id 1."""
+
+    advanced_ar_settlement = models.BooleanField(
+        "Advanced AR Settlement",
+        default=False,
+        help_text=(
+            "On: a bill run makes a credit memo for an account whose net total is negative, "
+            "and posting a run posts its credit memos. Off: a negative invoice instead."
+        ),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "tenant settings"
+        verbose_name_plural = "tenant settings"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="tenant_settings_singleton")]
+
+    def __str__(self):
+        return "Tenant settings"
+
+    @classmethod
+    def load(cls):
+        obj, _ = cls.objects.get_or_create(id=1)
+        return obj
+
+
+class NumberSequence(models.Model):
+    """Counters for document and run numbers on databases without sequences.
+
+    On PostgreSQL the numbers come from real sequences (see invoices.sequences),
+    which never block and never repeat; this table serves SQLite, where one
+    writer at a time makes an UPDATE ... RETURNING just as safe.
+    """
+
+    name = models.CharField(max_length=16, primary_key=True)
+    last_value = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name}: {self.last_value}"
+
+
+class DocumentType(models.TextChoices):
+    INVOICE = "invoice", "Invoice"
+    CREDIT_MEMO = "credit_memo", "Credit memo"
+
+
+class DocumentStatus(models.TextChoices):
+    DRAFT = "Draft"
+    POSTED = "Posted"
+    CANCELED = "Canceled"
+
+
+class Document(models.Model):
+    """An invoice or a credit memo; one table, so that one partial unique index
+    over their items guards against billing a period twice."""
+
+    document_type = models.CharField(max_length=16, choices=DocumentType.choices)
+    number = models.CharField(max_length=32, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="documents")
+    bill_run = models.ForeignKey(
+        "billruns.BillRun",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="documents",
+    )
+    status = models.CharField(
+        max_length=16, choices=DocumentStatus.choices, default=DocumentStatus.DRAFT
+    )
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(
+        **MONEY, help_text="Invoice: net total (may be negative). Credit memo: the credit."
+    )
+    balance = models.DecimalField(**MONEY, help_text="Open balance.")
+    invoice_date = models.DateField()
+    due_date = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+    posted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    canceled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(document_type__in=DocumentType.values), name="document_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=DocumentStatus.values), name="document_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(document_type=DocumentType.CREDIT_MEMO) | Q(amount__gte=0),
+                name="credit_memo_amount_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=DocumentStatus.POSTED) | Q(posted_at__isnull=True),
+                name="document_posted_at_only_when_posted",
+            ),
+        ]
+        indexes = [
+            # Posting and counting a run's documents by status and type.
+            models.Index(fields=["bill_run", "status", "document_type"], name="document_run_status"),
+            models.Index(fields=["account", "invoice_date"], name="document_account_date"),
+            models.Index(fields=["invoice_date"], name="document_invoice_date"),
+            models.Index(fields=["status", "document_type"], name="document_status_type"),
+        ]
+        permissions = [("post_document", "Can post invoices and credit memos")]
+
+    def __str__(self):
+        return self.number
+
+    @property
+    def is_invoice(self):
+        return self.document_type == DocumentType.INVOICE
+
+    @property
+    def is_paid(self):
+        return (
+            self.is_invoice
+            and self.status == DocumentStatus.POSTED
+            and self.balance == Decimal("0")
+            and self.amount > 0
+        )
+
+    @property
+    def display_status(self):
+        return "Paid" if self.is_paid else self.status
+
+
+class InvoiceManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(document_type=DocumentType.INVOICE)
+
+
+class CreditMemoManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(document_type=DocumentType.CREDIT_MEMO)
+
+
+class Invoice(Document):
+    objects = InvoiceManager()
+
+    class Meta:
+        proxy = True
+
+
+class CreditMemo(Document):
+    objects = CreditMemoManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "credit memo"
+
+
+class DocumentItem(models.Model):
+    """One billed service period of one charge, on an invoice or credit memo.
+
+    ``document_canceled`` mirrors the document's status so that the partial
+    unique index below can say: among documents that are not canceled, a
+    charge's period starting on a given day is billed at most once.
+    """
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="items")
+    charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="items")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="+")
+    charge_name = models.CharField(max_length=255)
+    service_start = models.DateField()
+    service_end = models.DateField(help_text="Inclusive: the period's last day.")
+    amount = models.DecimalField(**MONEY, help_text="Signed, as computed.")
+    previous_charged_through = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The charge's charged-through date before this item was billed; "
+        "canceling the document restores it.",
+    )
+    document_canceled = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["charge", "service_start"],
+                condition=Q(document_canceled=False),
+                name="one_billed_item_per_charge_period",
+            ),
+            models.CheckConstraint(
+                condition=Q(service_end__gte=models.F("service_start")),
+                name="item_period_ordered",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.charge_name} {self.service_start}..{self.service_end}"
+
+
+class PaymentMethod(models.TextChoices):
+    BANK_TRANSFER = "bank_transfer", "Bank transfer"
+    CARD = "card", "Card"
+    CHECK = "check", "Check"
+    CASH = "cash", "Cash"
+    OTHER = "other", "Other"
+
+
+class Payment(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="payments")
+    amount = models.DecimalField(**MONEY)
+    payment_date = models.DateField()
+    method = models.CharField(max_length=32, choices=PaymentMethod.choices)
+    reference = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.amount} on {self.document_id}"
+
+
+class CreditApplication(models.Model):
+    """Part of a posted credit memo applied to a posted invoice of the same account."""
+
+    credit_memo = models.ForeignKey(
+        Document, on_delete=models.PROTECT, related_name="applications_made"
+    )
+    invoice = models.ForeignKey(
+        Document, on_delete=models.PROTECT, related_name="credits_applied"
+    )
+    amount = models.DecimalField(**MONEY)
+    applied_at = models.DateTimeField(auto_now_add=True)
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="credit_application_positive"),
+        ]
