@@ -1,0 +1,345 @@
+"""Writes on invoices and credit memos: posting, payments, credit applications.
+
+The bill run services (``billruns.services``) call ``documents_post_for_run``
+to post a run; the admin and the invoice pages call the one-document services.
+Every refusal raises a ``DocumentActionRefused`` whose message names the
+document, what is wrong and what is allowed; views turn it into a message,
+commands into a line on stderr.
+"""
+
+import datetime
+from decimal import Decimal, InvalidOperation
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+
+from invoices.models import (
+    CreditApplication,
+    Document,
+    DocumentStatus,
+    DocumentType,
+    Payment,
+    PaymentMethod,
+    TenantSettings,
+)
+
+# Documents posted per UPDATE in documents_post_for_run. Each batch is one
+# short transaction holding the row locks of at most this many documents; 5000
+# ids are about 40 KB of query parameters (far below PostgreSQL's 65535 and
+# SQLite's limits) and 100,000 documents take 20 round trips.
+POST_BATCH_SIZE = 5000
+
+CENT = Decimal("0.01")
+# Money columns hold 18 digits, 2 after the point (customers.models.MONEY).
+MAX_MONEY = Decimal("1e16")
+
+
+class DocumentActionRefused(Exception):
+    """An action on an invoice or credit memo that its state or the input does
+    not allow. Nothing was changed."""
+
+
+class PostingRefused(DocumentActionRefused):
+    pass
+
+
+class PaymentRefused(DocumentActionRefused):
+    pass
+
+
+class CreditApplicationRefused(DocumentActionRefused):
+    pass
+
+
+def _kind(document: Document) -> str:
+    return "invoice" if document.is_invoice else "credit memo"
+
+
+def _lock_document(document_id: int, refusal: type[DocumentActionRefused]) -> Document:
+    try:
+        return Document.objects.select_for_update().get(pk=document_id)
+    except Document.DoesNotExist:
+        raise refusal(f"There is no invoice or credit memo with id {document_id}.") from None
+
+
+def _parse_money(value, *, what: str, refusal: type[DocumentActionRefused]) -> Decimal:
+    """A positive amount of money with at most 2 decimal places, from a string
+    or a Decimal (or int). Floats are refused: money is never a float."""
+    if isinstance(value, bool) or not isinstance(value, str | Decimal | int):
+        raise refusal(f"{what} {value!r} is not a number; give it as a string like '10.00'.")
+    if isinstance(value, str):
+        try:
+            amount = Decimal(value.strip())
+        except InvalidOperation:
+            raise refusal(f"{what} {value!r} is not a number.") from None
+    else:
+        amount = Decimal(value)
+    if not amount.is_finite():
+        raise refusal(f"{what} {value!r} is not a number.")
+    if amount <= 0:
+        raise refusal(f"{what} must be greater than 0, not {amount}.")
+    if amount >= MAX_MONEY:
+        raise refusal(f"{what} {amount} is too large.")
+    if amount != amount.quantize(CENT):
+        raise refusal(f"{what} {amount} has more than 2 decimal places.")
+    return amount.quantize(CENT)
+
+
+def _parse_date(value, *, what: str, refusal: type[DocumentActionRefused]) -> datetime.date:
+    # A datetime is a date too, but which day it means depends on a time zone:
+    # the caller must say.
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = parse_date(value.strip())
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed
+    raise refusal(f"{what} {value!r} is not a valid date (YYYY-MM-DD).")
+
+
+def document_post(*, document_id: int, user) -> Document:
+    """Post one Draft invoice, or one Draft credit memo when Advanced AR
+    Settlement is on: status Posted, posted_at now, posted_by ``user``, open
+    balance = amount.
+
+    Transaction: one short ``transaction.atomic``. Locking: the document's row,
+    ``select_for_update``; its status is checked under the lock, so of two
+    clerks posting the same document at once, one posts it and the other is
+    refused. Idempotency: posting a Posted document is refused
+    (``PostingRefused``, "already Posted") and changes nothing.
+    """
+    with transaction.atomic():
+        document = _lock_document(document_id, PostingRefused)
+        if document.status == DocumentStatus.POSTED:
+            raise PostingRefused(
+                f"{document.number} is already Posted: only Draft documents can be posted."
+            )
+        if document.status != DocumentStatus.DRAFT:
+            raise PostingRefused(
+                f"{document.number} is {document.status}: only Draft documents can be posted."
+            )
+        if (
+            document.document_type == DocumentType.CREDIT_MEMO
+            and not TenantSettings.load().advanced_ar_settlement
+        ):
+            raise PostingRefused(
+                f"{document.number} is a credit memo: credit memos can only be posted "
+                "while Advanced AR Settlement is on."
+            )
+        document.status = DocumentStatus.POSTED
+        document.posted_at = timezone.now()
+        document.posted_by = user
+        document.balance = document.amount
+        document.save(update_fields=["status", "posted_at", "posted_by", "balance"])
+    return document
+
+
+def _after_batch(batch_number: int) -> None:
+    """Called by documents_post_for_run after each batch has committed.
+
+    Deliberately empty: tests replace it to make a posting fail part-way.
+    """
+
+
+def documents_post_for_run(
+    *, bill_run_id: int, user, include_credit_memos: bool, batch_size: int = POST_BATCH_SIZE
+) -> int:
+    """Post the run's Draft invoices, and its Draft credit memos when
+    ``include_credit_memos``; return how many were posted.
+
+    Set-based: ids are read by keyset (``id > last``, ``batch_size`` at a
+    time, never all at once) and each batch is posted by one ``UPDATE ...
+    WHERE id IN (...) AND status = 'Draft'``.
+
+    Transaction: each batch in its own short ``transaction.atomic`` (call this
+    outside a transaction, else the batches commit with the caller's). A
+    document is posted entirely or not at all; if a batch fails, the batches
+    before it stay posted and the exception propagates.
+    Locking: the UPDATE locks its rows; its ``status = 'Draft'`` condition is
+    re-evaluated on rows another transaction changed meanwhile, so a document
+    posted or canceled concurrently is left alone and never posted twice.
+    Idempotency: Posted and Canceled documents are untouched, so calling it
+    again after a failure posts the rest, and calling it on a posted run
+    posts nothing and returns 0.
+    """
+    types = [DocumentType.INVOICE]
+    if include_credit_memos:
+        types.append(DocumentType.CREDIT_MEMO)
+    drafts = Document.objects.filter(
+        bill_run_id=bill_run_id, status=DocumentStatus.DRAFT, document_type__in=types
+    )
+    user_id = user.pk if user is not None else None
+    posted = 0
+    last_id = 0
+    batch_number = 0
+    while True:
+        ids = list(
+            drafts.filter(id__gt=last_id).order_by("id").values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            return posted
+        with transaction.atomic():
+            posted += Document.objects.filter(id__in=ids, status=DocumentStatus.DRAFT).update(
+                status=DocumentStatus.POSTED,
+                posted_at=timezone.now(),
+                posted_by_id=user_id,
+                balance=F("amount"),
+            )
+        batch_number += 1
+        _after_batch(batch_number)
+        last_id = ids[-1]
+
+
+def payment_record(
+    *,
+    document_id: int,
+    amount: str | Decimal,
+    payment_date: str | datetime.date,
+    method: str,
+    reference: str = "",
+    user,
+) -> Payment:
+    """Record a payment on a Posted invoice and lower its open balance.
+
+    ``amount``: a string or Decimal, > 0, at most 2 decimal places, at most the
+    open balance. ``payment_date``: a date or ``YYYY-MM-DD``. ``method``: a
+    ``PaymentMethod`` value. Anything else is refused (``PaymentRefused``).
+
+    Transaction: one short ``transaction.atomic`` inserts the payment and
+    lowers the balance with ``F()``. Locking: the invoice's row,
+    ``select_for_update``; the balance is re-checked under the lock, and the
+    UPDATE also requires ``balance >= amount``, so concurrent payments never
+    overdraw. Idempotency: none; each call records a payment (a duplicate is
+    refused only once the balance is used up).
+    """
+    amount = _parse_money(amount, what="Payment amount", refusal=PaymentRefused)
+    payment_date = _parse_date(payment_date, what="Payment date", refusal=PaymentRefused)
+    if method not in PaymentMethod.values:
+        raise PaymentRefused(
+            f"Payment method {method!r} is not one of: {', '.join(PaymentMethod.values)}."
+        )
+    reference = (reference or "").strip()
+    reference_max = Payment._meta.get_field("reference").max_length
+    if len(reference) > reference_max:
+        raise PaymentRefused(f"Payment reference is longer than {reference_max} characters.")
+
+    with transaction.atomic():
+        document = _lock_document(document_id, PaymentRefused)
+        if not document.is_invoice:
+            raise PaymentRefused(
+                f"{document.number} is a credit memo: payments can only be recorded "
+                "against Posted invoices."
+            )
+        if document.status != DocumentStatus.POSTED:
+            raise PaymentRefused(
+                f"{document.number} is {document.status}: payments can only be recorded "
+                "against Posted invoices."
+            )
+        if amount > document.balance:
+            raise PaymentRefused(
+                f"Payment of {amount} exceeds the open balance {document.balance} "
+                f"{document.currency} of {document.number}."
+            )
+        payment = Payment.objects.create(
+            document=document,
+            amount=amount,
+            payment_date=payment_date,
+            method=method,
+            reference=reference,
+            created_by=user,
+        )
+        _lower_balance(document, amount, PaymentRefused)
+    return payment
+
+
+def _lower_balance(
+    document: Document, amount: Decimal, refusal: type[DocumentActionRefused]
+) -> None:
+    # The row is locked and its balance was checked; the condition on the
+    # UPDATE makes the database refuse an overdraft whatever the caller did.
+    updated = Document.objects.filter(pk=document.pk, balance__gte=amount).update(
+        balance=F("balance") - amount
+    )
+    if updated != 1:
+        raise refusal(f"{amount} exceeds the open balance of {document.number}.")
+    document.balance -= amount
+
+
+def credit_memo_apply(
+    *, credit_memo_id: int, invoice_id: int, amount: str | Decimal, user
+) -> CreditApplication:
+    """Apply part of a Posted credit memo to a Posted invoice of the same
+    account and currency, lowering both open balances by ``amount``.
+
+    Only while Advanced AR Settlement is on. ``amount``: a string or Decimal,
+    > 0, at most 2 decimal places, at most both open balances. Refusals raise
+    ``CreditApplicationRefused``.
+
+    Transaction: one short ``transaction.atomic``. Locking: both rows,
+    ``select_for_update`` in id order, so two applications touching the same
+    pair from opposite ends cannot deadlock; balances are checked under the
+    locks. Idempotency: none; each call applies ``amount`` once more.
+    """
+    if credit_memo_id == invoice_id:
+        raise CreditApplicationRefused("A credit memo cannot be applied to itself.")
+    amount = _parse_money(amount, what="Credit amount", refusal=CreditApplicationRefused)
+
+    with transaction.atomic():
+        if not TenantSettings.load().advanced_ar_settlement:
+            raise CreditApplicationRefused(
+                "Credit memos can only be applied while Advanced AR Settlement is on."
+            )
+        locked = {
+            document.pk: document
+            for document in Document.objects.select_for_update()
+            .filter(pk__in=[credit_memo_id, invoice_id])
+            .order_by("pk")
+        }
+        for document_id in (credit_memo_id, invoice_id):
+            if document_id not in locked:
+                raise CreditApplicationRefused(
+                    f"There is no invoice or credit memo with id {document_id}."
+                )
+        credit_memo, invoice = locked[credit_memo_id], locked[invoice_id]
+        if credit_memo.document_type != DocumentType.CREDIT_MEMO:
+            raise CreditApplicationRefused(
+                f"{credit_memo.number} is an invoice: only a credit memo can be applied."
+            )
+        if not invoice.is_invoice:
+            raise CreditApplicationRefused(
+                f"{invoice.number} is a credit memo: a credit memo can only be applied "
+                "to an invoice."
+            )
+        for document in (credit_memo, invoice):
+            if document.status != DocumentStatus.POSTED:
+                raise CreditApplicationRefused(
+                    f"{document.number} is {document.status}: credit can only be applied "
+                    "from a Posted credit memo to a Posted invoice."
+                )
+        if credit_memo.account_id != invoice.account_id:
+            raise CreditApplicationRefused(
+                f"{credit_memo.number} and {invoice.number} belong to different accounts: "
+                "a credit memo can only be applied to an invoice of its own account."
+            )
+        if credit_memo.currency != invoice.currency:
+            raise CreditApplicationRefused(
+                f"{credit_memo.number} is in {credit_memo.currency} and {invoice.number} "
+                f"in {invoice.currency}: credit can only be applied in the same currency."
+            )
+        for document in (credit_memo, invoice):
+            if amount > document.balance:
+                raise CreditApplicationRefused(
+                    f"Credit of {amount} exceeds the open balance {document.balance} "
+                    f"{document.currency} of {_kind(document)} {document.number}."
+                )
+        application = CreditApplication.objects.create(
+            credit_memo=credit_memo, invoice=invoice, amount=amount, applied_by=user
+        )
+        _lower_balance(credit_memo, amount, CreditApplicationRefused)
+        _lower_balance(invoice, amount, CreditApplicationRefused)
+    return application
