@@ -1,0 +1,638 @@
+"""Loading accounts, subscriptions and charges from an import document.
+
+The format is the one of ``manage.py import_accounts`` (INTERFACES.md,
+"Loading customers"). An import is all or nothing: the whole document is
+validated before anything is written, every problem is reported with its JSON
+path, and the rows are then inserted with ``bulk_create`` in one transaction.
+Importing is not an update: a number that is already in use is a problem.
+"""
+
+import datetime
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.db import IntegrityError, connection, transaction
+
+from customers.currencies import currency_problem
+from customers.models import Account, BillingPeriod, Charge, ChargeType, Status, Subscription
+
+# Operators fix a file from the top; past this many, the rest is a count.
+MAX_REPORTED_PROBLEMS = 100
+
+# Rows per INSERT. An account row has ~10 columns, so 2,000 rows stay far
+# below PostgreSQL's 65,535 bind parameters while keeping round trips few;
+# on SQLite Django lowers the batch to its own parameter limit.
+INSERT_BATCH_SIZE = 2000
+
+ACCOUNT_NUMBER_FORMAT = ("A", 8)
+SUBSCRIPTION_NUMBER_FORMAT = ("S", 8)
+
+AMOUNT_LIMIT = Decimal(10) ** 13
+CENT = Decimal("0.01")
+
+ACCOUNT_FIELDS = frozenset(
+    {
+        "number",
+        "name",
+        "bill_to_email",
+        "currency",
+        "bill_cycle_day",
+        "batch",
+        "payment_term_days",
+        "status",
+        "subscriptions",
+    }
+)
+SUBSCRIPTION_FIELDS = frozenset({"number", "start_date", "status", "charges"})
+CHARGE_FIELDS = frozenset(
+    {"name", "type", "amount", "currency", "period", "start_date", "end_date"}
+)
+
+# Only ASCII digits: ``\d`` also matches other scripts' digits.
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+AMOUNT_RE = re.compile(r"-?[0-9]+(?:\.[0-9]{1,2})?")
+# A longer amount string cannot be below 10^13 without absurd leading zeros.
+AMOUNT_MAX_CHARS = 32
+
+_email_validator = EmailValidator()
+
+
+class ImportRefused(Exception):
+    """The import was refused; nothing was written.
+
+    ``problems`` holds the first MAX_REPORTED_PROBLEMS messages, each starting
+    with the JSON path it is about; ``total`` counts all of them.
+    """
+
+    def __init__(self, problems: list[str], total: int | None = None):
+        super().__init__(problems[0] if problems else "import refused")
+        self.problems = problems
+        self.total = len(problems) if total is None else total
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.problems)
+
+    def lines(self) -> list[str]:
+        """The lines to show an operator: the problems, then how many more."""
+        if self.more > 0:
+            return [*self.problems, f"... and {self.more} more problems"]
+        return list(self.problems)
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    accounts: int
+    subscriptions: int
+    charges: int
+
+    def __str__(self) -> str:
+        return (
+            f"imported {self.accounts} accounts, {self.subscriptions} subscriptions, "
+            f"{self.charges} charges"
+        )
+
+
+def read_import_file(*, path: str, stdin: IO[bytes] | None = None, max_bytes: int) -> bytes:
+    """Read an import file (``-``: ``stdin``), refusing one over ``max_bytes``.
+
+    A file's size is checked before it is read; standard input is read at
+    most ``max_bytes + 1`` bytes, so an oversized stream is never held in
+    memory. No database access. Raises ImportRefused.
+    """
+    if path == "-":
+        data = stdin.read(max_bytes + 1)
+        if isinstance(data, str):
+            data = data.encode("utf-8", errors="surrogatepass")
+        if len(data) > max_bytes:
+            raise ImportRefused(
+                [
+                    f"standard input: larger than the import limit of {max_bytes} bytes "
+                    "(IMPORT_MAX_BYTES); nothing was imported"
+                ]
+            )
+        return data
+    try:
+        size = os.stat(path).st_size
+        if size > max_bytes:
+            raise ImportRefused(
+                [
+                    f"{path}: the file is {size} bytes, larger than the import limit of "
+                    f"{max_bytes} bytes (IMPORT_MAX_BYTES); nothing was imported"
+                ]
+            )
+        with open(path, "rb") as stream:
+            data = stream.read(max_bytes + 1)
+    except OSError as exc:
+        raise ImportRefused([f"{path}: cannot read the file ({exc.strerror or exc})"]) from exc
+    if len(data) > max_bytes:
+        # The file grew between the stat and the read.
+        raise ImportRefused(
+            [f"{path}: larger than the import limit of {max_bytes} bytes (IMPORT_MAX_BYTES)"]
+        )
+    return data
+
+
+class _KeysSeenTwice(dict):
+    """A JSON object in which some key appeared more than once."""
+
+    duplicate_keys: list[str]
+
+
+def _object_from_pairs(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    flagged = _KeysSeenTwice(obj)
+    seen: set[str] = set()
+    flagged.duplicate_keys = [key for key, _ in pairs if key in seen or seen.add(key)]
+    return flagged
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_import_json(*, raw: bytes) -> Any:
+    """Parse an import file's bytes into Python values.
+
+    Any malformed input (syntax, encoding, NaN/Infinity, numbers too long to
+    convert, nesting too deep) raises ImportRefused with one clean message,
+    never another exception. No database access.
+    """
+    try:
+        return json.loads(
+            raw, object_pairs_hook=_object_from_pairs, parse_constant=_refuse_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise ImportRefused(
+            [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ImportRefused([f"invalid JSON: the file is not UTF-8 text ({exc.reason})"]) from exc
+    except RecursionError as exc:
+        raise ImportRefused(["invalid JSON: nested too deeply"]) from exc
+    except ValueError as exc:
+        # Integers with thousands of digits, NaN/Infinity literals.
+        raise ImportRefused([f"invalid JSON: {exc}"]) from exc
+
+
+@dataclass
+class _Problems:
+    count: int = 0
+    first: list[str] = field(default_factory=list)
+
+    def add(self, path: str, message: str) -> None:
+        self.count += 1
+        if len(self.first) < MAX_REPORTED_PROBLEMS:
+            self.first.append(f"{path}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.count:
+            raise ImportRefused(self.first, self.count)
+
+
+@dataclass
+class _Row:
+    """A validated object with where it came from, ready to become a model."""
+
+    path: str
+    values: dict[str, Any]
+    children: list["_Row"] = field(default_factory=list)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+class _Validator:
+    def __init__(self) -> None:
+        self.problems = _Problems()
+
+    # Fields. Each returns the cleaned value, or None after adding a problem.
+
+    def text(self, obj: dict, key: str, path: str, *, max_length: int, required: bool):
+        value = obj.get(key)
+        if value is None:
+            if required:
+                self.problems.add(f"{path}.{key}", self._missing_or_null(obj, key))
+            return None
+        where = f"{path}.{key}"
+        if not isinstance(value, str):
+            self.problems.add(where, f"must be a string, not {_type_name(value)}")
+            return None
+        if required and not value.strip():
+            self.problems.add(where, "must not be empty")
+            return None
+        if len(value) > max_length:
+            self.problems.add(where, f"must be at most {max_length} characters long")
+            return None
+        if "\x00" in value:
+            self.problems.add(where, "must not contain NUL characters")
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            self.problems.add(where, "contains an unpaired surrogate (\\ud800-\\udfff)")
+            return None
+        return value
+
+    def number(self, obj: dict, path: str):
+        value = self.text(obj, "number", path, max_length=64, required=False)
+        if value is not None and value != value.strip():
+            self.problems.add(f"{path}.number", "must not start or end with spaces")
+            return None
+        if value == "":
+            self.problems.add(f"{path}.number", "must not be empty (leave it out to generate one)")
+            return None
+        return value
+
+    def integer(self, obj, key, path, *, low, high, default=None):
+        value = obj.get(key)
+        if value is None:
+            if default is None:
+                self.problems.add(f"{path}.{key}", self._missing_or_null(obj, key))
+            return default
+        # bool is a subclass of int; true is not a day of the month.
+        if type(value) is not int:
+            self.problems.add(f"{path}.{key}", f"must be an integer, not {_type_name(value)}")
+            return None
+        if not low <= value <= high:
+            self.problems.add(f"{path}.{key}", f"must be between {low} and {high}, not {value}")
+            return None
+        return value
+
+    def date(self, obj, key, path, *, required):
+        value = obj.get(key)
+        if value is None:
+            if required:
+                self.problems.add(f"{path}.{key}", self._missing_or_null(obj, key))
+            return None
+        where = f"{path}.{key}"
+        if not isinstance(value, str):
+            self.problems.add(where, f"must be a date string YYYY-MM-DD, not {_type_name(value)}")
+            return None
+        if not DATE_RE.fullmatch(value):
+            self.problems.add(where, f"must be a date YYYY-MM-DD, not {_quote(value)}")
+            return None
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            self.problems.add(where, f"is not a calendar date: {_quote(value)}")
+            return None
+
+    def amount(self, obj, path):
+        value = obj.get("amount")
+        where = f"{path}.amount"
+        if value is None:
+            self.problems.add(where, self._missing_or_null(obj, "amount"))
+            return None
+        if not isinstance(value, str):
+            self.problems.add(
+                where,
+                f'must be a decimal string such as "100.00", not {_type_name(value)} '
+                "(a JSON number would lose cents)",
+            )
+            return None
+        if len(value) > AMOUNT_MAX_CHARS or not AMOUNT_RE.fullmatch(value):
+            self.problems.add(
+                where,
+                f'must be a decimal string with at most 2 decimal places such as "100.00" '
+                f'or "-5.5", not {_quote(value)}',
+            )
+            return None
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
+            self.problems.add(where, f"is not a decimal amount: {_quote(value)}")
+            return None
+        if abs(amount) >= AMOUNT_LIMIT:
+            self.problems.add(where, "must be below 10^13 in absolute value")
+            return None
+        # "-0.00" is zero; keep one spelling of it.
+        return amount.quantize(CENT) if amount else Decimal("0.00")
+
+    def choice(self, obj, key, path, *, choices, default=None):
+        value = obj.get(key)
+        if value is None:
+            if default is None:
+                self.problems.add(f"{path}.{key}", self._missing_or_null(obj, key))
+            return default
+        if not isinstance(value, str) or value not in choices:
+            expected = ", ".join(f'"{choice}"' for choice in choices)
+            shown = _quote(value) if isinstance(value, str) else _type_name(value)
+            self.problems.add(f"{path}.{key}", f"must be one of {expected}, not {shown}")
+            return None
+        return value
+
+    def currency(self, obj, path, *, default=None):
+        value = obj.get("currency")
+        if value is None:
+            if default is None:
+                self.problems.add(f"{path}.currency", self._missing_or_null(obj, "currency"))
+            return default
+        problem = currency_problem(value)
+        if problem:
+            self.problems.add(f"{path}.currency", problem)
+            return None
+        return value
+
+    def email(self, obj, path):
+        value = self.text(obj, "bill_to_email", path, max_length=254, required=False)
+        if not value:
+            return ""
+        try:
+            _email_validator(value)
+        except ValidationError:
+            self.problems.add(
+                f"{path}.bill_to_email", f"is not a valid email address: {_quote(value)}"
+            )
+            return None
+        return value
+
+    def array(self, obj, key, path) -> list:
+        value = obj.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problems.add(f"{path}.{key}", f"must be an array, not {_type_name(value)}")
+            return []
+        return value
+
+    def known_fields(self, obj: dict, allowed: frozenset, path: str) -> None:
+        for key in [key for key in obj if key not in allowed]:
+            self.problems.add(f"{path}.{_key(key)}", "unknown field")
+        for key in getattr(obj, "duplicate_keys", ()):
+            self.problems.add(f"{path}.{_key(key)}", "field appears more than once")
+
+    @staticmethod
+    def _missing_or_null(obj: dict, key: str) -> str:
+        return "must not be null" if key in obj else "required field is missing"
+
+    # Objects.
+
+    def document(self, document: Any) -> list[_Row]:
+        if not isinstance(document, dict):
+            self.problems.add(
+                "(top level)",
+                f'must be a JSON object with an "accounts" array, not {_type_name(document)}',
+            )
+            return []
+        self.known_fields(document, frozenset({"accounts"}), "(top level)")
+        if "accounts" not in document:
+            self.problems.add("accounts", "required field is missing")
+            return []
+        accounts = document["accounts"]
+        if not isinstance(accounts, list):
+            self.problems.add("accounts", f"must be an array, not {_type_name(accounts)}")
+            return []
+        return [self.account(obj, f"accounts[{i}]") for i, obj in enumerate(accounts)]
+
+    def account(self, obj: Any, path: str) -> _Row | None:
+        if not isinstance(obj, dict):
+            self.problems.add(path, f"must be an object, not {_type_name(obj)}")
+            return None
+        self.known_fields(obj, ACCOUNT_FIELDS, path)
+        row = _Row(
+            path,
+            {
+                "number": self.number(obj, path),
+                "name": self.text(obj, "name", path, max_length=255, required=True),
+                "bill_to_email": self.email(obj, path),
+                "currency": self.currency(obj, path),
+                "bill_cycle_day": self.integer(obj, "bill_cycle_day", path, low=1, high=31),
+                "batch": self.integer(obj, "batch", path, low=1, high=50, default=1),
+                "payment_term_days": self.integer(
+                    obj, "payment_term_days", path, low=0, high=365, default=30
+                ),
+                "status": self.choice(
+                    obj, "status", path, choices=Status.values, default=Status.ACTIVE
+                ),
+            },
+        )
+        currency = row.values["currency"]
+        for i, sub in enumerate(self.array(obj, "subscriptions", path)):
+            row.children.append(self.subscription(sub, f"{path}.subscriptions[{i}]", currency))
+        return row
+
+    def subscription(self, obj: Any, path: str, account_currency: str | None) -> _Row | None:
+        if not isinstance(obj, dict):
+            self.problems.add(path, f"must be an object, not {_type_name(obj)}")
+            return None
+        self.known_fields(obj, SUBSCRIPTION_FIELDS, path)
+        row = _Row(
+            path,
+            {
+                "number": self.number(obj, path),
+                "start_date": self.date(obj, "start_date", path, required=True),
+                "status": self.choice(
+                    obj, "status", path, choices=Status.values, default=Status.ACTIVE
+                ),
+            },
+        )
+        for i, charge in enumerate(self.array(obj, "charges", path)):
+            row.children.append(self.charge(charge, f"{path}.charges[{i}]", account_currency))
+        return row
+
+    def charge(self, obj: Any, path: str, account_currency: str | None) -> _Row | None:
+        if not isinstance(obj, dict):
+            self.problems.add(path, f"must be an object, not {_type_name(obj)}")
+            return None
+        self.known_fields(obj, CHARGE_FIELDS, path)
+        charge_type = self.choice(obj, "type", path, choices=ChargeType.values)
+        start_date = self.date(obj, "start_date", path, required=True)
+        end_date = self.date(obj, "end_date", path, required=False)
+        period = ""
+        if charge_type == ChargeType.ONE_TIME:
+            if obj.get("period") is not None:
+                self.problems.add(f"{path}.period", "a one_time charge has no period")
+            if obj.get("end_date") is not None:
+                self.problems.add(f"{path}.end_date", "a one_time charge has no end date")
+        else:
+            if charge_type == ChargeType.RECURRING:
+                period = self.choice(obj, "period", path, choices=BillingPeriod.values)
+            if start_date and end_date and end_date <= start_date:
+                self.problems.add(
+                    f"{path}.end_date",
+                    f"must be after start_date {start_date.isoformat()}, "
+                    f"not {end_date.isoformat()}",
+                )
+        # Without a currency of its own a charge takes its account's; when
+        # that one is invalid it is reported on the account.
+        currency = self.currency(obj, path, default=account_currency or "")
+        return _Row(
+            path,
+            {
+                "name": self.text(obj, "name", path, max_length=255, required=True),
+                "charge_type": charge_type,
+                "amount": self.amount(obj, path),
+                "currency": currency,
+                "period": period,
+                "start_date": start_date,
+                "end_date": end_date,
+            },
+        )
+
+
+def _quote(value: str, limit: int = 40) -> str:
+    shown = value if len(value) <= limit else value[:limit] + "..."
+    return json.dumps(shown)
+
+
+def _key(key: str) -> str:
+    return key if key.isidentifier() and key.isascii() else json.dumps(key)[:60]
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _lookup_chunk_size() -> int:
+    # SQLite binds at most 999 parameters per statement; PostgreSQL 65,535.
+    return connection.features.max_query_params or 10_000
+
+
+def _check_unique_numbers(problems: _Problems, rows: list[_Row], model, noun: str) -> None:
+    """Report numbers given twice in the file or already in the database."""
+    first_seen: dict[str, str] = {}
+    for row in rows:
+        number = row.values["number"]
+        if number is None:
+            continue
+        if number in first_seen:
+            problems.add(
+                f"{row.path}.number",
+                f"{noun} number {number} appears more than once in the file "
+                f"(first at {first_seen[number]}.number)",
+            )
+        else:
+            first_seen[number] = row.path
+    existing: set[str] = set()
+    for chunk in _chunks(list(first_seen), _lookup_chunk_size()):
+        existing.update(model.objects.filter(number__in=chunk).values_list("number", flat=True))
+    if existing:
+        for row in rows:
+            number = row.values["number"]
+            if number in existing and first_seen.get(number) == row.path:
+                problems.add(
+                    f"{row.path}.number",
+                    f"{noun} {number} already exists (importing does not update)",
+                )
+
+
+def _free_numbers(model, *, prefix: str, digits: int, count: int, taken: set[str]) -> list[str]:
+    """The ``count`` lowest numbers ``<prefix><digits>`` used neither in the
+    file (``taken``) nor in the database."""
+    found: list[str] = []
+    candidate = 1
+    while len(found) < count:
+        wanted: list[str] = []
+        while len(wanted) < count - len(found):
+            number = f"{prefix}{candidate:0{digits}d}"
+            candidate += 1
+            if number not in taken:
+                wanted.append(number)
+        in_use: set[str] = set()
+        for chunk in _chunks(wanted, _lookup_chunk_size()):
+            in_use.update(model.objects.filter(number__in=chunk).values_list("number", flat=True))
+        found.extend(number for number in wanted if number not in in_use)
+    return found
+
+
+def _assign_numbers(rows: list[_Row], model, number_format: tuple[str, int]) -> None:
+    missing = [row for row in rows if row.values["number"] is None]
+    if not missing:
+        return
+    prefix, digits = number_format
+    taken = {row.values["number"] for row in rows if row.values["number"] is not None}
+    numbers = _free_numbers(model, prefix=prefix, digits=digits, count=len(missing), taken=taken)
+    for row, number in zip(missing, numbers, strict=True):
+        row.values["number"] = number
+
+
+def accounts_import(*, document: Any) -> ImportSummary:
+    """Import accounts with their subscriptions and charges from ``document``,
+    the parsed JSON of an import file.
+
+    Transaction: the whole document is validated first (its shape and values,
+    then its numbers against the database); on any problem ImportRefused is
+    raised and nothing is written. Otherwise every row is inserted with
+    ``bulk_create`` inside one ``transaction.atomic()``: all or nothing.
+
+    Idempotency: none by design; importing is not an update, so importing the
+    same file twice refuses the second time (its numbers exist). Generated
+    numbers are chosen inside the transaction; a concurrent writer that takes
+    one of them first makes the insert fail, which is reported as
+    ImportRefused with nothing written.
+    """
+    validator = _Validator()
+    accounts = [row for row in validator.document(document) if row is not None]
+    subscriptions = [sub for acc in accounts for sub in acc.children if sub is not None]
+    charges_count = sum(1 for sub in subscriptions for charge in sub.children if charge is not None)
+    problems = validator.problems
+
+    with transaction.atomic():
+        _check_unique_numbers(problems, accounts, Account, "account")
+        _check_unique_numbers(problems, subscriptions, Subscription, "subscription")
+        problems.raise_if_any()
+        _assign_numbers(accounts, Account, ACCOUNT_NUMBER_FORMAT)
+        _assign_numbers(subscriptions, Subscription, SUBSCRIPTION_NUMBER_FORMAT)
+        try:
+            _insert(accounts)
+        except IntegrityError as exc:
+            raise ImportRefused(
+                [
+                    f"the database refused the import ({exc}); another import may have "
+                    "taken the same numbers meanwhile. Nothing was imported."
+                ]
+            ) from exc
+    return ImportSummary(len(accounts), len(subscriptions), charges_count)
+
+
+def _insert(accounts: list[_Row]) -> None:
+    account_objs = [Account(**row.values) for row in accounts]
+    Account.objects.bulk_create(account_objs, batch_size=INSERT_BATCH_SIZE)
+
+    subscription_rows: list[_Row] = []
+    subscription_objs: list[Subscription] = []
+    for account, row in zip(account_objs, accounts, strict=True):
+        for sub in row.children:
+            subscription_rows.append(sub)
+            subscription_objs.append(Subscription(account_id=account.pk, **sub.values))
+    Subscription.objects.bulk_create(subscription_objs, batch_size=INSERT_BATCH_SIZE)
+
+    charge_objs = [
+        Charge(subscription_id=subscription.pk, **charge.values)
+        for subscription, row in zip(subscription_objs, subscription_rows, strict=True)
+        for charge in row.children
+    ]
+    Charge.objects.bulk_create(charge_objs, batch_size=INSERT_BATCH_SIZE)
+
+
+def accounts_import_file(*, path: str, stdin: IO[bytes] | None = None) -> ImportSummary:
+    """Read, parse and import an import file (``-``: ``stdin``).
+
+    Refuses a file larger than settings.IMPORT_MAX_BYTES before reading it.
+    Transaction and idempotency: as accounts_import. Raises ImportRefused.
+    """
+    raw = read_import_file(path=path, stdin=stdin, max_bytes=settings.IMPORT_MAX_BYTES)
+    return accounts_import(document=parse_import_json(raw=raw))
