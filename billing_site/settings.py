@@ -149,9 +149,7 @@ EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "sent-mail"))
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", os.environ.get("EMAIL_USER", ""))
-EMAIL_HOST_PASSWORD = os.environ.get(
-    "EMAIL_HOST_PASSWORD", os.environ.get("EMAIL_PASSWORD", "")
-)
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", os.environ.get("EMAIL_PASSWORD", ""))
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
 SITE_DOMAIN = urlparse(SITE_URL).hostname or "localhost"
@@ -173,6 +171,11 @@ SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", "")
 if not SECURE_SSL_REDIRECT and not DEBUG and "security.W008" not in SILENCED_SYSTEM_CHECKS:
     # The proxy redirects to HTTPS; Django sees the forwarded scheme.
     SILENCED_SYSTEM_CHECKS.append("security.W008")
+if not SECURE_HSTS_PRELOAD and not DEBUG and "security.W021" not in SILENCED_SYSTEM_CHECKS:
+    # Joining the browsers' HSTS preload list binds the whole domain and its
+    # subdomains to HTTPS for months; that is the domain owner's decision, so
+    # it stays off unless SECURE_HSTS_PRELOAD=1 says otherwise.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
 
 # The largest import file accepted, in bytes (refused before it is read).
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(200 * 1024 * 1024)))

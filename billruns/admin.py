@@ -1,3 +1,208 @@
-from django.contrib import admin
+"""Operators' admin for bill runs.
 
-# Register your models here.
+Runs, their chunks, failures and events are written only by the bill run
+services (create, post, cancel, delete each lock the run and record an
+event); the admin shows them and changes nothing. Schedules are plain
+configuration and editable.
+"""
+
+from django.contrib import admin
+from django.forms.models import BaseInlineFormSet
+from django.urls import reverse
+from django.utils.html import format_html
+
+from billruns.models import BillRun, BillRunChunk, BillRunEvent, BillRunFailure, Schedule
+from invoices.admin import ReadOnlyAdminMixin, ReadOnlyInline
+
+# A run over 100,000 accounts can have thousands of failures and hundreds of
+# chunks; its page shows the first ones and links to the full, paginated list.
+INLINE_ROWS_SHOWN = 100
+
+
+class FirstRowsFormSet(BaseInlineFormSet):
+    def get_queryset(self):
+        return super().get_queryset()[:INLINE_ROWS_SHOWN]
+
+
+class BillRunEventInline(ReadOnlyInline):
+    model = BillRunEvent
+    fields = ["at", "from_status", "to_status", "user", "note"]
+    show_change_link = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+
+class BillRunFailureInline(ReadOnlyInline):
+    model = BillRunFailure
+    formset = FirstRowsFormSet
+    fields = ["account", "subscription", "reason"]
+    verbose_name_plural = f"failed accounts or subscriptions (first {INLINE_ROWS_SHOWN})"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("account", "subscription")
+
+
+class BillRunChunkInline(ReadOnlyInline):
+    model = BillRunChunk
+    formset = FirstRowsFormSet
+    # Not account_ids: a chunk's list of ids is long and says little here.
+    fields = ["index", "status", "account_count", "attempts", "leased_at", "finished_at", "cluster"]
+    verbose_name_plural = f"chunks (first {INLINE_ROWS_SHOWN})"
+
+
+@admin.register(BillRun)
+class BillRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "number",
+        "status",
+        "has_errors",
+        "target_date",
+        "invoice_date",
+        "account",
+        "schedule",
+        "created_by",
+        "accounts_processed",
+        "accounts_failed",
+        "invoices_count",
+        "credit_memos_count",
+        "created_at",
+    ]
+    list_filter = ["status", "has_errors", "auto_post"]
+    list_select_related = ["account", "schedule", "created_by"]
+    search_fields = ["number", "account__number", "schedule__name"]
+    date_hierarchy = "created_at"
+    fieldsets = [
+        (
+            None,
+            {"fields": ["number", "status", "has_errors", "error_message", "last_post_error"]},
+        ),
+        (
+            "Selection",
+            {
+                "fields": [
+                    "target_date",
+                    "invoice_date",
+                    "selection",
+                    "auto_post",
+                    "auto_email",
+                    "no_email_for_zero_amount",
+                    "schedule",
+                    "occurrence",
+                    "retry_of",
+                ]
+            },
+        ),
+        (
+            "Results",
+            {
+                "fields": [
+                    "accounts_selected",
+                    "accounts_processed",
+                    "accounts_failed",
+                    "invoices_count",
+                    "credit_memos_count",
+                    "totals",
+                    "all_failures",
+                    "documents",
+                ]
+            },
+        ),
+        (
+            "History",
+            {
+                "fields": [
+                    "created_by",
+                    "created_at",
+                    "started_at",
+                    "completed_at",
+                    "posted_by",
+                    "posted_at",
+                    "canceled_by",
+                    "canceled_at",
+                    "heartbeat_at",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = ["selection", "all_failures", "documents"]
+    inlines = [BillRunEventInline, BillRunFailureInline, BillRunChunkInline]
+
+    @admin.display(description="Selection")
+    def selection(self, run):
+        return run.selection_label
+
+    @admin.display(description="Failures")
+    def all_failures(self, run):
+        url = reverse("admin:billruns_billrunfailure_changelist")
+        return format_html('<a href="{}?bill_run__id__exact={}">All failures</a>', url, run.pk)
+
+    @admin.display(description="Documents")
+    def documents(self, run):
+        return format_html(
+            '<a href="{}?bill_run__id__exact={}">Invoices</a> · '
+            '<a href="{}?bill_run__id__exact={}">Credit memos</a>',
+            reverse("admin:invoices_invoice_changelist"),
+            run.pk,
+            reverse("admin:invoices_creditmemo_changelist"),
+            run.pk,
+        )
+
+
+@admin.register(BillRunChunk)
+class BillRunChunkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "bill_run",
+        "index",
+        "status",
+        "account_count",
+        "attempts",
+        "leased_at",
+        "finished_at",
+        "cluster",
+    ]
+    list_filter = ["status"]
+    list_select_related = ["bill_run"]
+    search_fields = ["bill_run__number", "cluster"]
+    show_full_result_count = False
+
+
+@admin.register(BillRunFailure)
+class BillRunFailureAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["bill_run", "account", "subscription", "reason", "created_at"]
+    list_select_related = ["bill_run", "account", "subscription"]
+    search_fields = ["bill_run__number", "account__number", "subscription__number", "reason"]
+    raw_id_fields = ["bill_run", "account", "subscription"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+
+@admin.register(BillRunEvent)
+class BillRunEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["bill_run", "from_status", "to_status", "user", "at", "note"]
+    list_filter = ["to_status"]
+    list_select_related = ["bill_run", "user"]
+    search_fields = ["bill_run__number", "user__username", "note"]
+    raw_id_fields = ["bill_run", "user"]
+    date_hierarchy = "at"
+    show_full_result_count = False
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "created_at"]
+    list_select_related = ["owner"]
+    search_fields = ["name", "owner__username"]
+    # The owner receives the schedule's emails and never changes
+    # (BILLING_RULES.md): the user who creates the schedule.
+    exclude = ["owner"]
+    readonly_fields = ["owner_name", "created_at"]
+
+    @admin.display(description="Owner")
+    def owner_name(self, schedule):
+        return schedule.owner.get_username() if schedule.owner_id else "-"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
