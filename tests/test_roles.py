@@ -1,0 +1,64 @@
+import pytest
+from django.contrib.auth.models import Group
+
+
+pytestmark = pytest.mark.django_db
+
+CLERK_ACTIONS = [
+    "billruns.add_billrun",
+    "billruns.post_billrun",
+    "billruns.cancel_billrun",
+    "billruns.retry_billrun",
+    "billruns.email_billrun",
+    "billruns.delete_billrun",
+    "billruns.add_schedule",
+    "billruns.change_schedule",
+    "invoices.add_payment",
+    "invoices.add_creditapplication",
+    "invoices.post_document",
+]
+
+
+def codenames(group_name):
+    group = Group.objects.get(name=group_name)
+    return {
+        f"{app_label}.{codename}"
+        for app_label, codename in group.permissions.values_list(
+            "content_type__app_label", "codename"
+        )
+    }
+
+
+def test_both_roles_exist_after_migrate():
+    assert set(Group.objects.values_list("name", flat=True)) >= {
+        "Billing clerk",
+        "Billing viewer",
+    }
+
+
+def test_viewer_can_only_view():
+    perms = codenames("Billing viewer")
+
+    assert perms
+    assert all(perm.split(".")[1].startswith("view_") for perm in perms)
+    assert {"billruns.view_billrun", "invoices.view_invoice", "customers.view_account"} <= perms
+
+
+def test_clerk_can_view_everything_the_viewer_can():
+    assert codenames("Billing viewer") <= codenames("Billing clerk")
+
+
+@pytest.mark.parametrize("perm", CLERK_ACTIONS)
+def test_clerk_holds_the_permission_for_each_action(clerk, perm):
+    assert clerk.has_perm(perm)
+
+
+@pytest.mark.parametrize("perm", CLERK_ACTIONS)
+def test_viewer_holds_none_of_the_action_permissions(viewer, perm):
+    assert not viewer.has_perm(perm)
+
+
+def test_clerk_cannot_edit_customers_or_settings(clerk):
+    assert not clerk.has_perm("customers.change_account")
+    assert not clerk.has_perm("invoices.change_tenantsettings")
+    assert not clerk.has_perm("invoices.change_document")

@@ -1,0 +1,190 @@
+"""billing_site.settings read in a fresh interpreter with a chosen environment."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+# Everything settings.py reads; none of them leaks in from the test runner's
+# own environment (CI sets DATABASE_URL, for one).
+SETTINGS_VARIABLES = {
+    "DATABASE_URL",
+    "CONN_MAX_AGE",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "SITE_URL",
+    "CSRF_TRUSTED_ORIGINS",
+    "EMAIL_BACKEND",
+    "EMAIL_FILE_PATH",
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_HOST_USER",
+    "EMAIL_USER",
+    "EMAIL_HOST_PASSWORD",
+    "EMAIL_PASSWORD",
+    "EMAIL_USE_TLS",
+    "EMAIL_TIMEOUT",
+    "DEFAULT_FROM_EMAIL",
+    "SECURE_PROXY_SSL_HEADER",
+    "SECURE_SSL_REDIRECT",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "SILENCED_SYSTEM_CHECKS",
+    "IMPORT_MAX_BYTES",
+    "REDIS_URL",
+    "Q_WORKERS",
+    "TIME_ZONE",
+    "LOG_LEVEL",
+    "DJANGO_SETTINGS_MODULE",
+}
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "billing.example.com",
+    "SITE_URL": "https://billing.example.com",
+}
+
+READ_SETTINGS = """
+import json
+from billing_site import settings as s
+print(json.dumps({name: getattr(s, name) for name in %r}, default=str))
+"""
+
+
+def environment(**variables):
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    env.update(variables)
+    return env
+
+
+def run_python(code, **variables):
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT,
+        env=environment(**variables),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def read_settings(names, **variables):
+    result = run_python(READ_SETTINGS % (names,), **variables)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_postgres_url_selects_postgresql():
+    url = "postgres://billing:secret@db.internal:5433/billing_prod"
+
+    db = read_settings(["DATABASES"], DEBUG="1", DATABASE_URL=url)["DATABASES"]["default"]
+
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert db["NAME"] == "billing_prod"
+    assert db["HOST"] == "db.internal"
+    assert db["PORT"] == 5433
+    assert db["USER"] == "billing"
+    assert db["CONN_HEALTH_CHECKS"] is True
+
+
+def test_default_is_sqlite_in_wal_mode_with_immediate_transactions():
+    db = read_settings(["DATABASES"], DEBUG="1")["DATABASES"]["default"]
+
+    assert db["ENGINE"] == "django.db.backends.sqlite3"
+    assert db["NAME"] == str(PROJECT / "db.sqlite3")
+    assert db["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert db["OPTIONS"]["timeout"] >= 5
+    assert "journal_mode=WAL" in db["OPTIONS"]["init_command"]
+
+
+def test_task_queue_uses_the_database_without_redis():
+    q_cluster = read_settings(["Q_CLUSTER"], DEBUG="1")["Q_CLUSTER"]
+
+    assert q_cluster["orm"] == "default"
+    assert "redis" not in q_cluster
+
+
+def test_task_queue_uses_redis_when_redis_url_is_set():
+    q_cluster = read_settings(
+        ["Q_CLUSTER"], DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/3", Q_WORKERS="8"
+    )["Q_CLUSTER"]
+
+    assert q_cluster["redis"] == "redis://127.0.0.1:6379/3"
+    assert "orm" not in q_cluster
+    assert q_cluster["workers"] == 8
+    assert q_cluster["retry"] > q_cluster["timeout"]
+
+
+def test_missing_secret_key_with_debug_off_fails_clearly():
+    result = run_python("import billing_site.settings", DEBUG="0")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_debug_on_runs_without_a_secret_key():
+    assert read_settings(["SECRET_KEY"], DEBUG="1")["SECRET_KEY"]
+
+
+def test_default_from_email_is_support_at_the_site_host():
+    values = read_settings(
+        ["DEFAULT_FROM_EMAIL", "SERVER_EMAIL", "CSRF_TRUSTED_ORIGINS"], **PRODUCTION
+    )
+
+    assert values["DEFAULT_FROM_EMAIL"] == "support@billing.example.com"
+    assert values["SERVER_EMAIL"] == "support@billing.example.com"
+    assert values["CSRF_TRUSTED_ORIGINS"] == ["https://billing.example.com"]
+
+
+def test_default_from_email_can_be_set():
+    values = read_settings(
+        ["DEFAULT_FROM_EMAIL"], DEBUG="1", DEFAULT_FROM_EMAIL="billing@acme.example"
+    )
+
+    assert values["DEFAULT_FROM_EMAIL"] == "billing@acme.example"
+
+
+def test_production_defaults_are_secure():
+    values = read_settings(
+        [
+            "DEBUG",
+            "SESSION_COOKIE_SECURE",
+            "CSRF_COOKIE_SECURE",
+            "SECURE_HSTS_SECONDS",
+            "SECURE_PROXY_SSL_HEADER",
+            "EMAIL_BACKEND",
+        ],
+        **PRODUCTION,
+    )
+
+    assert values["DEBUG"] is False
+    assert values["SESSION_COOKIE_SECURE"] is True
+    assert values["CSRF_COOKIE_SECURE"] is True
+    assert values["SECURE_HSTS_SECONDS"] >= 31536000
+    assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert values["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+
+
+def test_deploy_check_passes_with_production_values():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=PROJECT,
+        env=environment(**PRODUCTION),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
