@@ -1,7 +1,6 @@
 import pytest
 from django.contrib.auth.models import Group
 
-
 pytestmark = pytest.mark.django_db
 
 CLERK_ACTIONS = [
