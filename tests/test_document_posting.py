@@ -1,0 +1,164 @@
+import datetime
+import itertools
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from invoices.models import Document, DocumentStatus, DocumentType, TenantSettings
+from invoices.services import DocumentActionRefused, PostingRefused, document_post
+from tests.factories import AccountFactory
+
+_numbers = itertools.count(1)
+
+
+def make_document(*, document_type=DocumentType.INVOICE, status=DocumentStatus.DRAFT, **fields):
+    amount = fields.pop("amount", Decimal("100.00"))
+    defaults = {
+        "account": fields.pop("account", None) or AccountFactory(),
+        "number": f"{'INV' if document_type == DocumentType.INVOICE else 'CM'}{next(_numbers):08d}",
+        "currency": "USD",
+        "amount": amount,
+        "balance": amount,
+        "invoice_date": datetime.date(2026, 2, 1),
+        "due_date": datetime.date(2026, 3, 3),
+    }
+    return Document.objects.create(
+        document_type=document_type, status=status, **{**defaults, **fields}
+    )
+
+
+def set_advanced_ar_settlement(on):
+    settings = TenantSettings.load()
+    settings.advanced_ar_settlement = on
+    settings.save()
+
+
+def snapshot(document):
+    document.refresh_from_db()
+    return (document.status, document.posted_at, document.posted_by_id, document.balance)
+
+
+@pytest.mark.django_db
+def test_posting_a_draft_invoice_makes_it_posted_with_its_amount_open(clerk):
+    # given
+    invoice = make_document(amount=Decimal("204.84"))
+    # when
+    posted = document_post(document_id=invoice.pk, user=clerk)
+    # then
+    invoice.refresh_from_db()
+    assert posted.pk == invoice.pk
+    assert invoice.status == DocumentStatus.POSTED
+    assert invoice.posted_at is not None
+    assert invoice.posted_by == clerk
+    assert invoice.balance == Decimal("204.84")
+
+
+@pytest.mark.django_db
+def test_posting_a_zero_and_a_negative_invoice_works_like_any_other(clerk):
+    zero = make_document(amount=Decimal("0.00"))
+    negative = make_document(amount=Decimal("-12.50"))
+
+    document_post(document_id=zero.pk, user=clerk)
+    document_post(document_id=negative.pk, user=clerk)
+
+    zero.refresh_from_db()
+    negative.refresh_from_db()
+    assert (zero.status, zero.balance) == (DocumentStatus.POSTED, Decimal("0.00"))
+    assert (negative.status, negative.balance) == (DocumentStatus.POSTED, Decimal("-12.50"))
+
+
+@pytest.mark.django_db
+def test_posting_twice_is_refused_as_already_posted_and_changes_nothing(clerk, superuser):
+    invoice = make_document()
+    document_post(document_id=invoice.pk, user=clerk)
+    before = snapshot(invoice)
+
+    with pytest.raises(PostingRefused) as refused:
+        document_post(document_id=invoice.pk, user=superuser)
+
+    assert str(refused.value) == (
+        f"{invoice.number} is already Posted: only Draft documents can be posted."
+    )
+    assert snapshot(invoice) == before
+
+
+@pytest.mark.django_db
+def test_posting_a_canceled_invoice_is_refused_and_changes_nothing(clerk):
+    invoice = make_document(status=DocumentStatus.CANCELED)
+    before = snapshot(invoice)
+
+    with pytest.raises(PostingRefused) as refused:
+        document_post(document_id=invoice.pk, user=clerk)
+
+    assert str(refused.value) == (
+        f"{invoice.number} is Canceled: only Draft documents can be posted."
+    )
+    assert snapshot(invoice) == before
+
+
+@pytest.mark.django_db
+def test_posting_an_unknown_document_is_refused(clerk):
+    with pytest.raises(DocumentActionRefused, match="no invoice or credit memo with id 999999"):
+        document_post(document_id=999999, user=clerk)
+
+
+@pytest.mark.django_db
+def test_a_credit_memo_is_not_posted_without_advanced_ar_settlement(clerk):
+    set_advanced_ar_settlement(False)
+    credit_memo = make_document(document_type=DocumentType.CREDIT_MEMO)
+    before = snapshot(credit_memo)
+
+    with pytest.raises(PostingRefused) as refused:
+        document_post(document_id=credit_memo.pk, user=clerk)
+
+    assert str(refused.value) == (
+        f"{credit_memo.number} is a credit memo: credit memos can only be posted "
+        "while Advanced AR Settlement is on."
+    )
+    assert snapshot(credit_memo) == before
+
+
+@pytest.mark.django_db
+def test_a_credit_memo_is_posted_with_advanced_ar_settlement(clerk):
+    set_advanced_ar_settlement(True)
+    credit_memo = make_document(document_type=DocumentType.CREDIT_MEMO, amount=Decimal("30.00"))
+
+    document_post(document_id=credit_memo.pk, user=clerk)
+
+    credit_memo.refresh_from_db()
+    assert credit_memo.status == DocumentStatus.POSTED
+    assert credit_memo.posted_by == clerk
+    assert credit_memo.balance == Decimal("30.00")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_clerks_posting_the_same_invoice_at_once_post_it_once(clerk, superuser):
+    invoice = make_document()
+    start = threading.Barrier(2)
+    outcomes = []
+
+    def post(user):
+        try:
+            start.wait()
+            document_post(document_id=invoice.pk, user=user)
+            outcomes.append("posted")
+        except PostingRefused as refused:
+            outcomes.append(str(refused))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(user,)) for user in (clerk, superuser)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == [
+        f"{invoice.number} is already Posted: only Draft documents can be posted.",
+        "posted",
+    ]
+    invoice.refresh_from_db()
+    assert invoice.status == DocumentStatus.POSTED

@@ -1,0 +1,165 @@
+import datetime
+import itertools
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billruns.models import BillRun
+from invoices import services
+from invoices.models import Document, DocumentStatus, DocumentType
+from invoices.services import documents_post_for_run
+from tests.factories import AccountFactory
+
+_numbers = itertools.count(1)
+
+
+def make_run():
+    return BillRun.objects.create(
+        number=f"BR-{next(_numbers):08d}",
+        status="Completed",
+        target_date=datetime.date(2026, 2, 1),
+        invoice_date=datetime.date(2026, 2, 1),
+    )
+
+
+def make_documents(run, count, *, document_type=DocumentType.INVOICE, **fields):
+    """``count`` documents of ``run``, each for its own account."""
+    prefix = "INV" if document_type == DocumentType.INVOICE else "CM"
+    documents = []
+    for _ in range(count):
+        amount = fields.get("amount", Decimal("100.00"))
+        documents.append(
+            Document(
+                **{
+                    "document_type": document_type,
+                    "number": f"{prefix}{next(_numbers):08d}",
+                    "account": AccountFactory(),
+                    "bill_run": run,
+                    "currency": "USD",
+                    "amount": amount,
+                    "balance": amount,
+                    "invoice_date": datetime.date(2026, 2, 1),
+                    "due_date": datetime.date(2026, 3, 3),
+                    **fields,
+                }
+            )
+        )
+    return Document.objects.bulk_create(documents)
+
+
+def statuses(documents):
+    return [Document.objects.get(pk=document.pk).status for document in documents]
+
+
+@pytest.mark.django_db
+def test_posting_a_run_posts_its_draft_invoices_and_counts_them(clerk):
+    # given
+    run = make_run()
+    invoices = make_documents(run, 5)
+    # when
+    posted = documents_post_for_run(bill_run_id=run.pk, user=clerk, include_credit_memos=False)
+    # then
+    assert posted == 5
+    for invoice in Document.objects.filter(pk__in=[i.pk for i in invoices]):
+        assert invoice.status == DocumentStatus.POSTED
+        assert invoice.posted_at is not None
+        assert invoice.posted_by == clerk
+        assert invoice.balance == invoice.amount
+
+
+@pytest.mark.django_db
+def test_posting_a_run_leaves_other_runs_and_non_drafts_exactly_as_they_were(clerk, superuser):
+    run, other_run = make_run(), make_run()
+    drafts = make_documents(run, 3)
+    earlier = timezone.now() - datetime.timedelta(days=1)
+    already_posted = make_documents(
+        run, 2, status=DocumentStatus.POSTED, posted_at=earlier, posted_by=superuser
+    )
+    canceled = make_documents(run, 2, status=DocumentStatus.CANCELED)
+    other_drafts = make_documents(other_run, 2)
+
+    posted = documents_post_for_run(bill_run_id=run.pk, user=clerk, include_credit_memos=False)
+
+    assert posted == 3
+    assert statuses(drafts) == [DocumentStatus.POSTED] * 3
+    assert statuses(canceled) == [DocumentStatus.CANCELED] * 2
+    assert statuses(other_drafts) == [DocumentStatus.DRAFT] * 2
+    for document in already_posted:
+        document.refresh_from_db()
+        assert (document.status, document.posted_at, document.posted_by) == (
+            DocumentStatus.POSTED,
+            earlier,
+            superuser,
+        )
+
+
+@pytest.mark.django_db
+def test_credit_memos_of_a_run_are_posted_only_when_asked(clerk):
+    run = make_run()
+    invoices = make_documents(run, 2)
+    credit_memos = make_documents(run, 2, document_type=DocumentType.CREDIT_MEMO)
+
+    assert documents_post_for_run(bill_run_id=run.pk, user=clerk, include_credit_memos=False) == 2
+    assert statuses(invoices) == [DocumentStatus.POSTED] * 2
+    assert statuses(credit_memos) == [DocumentStatus.DRAFT] * 2
+
+    assert documents_post_for_run(bill_run_id=run.pk, user=clerk, include_credit_memos=True) == 2
+    assert statuses(credit_memos) == [DocumentStatus.POSTED] * 2
+
+
+@pytest.mark.django_db
+def test_posting_a_posted_run_again_posts_nothing(clerk):
+    run = make_run()
+    make_documents(run, 3)
+    documents_post_for_run(bill_run_id=run.pk, user=clerk, include_credit_memos=True)
+
+    assert documents_post_for_run(bill_run_id=run.pk, user=clerk, include_credit_memos=True) == 0
+
+
+@pytest.mark.django_db
+def test_a_run_is_posted_in_batches_of_the_given_size(clerk, monkeypatch):
+    run = make_run()
+    make_documents(run, 7)
+    batches = []
+    monkeypatch.setattr(services, "_after_batch", batches.append)
+
+    posted = documents_post_for_run(
+        bill_run_id=run.pk, user=clerk, include_credit_memos=False, batch_size=3
+    )
+
+    assert posted == 7
+    assert batches == [1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_a_failure_mid_way_leaves_earlier_batches_posted_and_posting_again_posts_the_rest(
+    clerk, monkeypatch
+):
+    # given: 10 drafts, posted 3 at a time, failing after the second batch
+    run = make_run()
+    invoices = make_documents(run, 10)
+
+    def fail_after_second_batch(batch_number):
+        if batch_number == 2:
+            raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "_after_batch", fail_after_second_batch)
+    # when
+    with pytest.raises(RuntimeError, match="database went away"):
+        documents_post_for_run(
+            bill_run_id=run.pk, user=clerk, include_credit_memos=False, batch_size=3
+        )
+    # then: the first two batches, by id, are posted; the rest are still drafts
+    assert statuses(invoices) == [DocumentStatus.POSTED] * 6 + [DocumentStatus.DRAFT] * 4
+    first_posted_at = [Document.objects.get(pk=invoice.pk).posted_at for invoice in invoices[:6]]
+
+    monkeypatch.setattr(services, "_after_batch", lambda batch_number: None)
+    assert (
+        documents_post_for_run(
+            bill_run_id=run.pk, user=clerk, include_credit_memos=False, batch_size=3
+        )
+        == 4
+    )
+    assert statuses(invoices) == [DocumentStatus.POSTED] * 10
+    assert [Document.objects.get(pk=i.pk).posted_at for i in invoices[:6]] == first_posted_at
