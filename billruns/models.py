@@ -69,6 +69,13 @@ class BillRun(models.Model):
     occurrence = models.DateTimeField(
         null=True, blank=True, help_text="The schedule occurrence that made this run."
     )
+    request_key = models.CharField(
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="Idempotency key of the request that created the run (a double submit).",
+    )
     retry_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
     )
@@ -137,14 +144,8 @@ class BillRun(models.Model):
             subs = list(self.subscriptions.values_list("number", flat=True))
             label = f"Account {self.account.number}"
             return f"{label}, subscriptions {', '.join(subs)}" if subs else label
-        batches = (
-            ", ".join(f"Batch{b}" for b in self.batches) if self.batches else "All batches"
-        )
-        days = (
-            ", ".join(str(d) for d in self.bill_cycle_days)
-            if self.bill_cycle_days
-            else "all"
-        )
+        batches = ", ".join(f"Batch{b}" for b in self.batches) if self.batches else "All batches"
+        days = ", ".join(str(d) for d in self.bill_cycle_days) if self.bill_cycle_days else "all"
         return f"{batches}; bill cycle day {days}"
 
 
@@ -164,7 +165,9 @@ class BillRunChunk(models.Model):
     index = models.PositiveIntegerField()
     account_ids = models.JSONField()
     account_count = models.PositiveIntegerField()
-    status = models.CharField(max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
+    status = models.CharField(
+        max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.PENDING
+    )
     attempts = models.PositiveIntegerField(default=0)
     leased_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

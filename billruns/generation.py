@@ -1,0 +1,247 @@
+"""The bill run engine's write side: one chunk of accounts per task.
+
+A chunk reads its accounts, subscriptions and charges in bulk, asks
+``billruns.engine`` what each account owes, and writes documents, items,
+failures and charged-through dates set-based, in one transaction that also
+marks the chunk done and counts its accounts on the run. That transaction is
+the unit of idempotency: a chunk delivered twice, or redone after its worker
+died, either finds itself done or starts from a clean slate.
+
+Concurrency: the chunk locks its accounts (in id order, so two runs over
+overlapping accounts cannot deadlock) before it reads their charges, so a
+second run over the same accounts waits and then sees what the first billed.
+The partial unique index on items is the last line of defence.
+"""
+
+import logging
+from collections import defaultdict
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billruns import engine
+from billruns.models import BillRun, BillRunChunk, BillRunFailure, ChunkStatus, RunStatus
+from customers.models import Account, Charge, Status, Subscription
+from invoices import sequences
+from invoices.models import Document, DocumentItem, DocumentType, TenantSettings
+
+logger = logging.getLogger(__name__)
+
+# Accounts per chunk task. A chunk of 1,000 accounts with a few charges each
+# holds a few MB of rows in a worker and commits in well under a second; many
+# chunks let several workers (and hosts) share a run.
+DEFAULT_CHUNK_SIZE = 1000
+
+# Rows per INSERT / UPDATE statement: large enough to amortise round trips,
+# small enough to stay under SQLite's variable limit and PostgreSQL's
+# comfortable statement size.
+WRITE_BATCH_SIZE = 2000
+
+
+def chunk_size():
+    return int(getattr(settings, "BILLRUN_CHUNK_SIZE", DEFAULT_CHUNK_SIZE))
+
+
+class RunNotProcessing(Exception):
+    """The run left Processing (failed or canceled) while the chunk worked."""
+
+
+def process_chunk(chunk_id, *, cluster=""):
+    """Process one chunk; return True when this call did the work.
+
+    Transaction: one for the whole chunk. If writing it fails (a constraint,
+    a row another transaction changed), the chunk is redone one account per
+    savepoint, so one bad account costs only itself. Idempotent.
+    """
+    try:
+        with transaction.atomic():
+            return _process_chunk(chunk_id, cluster=cluster, isolate=False)
+    except RunNotProcessing:
+        return False
+    except DatabaseError as exc:
+        if connection.needs_rollback or not connection.is_usable():
+            raise
+        logger.warning("chunk %s: redoing one account at a time after %s", chunk_id, exc)
+    try:
+        with transaction.atomic():
+            return _process_chunk(chunk_id, cluster=cluster, isolate=True)
+    except RunNotProcessing:
+        return False
+
+
+def _process_chunk(chunk_id, *, cluster, isolate):
+    chunk = BillRunChunk.objects.select_for_update().filter(pk=chunk_id).first()
+    if chunk is None or chunk.status == ChunkStatus.DONE:
+        return False
+    run = BillRun.objects.get(pk=chunk.bill_run_id)
+    if run.status != RunStatus.PROCESSING:
+        return False
+    advanced_ar = TenantSettings.load().advanced_ar_settlement
+    subscription_ids = (
+        list(run.subscriptions.values_list("id", flat=True)) if run.account_id else []
+    )
+    if isolate:
+        for account_id in chunk.account_ids:
+            try:
+                with transaction.atomic():
+                    _bill_accounts(run, [account_id], subscription_ids, advanced_ar)
+            except Exception as exc:  # one account's failure never stops the run
+                logger.exception("bill run %s: account %s failed", run.number, account_id)
+                BillRunFailure.objects.create(
+                    bill_run=run, account_id=account_id, reason=_reason(exc)
+                )
+    else:
+        _bill_accounts(run, chunk.account_ids, subscription_ids, advanced_ar)
+
+    chunk.status = ChunkStatus.DONE
+    chunk.finished_at = timezone.now()
+    chunk.cluster = cluster[:128]
+    chunk.save(update_fields=["status", "finished_at", "cluster"])
+    # Last statement of the transaction, so the run row is locked only for
+    # the moment of the commit. It also fences the chunk against a run that
+    # failed or was canceled meanwhile: then nothing of the chunk commits.
+    counted = BillRun.objects.filter(pk=run.pk, status=RunStatus.PROCESSING).update(
+        accounts_processed=F("accounts_processed") + chunk.account_count
+    )
+    if not counted:
+        raise RunNotProcessing
+    return True
+
+
+def _reason(exc):
+    message = str(exc).strip()
+    return message or exc.__class__.__name__
+
+
+def _bill_accounts(run, account_ids, subscription_ids, advanced_ar):
+    # Lock in id order: concurrent runs over overlapping accounts queue here
+    # instead of deadlocking, and read the charges only once they hold the lock.
+    accounts = list(
+        Account.objects.select_for_update()
+        .filter(id__in=account_ids, status=Status.ACTIVE)
+        .order_by("id")
+    )
+    if not accounts:
+        return
+    subscriptions = Subscription.objects.filter(
+        account_id__in=[a.id for a in accounts], status=Status.ACTIVE
+    ).order_by("id")
+    if subscription_ids:
+        subscriptions = subscriptions.filter(id__in=subscription_ids)
+    subscriptions_by_account = defaultdict(list)
+    for subscription in subscriptions.only("id", "account_id", "number"):
+        subscriptions_by_account[subscription.account_id].append(subscription)
+    charges_by_subscription = defaultdict(list)
+    charges = Charge.objects.filter(
+        subscription__account_id__in=[a.id for a in accounts],
+        subscription__status=Status.ACTIVE,
+    ).order_by("id")
+    if subscription_ids:
+        charges = charges.filter(subscription_id__in=subscription_ids)
+    for charge in charges:
+        charges_by_subscription[charge.subscription_id].append(charge)
+
+    failures = []
+    billed = []
+    for account in accounts:
+        try:
+            result = engine.bill_account(
+                account,
+                subscriptions_by_account.get(account.id, []),
+                charges_by_subscription,
+                target_date=run.target_date,
+            )
+        except Exception as exc:  # recorded with its message; the run goes on
+            logger.exception("bill run %s: account %s raised", run.number, account.number)
+            failures.append(
+                BillRunFailure(bill_run=run, account_id=account.id, reason=_reason(exc))
+            )
+            continue
+        if result.failures:
+            failures.extend(
+                BillRunFailure(
+                    bill_run=run,
+                    account_id=account.id,
+                    subscription_id=failure.subscription_id,
+                    reason=failure.reason,
+                )
+                for failure in result.failures
+            )
+        elif result.items:
+            billed.append((account, result))
+
+    if failures:
+        BillRunFailure.objects.bulk_create(failures, batch_size=WRITE_BATCH_SIZE)
+    if billed:
+        _write_documents(run, billed, advanced_ar)
+
+
+def _write_documents(run, billed, advanced_ar):
+    types = [result.document_type(advanced_ar_settlement=advanced_ar) for _, result in billed]
+    numbers = {
+        DocumentType.INVOICE: iter(sequences.allocate("INV", types.count(DocumentType.INVOICE))),
+        DocumentType.CREDIT_MEMO: iter(
+            sequences.allocate("CM", types.count(DocumentType.CREDIT_MEMO))
+        ),
+    }
+    documents = []
+    for (account, result), document_type in zip(billed, types, strict=True):
+        amount = result.document_amount(advanced_ar_settlement=advanced_ar)
+        documents.append(
+            Document(
+                document_type=document_type,
+                number=next(numbers[document_type]),
+                account_id=account.id,
+                bill_run_id=run.id,
+                currency=account.currency,
+                amount=amount,
+                balance=amount,
+                invoice_date=run.invoice_date,
+                due_date=run.invoice_date + engine.payment_term(account),
+            )
+        )
+    Document.objects.bulk_create(documents, batch_size=WRITE_BATCH_SIZE)
+
+    items = []
+    charged_through = {}
+    for document, (_, result) in zip(documents, billed, strict=True):
+        for item in result.items:
+            items.append(
+                DocumentItem(
+                    document_id=document.id,
+                    charge_id=item.charge_id,
+                    subscription_id=item.subscription_id,
+                    charge_name=item.charge_name,
+                    service_start=item.start,
+                    service_end=item.end - engine.ONE_DAY,
+                    amount=item.amount,
+                    previous_charged_through=item.previous_charged_through,
+                )
+            )
+            charged_through[item.charge_id] = max(
+                charged_through.get(item.charge_id, item.end), item.end
+            )
+    DocumentItem.objects.bulk_create(items, batch_size=WRITE_BATCH_SIZE)
+    set_charged_through(sorted(charged_through.items()))
+
+
+def set_charged_through(pairs):
+    """Set many charges' charged-through dates in a few statements.
+
+    ``pairs`` is a list of (charge id, date). One ``UPDATE ... FROM
+    (VALUES ...)`` per batch: both PostgreSQL and SQLite (3.33+) run it.
+    """
+    table = Charge._meta.db_table
+    with connection.cursor() as cursor:
+        for start in range(0, len(pairs), WRITE_BATCH_SIZE):
+            batch = pairs[start : start + WRITE_BATCH_SIZE]
+            values = ", ".join(["(%s, %s)"] * len(batch))
+            params = [value for pair in batch for value in pair]
+            cursor.execute(
+                f"WITH v(charge_id, through) AS (VALUES {values}) "  # noqa: S608 - no user input
+                f"UPDATE {table} SET charged_through_date = v.through "
+                f"FROM v WHERE {table}.id = v.charge_id",
+                params,
+            )

@@ -1,0 +1,215 @@
+"""``manage.py billrun``: operate bill runs from the shell (INTERFACES.md).
+
+A refused action prints one line to stderr and exits 1; a malformed command
+line exits 2 (argparse).
+"""
+
+import json
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from billruns import selectors, services
+from billruns.models import BillRun, RunStatus
+
+PERMISSIONS = {
+    "create": "billruns.add_billrun",
+    "post": "billruns.post_billrun",
+    "cancel": "billruns.cancel_billrun",
+    "retry": "billruns.retry_billrun",
+    "delete": "billruns.delete_billrun",
+}
+
+
+def bill_cycle_day(value):
+    if value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(value) from None
+
+
+class Command(BaseCommand):
+    help = "Create, post, cancel, retry, show and list bill runs."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
+
+        create = sub.add_parser("create", help="Create an ad hoc bill run.")
+        create.add_argument("--target-date", help="YYYY-MM-DD (default: today)")
+        create.add_argument("--invoice-date", help="YYYY-MM-DD (default: the target date)")
+        create.add_argument("--batch", type=int, action="append", default=[], dest="batches")
+        create.add_argument("--bill-cycle-day", type=bill_cycle_day, default="all")
+        create.add_argument("--account")
+        create.add_argument("--subscription", action="append", default=[], dest="subscriptions")
+        create.add_argument("--auto-post", action="store_true")
+        create.add_argument("--auto-email", action="store_true")
+        create.add_argument("--no-email-for-zero-amount", action="store_true")
+        create.add_argument("--user")
+        create.add_argument("--wait", action="store_true")
+
+        for name, text in (
+            ("post", "Post a Completed run."),
+            ("cancel", "Cancel a Pending or Completed run."),
+            ("delete", "Delete a Canceled or Error run."),
+        ):
+            action = sub.add_parser(name, help=text)
+            action.add_argument("number")
+            action.add_argument("--user")
+
+        retry = sub.add_parser("retry", help="A new run for the failed accounts of a run.")
+        retry.add_argument("number")
+        retry.add_argument("--user")
+        retry.add_argument("--wait", action="store_true")
+
+        show = sub.add_parser("show", help="A run's summary.")
+        show.add_argument("number")
+        show.add_argument("--json", action="store_true")
+        show.add_argument("--documents", action="store_true")
+
+        listing = sub.add_parser("list", help="Runs, newest first.")
+        listing.add_argument("--status", choices=RunStatus.values)
+
+    def handle(self, *args, action, **options):
+        return getattr(self, f"handle_{action}")(**options)
+
+    # --- helpers ---
+
+    def _user(self, username, action):
+        users = get_user_model().objects
+        if username:
+            user = users.filter(username=username).first()
+            if user is None:
+                raise CommandError(f"No user is named {username!r}.")
+        else:
+            user = users.filter(is_superuser=True, is_active=True).order_by("pk").first()
+        if user is not None and not user.has_perm(PERMISSIONS[action]):
+            raise CommandError(f"User {user.get_username()} may not {action} bill runs.")
+        return user
+
+    def _run(self, number):
+        run = BillRun.objects.filter(number=number).first()
+        if run is None:
+            raise CommandError(f"No bill run has the number {number!r}.")
+        return run
+
+    def _wait_outcome(self, run):
+        run.refresh_from_db()
+        self.stdout.write(f"{run.number} {run.status}" + (" with errors" if run.has_errors else ""))
+        if run.status == RunStatus.ERROR:
+            raise CommandError(f"{run.number} ended in Error: {run.error_message}")
+        if run.last_post_error:
+            self.stderr.write(f"Posting {run.number} failed: {run.last_post_error}")
+
+    # --- actions ---
+
+    def handle_create(self, **options):
+        if options["account"] and (options["batches"] or options["bill_cycle_day"] != "all"):
+            raise CommandError("--account cannot be combined with --batch or --bill-cycle-day.")
+        if options["subscriptions"] and not options["account"]:
+            raise CommandError("--subscription needs --account.")
+        user = self._user(options["user"], "create")
+        day = options["bill_cycle_day"]
+        try:
+            run = services.bill_run_create(
+                target_date=options["target_date"] or timezone.localdate(),
+                invoice_date=options["invoice_date"],
+                batches=options["batches"],
+                bill_cycle_days=[] if day == "all" else [day],
+                account=options["account"],
+                subscriptions=options["subscriptions"],
+                auto_post=options["auto_post"],
+                auto_email=options["auto_email"],
+                no_email_for_zero_amount=options["no_email_for_zero_amount"],
+                created_by=user,
+                enqueue=not options["wait"],
+            )
+        except services.BillRunActionRefused as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(run.number)
+        if options["wait"]:
+            self.stdout.flush() if hasattr(self.stdout, "flush") else None
+            run = services.bill_run_execute(run_id=run.pk)
+            self._wait_outcome(run)
+
+    def handle_post(self, number, user, **options):
+        run = self._run(number)
+        actor = self._user(user, "post")
+        try:
+            run = services.bill_run_post(run=run, user=actor, wait=True)
+        except services.BillRunActionRefused as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"{run.number} {run.status}")
+
+    def handle_cancel(self, number, user, **options):
+        run = self._run(number)
+        actor = self._user(user, "cancel")
+        try:
+            run = services.bill_run_cancel(run=run, user=actor, wait=True)
+        except services.BillRunActionRefused as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"{run.number} {run.status}")
+
+    def handle_delete(self, number, user, **options):
+        run = self._run(number)
+        actor = self._user(user, "delete")
+        try:
+            services.bill_run_delete(run=run, user=actor)
+        except services.BillRunActionRefused as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"{number} deleted")
+
+    def handle_retry(self, number, user, wait, **options):
+        run = self._run(number)
+        actor = self._user(user, "retry")
+        try:
+            new_run = services.bill_run_retry(run=run, user=actor, wait=wait)
+        except services.BillRunActionRefused as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(new_run.number)
+        if wait:
+            self._wait_outcome(new_run)
+
+    def handle_show(self, number, documents, **options):
+        run = self._run(number)
+        summary = selectors.run_summary(run, documents=documents)
+        if options["json"]:
+            self.stdout.write(json.dumps(summary))
+            return
+        lines = [
+            f"{summary['number']}  {summary['status']}"
+            + ("  (with errors)" if summary["has_errors"] else ""),
+            f"  target date {summary['target_date']}, invoice date {summary['invoice_date']}",
+            f"  selection: {run.selection_label}",
+            f"  accounts processed {summary['accounts_processed']} of "
+            f"{summary['accounts_selected']}, failed {summary['accounts_failed']}",
+            f"  invoices {summary['invoices']}, credit memos {summary['credit_memos']}",
+            "  totals: " + (", ".join(f"{c} {t}" for c, t in summary["totals"].items()) or "none"),
+        ]
+        lines += [
+            f"  failed: {f['account']}"
+            + (f" / {f['subscription']}" if f["subscription"] else "")
+            + f": {f['reason']}"
+            for f in summary["failures"]
+        ]
+        for document in summary.get("documents", []):
+            lines.append(
+                f"  {document['number']} {document['account']} {document['status']} "
+                f"{document['currency']} {document['amount']}"
+            )
+        self.stdout.write("\n".join(lines))
+
+    def handle_list(self, status, **options):
+        runs = BillRun.objects.all().order_by("-id")
+        if status:
+            runs = runs.filter(status=status)
+        for run in runs.iterator():
+            totals = ", ".join(f"{c} {t}" for c, t in run.totals.items())
+            self.stdout.write(
+                f"{run.number}  {run.status:<16} target {run.target_date}  "
+                f"accounts {run.accounts_processed}/{run.accounts_selected} "
+                f"failed {run.accounts_failed}  invoices {run.invoices_count} "
+                f"credit memos {run.credit_memos_count}  {totals}".rstrip()
+            )
