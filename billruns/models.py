@@ -181,6 +181,9 @@ class BillRunChunk(models.Model):
         ]
         indexes = [models.Index(fields=["bill_run", "status"], name="chunk_run_status")]
 
+    def __str__(self):
+        return f"chunk {self.index + 1} of run {self.bill_run_id}"
+
 
 class BillRunFailure(models.Model):
     bill_run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="failures")
@@ -193,6 +196,9 @@ class BillRunFailure(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self):
+        return self.reason
 
 
 class BillRunEvent(models.Model):
@@ -209,6 +215,9 @@ class BillRunEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+    def __str__(self):
+        return f"{self.from_status or 'new'} -> {self.to_status}"
 
 
 class Schedule(models.Model):

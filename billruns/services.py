@@ -199,7 +199,8 @@ def bill_run_create(
             errors.setdefault("account", []).append(f"No account has the number {account!r}.")
         elif account_obj.status != Status.ACTIVE:
             errors.setdefault("account", []).append(
-                f"Account {account_obj.number} is {account_obj.status}; only Active accounts are billed."
+                f"Account {account_obj.number} is {account_obj.status}; "
+                "only Active accounts are billed."
             )
     for subscription in subscriptions:
         if account in (None, ""):
