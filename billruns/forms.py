@@ -1,0 +1,139 @@
+import re
+import uuid
+
+from django import forms
+from django.utils import timezone
+
+from customers.models import Account
+
+DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+BATCH_CHOICES = [(n, f"Batch{n}") for n in range(1, 51)]
+BILL_CYCLE_DAY_CHOICES = [("all", "All bill cycle days")] + [(str(d), str(d)) for d in range(1, 32)]
+
+
+class SelectionMode:
+    BATCHES = "batches"
+    ACCOUNT = "account"
+    CHOICES = [
+        (BATCHES, "Batches and bill cycle day"),
+        (ACCOUNT, "One account"),
+    ]
+
+
+class BillRunForm(forms.Form):
+    """A new ad hoc bill run. The service validates the rules again; this form
+    turns what the clerk typed into the service's arguments."""
+
+    target_date = forms.DateField(
+        widget=DATE_INPUT,
+        help_text="Charges with a service period starting on or before this day are billed.",
+    )
+    invoice_date = forms.DateField(
+        required=False, widget=DATE_INPUT, help_text="Leave empty to use the target date."
+    )
+    mode = forms.ChoiceField(
+        label="Select accounts by",
+        choices=SelectionMode.CHOICES,
+        initial=SelectionMode.BATCHES,
+        widget=forms.RadioSelect,
+    )
+    batches = forms.TypedMultipleChoiceField(
+        choices=BATCH_CHOICES,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: all batches.",
+    )
+    bill_cycle_day = forms.ChoiceField(
+        label="Bill cycle day", choices=BILL_CYCLE_DAY_CHOICES, initial="all"
+    )
+    account = forms.CharField(
+        label="Account number",
+        required=False,
+        max_length=64,
+        widget=forms.TextInput(attrs={"placeholder": "A00000001", "autocomplete": "off"}),
+    )
+    subscriptions = forms.CharField(
+        label="Subscription numbers",
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "S00000001, S00000002"}),
+        help_text="Optional, separated by commas or spaces. "
+        "Empty: all of the account's subscriptions.",
+    )
+    auto_post = forms.BooleanField(
+        label="Post the invoices automatically when the run completes", required=False
+    )
+    auto_email = forms.BooleanField(
+        label="Email the invoices to the bill-to contacts once posted", required=False
+    )
+    no_email_for_zero_amount = forms.BooleanField(
+        label="Do not email invoices with a zero amount", required=False
+    )
+    # Idempotency key: a double submit of this form creates one run.
+    request_key = forms.UUIDField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("target_date", timezone.localdate())
+            self.initial.setdefault("request_key", uuid.uuid4())
+
+    def clean_account(self):
+        number = self.cleaned_data["account"].strip().upper()
+        if self.data.get("mode") != SelectionMode.ACCOUNT:
+            return None
+        if not number:
+            raise forms.ValidationError("Enter the account number.")
+        account = Account.objects.filter(number=number).first()
+        if account is None:
+            raise forms.ValidationError(f"There is no account {number}.")
+        return account
+
+    def clean(self):
+        cleaned = super().clean()
+        account = cleaned.get("account")
+        raw = cleaned.get("subscriptions") or ""
+        numbers = [n.upper() for n in re.split(r"[\s,;]+", raw) if n]
+        if cleaned.get("mode") != SelectionMode.ACCOUNT:
+            cleaned["subscriptions"] = []
+            return cleaned
+        cleaned["batches"] = []
+        cleaned["bill_cycle_day"] = "all"
+        if account is None or not numbers:
+            cleaned["subscriptions"] = []
+            return cleaned
+        found = {s.number: s for s in account.subscriptions.filter(number__in=numbers)}
+        missing = [n for n in numbers if n not in found]
+        if missing:
+            self.add_error(
+                "subscriptions",
+                f"Not subscriptions of {account.number}: {', '.join(missing)}.",
+            )
+        cleaned["subscriptions"] = [found[n] for n in numbers if n in found]
+        return cleaned
+
+    def service_arguments(self):
+        data = self.cleaned_data
+        day = data["bill_cycle_day"]
+        return {
+            "target_date": data["target_date"],
+            "invoice_date": data["invoice_date"],
+            "batches": tuple(data["batches"]),
+            "bill_cycle_days": () if day == "all" else (int(day),),
+            "account": data["account"],
+            "subscriptions": tuple(data["subscriptions"]),
+            "auto_post": data["auto_post"],
+            "auto_email": data["auto_email"],
+            "no_email_for_zero_amount": data["no_email_for_zero_amount"],
+            "request_key": data["request_key"],
+        }
+
+    # The service names its fields like its arguments; two differ here.
+    SERVICE_FIELDS = {"bill_cycle_days": "bill_cycle_day"}
+
+    def add_service_errors(self, errors):
+        for field, messages in errors.items():
+            name = self.SERVICE_FIELDS.get(field, field)
+            for message in messages:
+                self.add_error(name if name in self.fields else None, message)

@@ -1,0 +1,244 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.db.models import Count, OuterRef, Subquery
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django.views.generic import DetailView
+from django_filters.views import FilterView
+from django_tables2 import SingleTableMixin, SingleTableView
+from django_tables2.export import ExportMixin
+
+from billruns import selectors
+from billruns.filters import BillRunFilter
+from billruns.forms import BillRunForm
+from billruns.models import Action, BillRun, RunStatus, Schedule
+from billruns.services import (
+    BillRunActionRefused,
+    InvalidRunParameters,
+    bill_run_cancel,
+    bill_run_create,
+    bill_run_delete,
+    bill_run_post,
+    bill_run_retry,
+)
+from billruns.tables import BillRunTable, FailureTable, ScheduleTable, totals_lines
+from invoices.models import DocumentType
+from invoices.tables import RunDocumentTable
+
+EXPORT_FORMATS = ("csv", "xlsx")
+RUNNING = {RunStatus.PENDING, RunStatus.PROCESSING}
+# Statuses a worker moves on by itself: the page keeps polling while in one.
+IN_PROGRESS = RUNNING | {RunStatus.POST_IN_PROGRESS, RunStatus.CANCEL_IN_PROGRESS}
+
+
+def runs_for_pages():
+    """Runs with what the list and the run's page show of their relations."""
+    return BillRun.objects.select_related(
+        "created_by", "schedule", "retry_of", "account"
+    ).prefetch_related("subscriptions")
+
+
+class BillRunListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+    permission_required = "billruns.view_billrun"
+    template_name = "billruns/billrun_list.html"
+    table_class = BillRunTable
+    filterset_class = BillRunFilter
+    export_formats = EXPORT_FORMATS
+    export_name = "bill-runs"
+    table_pagination = {"per_page": 25}
+
+    def get_queryset(self):
+        return runs_for_pages()
+
+
+class RunTab:
+    def __init__(self, key, label, table_class, testid=""):
+        self.key, self.label, self.table_class, self.testid = key, label, table_class, testid
+
+
+TABS = {
+    "invoices": RunTab("invoices", "Invoices", RunDocumentTable),
+    "credit-memos": RunTab("credit-memos", "Credit Memos", RunDocumentTable),
+    "failures": RunTab(
+        "failures", "Failed Accounts or Subscriptions", FailureTable, testid="failures-tab"
+    ),
+}
+
+
+class BillRunDetailView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, DetailView):
+    permission_required = "billruns.view_billrun"
+    template_name = "billruns/billrun_detail.html"
+    context_object_name = "run"
+    slug_field = "number"
+    slug_url_kwarg = "number"
+    export_formats = EXPORT_FORMATS
+    table_pagination = {"per_page": 25}
+
+    def get_queryset(self):
+        return runs_for_pages().select_related("schedule__owner", "posted_by", "canceled_by")
+
+    @property
+    def tab(self):
+        return TABS.get(self.request.GET.get("tab"), TABS["invoices"])
+
+    def get_table_class(self):
+        return self.tab.table_class
+
+    def get_table_data(self):
+        run = self.object
+        if self.tab.key == "failures":
+            return run.failures.select_related("account", "subscription")
+        kind = DocumentType.CREDIT_MEMO if self.tab.key == "credit-memos" else DocumentType.INVOICE
+        return run.documents.filter(document_type=kind).select_related("account")
+
+    def get_export_filename(self, export_format):
+        return f"{self.object.number}-{self.tab.key}.{export_format}"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        run = self.object
+        user = self.request.user
+        processed, selected = selectors.run_progress(run)
+        context.update(
+            processed=processed,
+            selected=selected,
+            tabs=TABS.values(),
+            active_tab=self.tab,
+            totals=totals_lines(run.totals),
+            events=run.events.select_related("user"),
+            retries=run.retries.only("number", "status"),
+            in_progress=run.status in IN_PROGRESS,
+            can_post=run.allows(Action.POST) and user.has_perm("billruns.post_billrun"),
+            can_cancel=run.allows(Action.CANCEL) and user.has_perm("billruns.cancel_billrun"),
+            can_retry=run.allows(Action.RETRY)
+            and run.has_errors
+            and user.has_perm("billruns.retry_billrun"),
+            can_delete=run.allows(Action.DELETE) and user.has_perm("billruns.delete_billrun"),
+        )
+        return context
+
+
+class ScheduleListView(PermissionRequiredMixin, SingleTableView):
+    permission_required = "billruns.view_schedule"
+    template_name = "billruns/schedule_list.html"
+    table_class = ScheduleTable
+    table_pagination = {"per_page": 25}
+
+    def get_queryset(self):
+        last_run = BillRun.objects.filter(schedule=OuterRef("pk")).order_by("-id")
+        return (
+            Schedule.objects.select_related("owner")
+            .annotate(
+                run_count=Count("runs"),
+                last_run_number=Subquery(last_run.values("number")[:1]),
+            )
+            .order_by("name")
+        )
+
+
+@login_required
+@permission_required("billruns.add_billrun", raise_exception=True)
+def billrun_create_view(request):
+    form = BillRunForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = bill_run_create(created_by=request.user, **form.service_arguments())
+        except InvalidRunParameters as invalid:
+            form.add_service_errors(invalid.errors)
+        else:
+            messages.success(request, f"{run.number} is created and queued.")
+            return redirect("billruns:detail", number=run.number)
+    status = 400 if form.is_bound else 200
+    return render(request, "billruns/billrun_form.html", {"form": form}, status=status)
+
+
+@require_GET
+@login_required
+@permission_required("billruns.view_billrun", raise_exception=True)
+def billrun_progress_view(request, number):
+    """The progress bar, polled by htmx. Once the run has moved on, the whole
+    page reloads (HX-Refresh) so its counters, actions and tabs are current."""
+    run = get_object_or_404(BillRun, number=number)
+    if run.status not in IN_PROGRESS:
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    processed, selected = selectors.run_progress(run)
+    context = {"run": run, "processed": processed, "selected": selected, "in_progress": True}
+    return render(request, "billruns/_progress.html", context)
+
+
+def _run_action(request, number, act, done):
+    """Call one bill run service; a refusal becomes an error message and
+    changes nothing."""
+    run = get_object_or_404(BillRun, number=number)
+    try:
+        result = act(run)
+    except BillRunActionRefused as refusal:
+        messages.error(request, str(refusal))
+        return redirect("billruns:detail", number=run.number)
+    messages.success(request, done(run, result))
+    return redirect("billruns:detail", number=(result or run).number)
+
+
+@require_POST
+@login_required
+@permission_required("billruns.post_billrun", raise_exception=True)
+def billrun_post_view(request, number):
+    return _run_action(
+        request,
+        number,
+        lambda run: bill_run_post(run=run, user=request.user),
+        lambda run, result: f"{run.number} is being posted.",
+    )
+
+
+@require_POST
+@login_required
+@permission_required("billruns.cancel_billrun", raise_exception=True)
+def billrun_cancel_view(request, number):
+    return _run_action(
+        request,
+        number,
+        lambda run: bill_run_cancel(run=run, user=request.user, wait=False),
+        lambda run, result: f"{run.number} is being canceled.",
+    )
+
+
+@require_POST
+@login_required
+@permission_required("billruns.retry_billrun", raise_exception=True)
+def billrun_retry_view(request, number):
+    return _run_action(
+        request,
+        number,
+        lambda run: bill_run_retry(run=run, user=request.user),
+        lambda run, result: f"{result.number} retries the failed accounts of {run.number}.",
+    )
+
+
+@require_POST
+@login_required
+@permission_required("billruns.delete_billrun", raise_exception=True)
+def billrun_delete_view(request, number):
+    run = get_object_or_404(BillRun, number=number)
+    try:
+        bill_run_delete(run=run, user=request.user)
+    except BillRunActionRefused as refusal:
+        messages.error(request, str(refusal))
+        return redirect("billruns:detail", number=run.number)
+    messages.success(request, f"{run.number} is deleted.")
+    return redirect("billruns:list")
+
+
+@require_POST
+@login_required
+@permission_required("billruns.email_billrun", raise_exception=True)
+def billrun_email_view(request, number):
+    # The interface reserves this URL; emailing a run's documents arrives with
+    # the notifications work. Until then it says so and changes nothing.
+    run = get_object_or_404(BillRun, number=number)
+    messages.error(request, "Emailing a bill run's documents is not available yet.")
+    return redirect("billruns:detail", number=run.number)

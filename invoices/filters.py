@@ -1,0 +1,73 @@
+import django_filters
+from django import forms
+from django.db.models import Q
+
+from customers.models import Account
+from invoices.models import Document, DocumentStatus, DocumentType
+
+DATE_INPUT = forms.DateInput(attrs={"type": "date"})
+PAID = "Paid"
+STATUS_CHOICES = [*DocumentStatus.choices, (PAID, "Paid")]
+
+
+class DocumentFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        label="Search",
+        method="filter_search",
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Invoice, account number or name"}
+        ),
+    )
+    status = django_filters.ChoiceFilter(
+        choices=STATUS_CHOICES, method="filter_status", empty_label="Any status"
+    )
+    document_type = django_filters.ChoiceFilter(
+        choices=DocumentType.choices, label="Type", empty_label="Invoices and credit memos"
+    )
+    account = django_filters.CharFilter(
+        field_name="account__number", label="Account number", method="filter_upper_exact"
+    )
+    bill_run = django_filters.CharFilter(
+        field_name="bill_run__number",
+        label="Bill run",
+        method="filter_upper_exact",
+        widget=forms.TextInput(attrs={"placeholder": "BR-00000001"}),
+    )
+    currency = django_filters.CharFilter(
+        field_name="currency",
+        method="filter_upper_exact",
+        widget=forms.TextInput(attrs={"placeholder": "USD", "size": 4, "maxlength": 3}),
+    )
+    date_from = django_filters.DateFilter(
+        field_name="invoice_date", lookup_expr="gte", label="Date from", widget=DATE_INPUT
+    )
+    date_to = django_filters.DateFilter(
+        field_name="invoice_date", lookup_expr="lte", label="Date to", widget=DATE_INPUT
+    )
+
+    class Meta:
+        model = Document
+        fields = ()
+
+    def filter_search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        number = value.upper()
+        # Exact numbers use the unique indexes; a name search looks through the
+        # accounts (far fewer rows than documents) first.
+        accounts = Account.objects.filter(Q(number=number) | Q(name__icontains=value))
+        return queryset.filter(Q(number=number) | Q(account__in=accounts.values("id")))
+
+    def filter_upper_exact(self, queryset, name, value):
+        return queryset.filter(**{name: value.strip().upper()})
+
+    def filter_status(self, queryset, name, value):
+        if value == PAID:
+            return queryset.filter(
+                document_type=DocumentType.INVOICE,
+                status=DocumentStatus.POSTED,
+                balance=0,
+                amount__gt=0,
+            )
+        return queryset.filter(status=value)

@@ -1,0 +1,28 @@
+from django import forms
+from django.utils import timezone
+
+from invoices.models import PaymentMethod
+
+
+class PaymentForm(forms.Form):
+    """Input for ``payment_record``; the service checks the amount against the
+    open balance under a lock, so this form only checks the shape."""
+
+    amount = forms.DecimalField(
+        max_digits=18,
+        decimal_places=2,
+        min_value=0.01,
+        widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
+    )
+    payment_date = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    method = forms.ChoiceField(choices=PaymentMethod.choices, initial=PaymentMethod.BANK_TRANSFER)
+    reference = forms.CharField(max_length=255, required=False)
+
+    def __init__(self, *args, balance=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("payment_date", timezone.localdate())
+            if balance is not None:
+                self.initial.setdefault("amount", balance)

@@ -1,0 +1,119 @@
+import django_tables2 as tables
+from django.urls import reverse
+from django.utils.html import format_html
+
+from customers.tables import BaseTable, money, status_badge
+from invoices.models import Document, DocumentItem, Payment
+
+
+def document_url(record):
+    return reverse("invoices:detail", args=[record.number])
+
+
+class MoneyColumn(tables.Column):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("attrs", {"td": {"class": "num"}, "th": {"class": "num"}})
+        super().__init__(*args, **kwargs)
+
+    def render(self, value):
+        return money(value)
+
+    def value(self, value):
+        return value
+
+
+class DocumentTable(BaseTable):
+    """Invoices and credit memos: the invoices list, and a bill run's tabs."""
+
+    number = tables.Column(linkify=document_url, attrs={"td": {"class": "nowrap"}})
+    document_type = tables.Column(verbose_name="Type")
+    account = tables.Column(
+        accessor="account__number",
+        verbose_name="Account",
+        linkify=lambda record: reverse("customers:account_detail", args=[record.account.number]),
+    )
+    account_name = tables.Column(accessor="account__name", verbose_name="Account name")
+    bill_run = tables.Column(
+        accessor="bill_run__number",
+        verbose_name="Bill run",
+        default="—",
+        linkify=lambda record: (
+            reverse("billruns:detail", args=[record.bill_run.number])
+            if record.bill_run_id
+            else None
+        ),
+    )
+    invoice_date = tables.DateColumn(format="Y-m-d", verbose_name="Date")
+    due_date = tables.DateColumn(format="Y-m-d", verbose_name="Due date")
+    currency = tables.Column()
+    amount = MoneyColumn()
+    balance = MoneyColumn()
+    status = tables.Column()
+
+    class Meta(BaseTable.Meta):
+        model = Document
+        fields = ()
+        sequence = (
+            "number",
+            "document_type",
+            "account",
+            "account_name",
+            "bill_run",
+            "invoice_date",
+            "due_date",
+            "currency",
+            "amount",
+            "balance",
+            "status",
+        )
+        row_attrs = {"data-testid": "document-row"}
+        empty_text = "No invoices or credit memos match these filters."
+
+    def render_status(self, record):
+        return status_badge(record.display_status)
+
+    def value_status(self, record):
+        return record.display_status
+
+
+class RunDocumentTable(DocumentTable):
+    """A bill run's invoices or credit memos: the run and type go without saying."""
+
+    class Meta(DocumentTable.Meta):
+        exclude = ("document_type", "bill_run")
+        empty_text = "This bill run has none."
+
+
+class ItemTable(BaseTable):
+    subscription = tables.Column(accessor="subscription__number")
+    charge_name = tables.Column(verbose_name="Charge")
+    service_period = tables.Column(empty_values=(), verbose_name="Service period", orderable=False)
+    amount = MoneyColumn()
+
+    class Meta(BaseTable.Meta):
+        model = DocumentItem
+        fields = ()
+        sequence = ("subscription", "charge_name", "service_period", "amount")
+        orderable = False
+
+    def render_service_period(self, record):
+        if record.service_start == record.service_end:
+            return format_html("{}", record.service_start.isoformat())
+        return format_html(
+            "{} – {}", record.service_start.isoformat(), record.service_end.isoformat()
+        )
+
+
+class PaymentTable(BaseTable):
+    payment_date = tables.DateColumn(format="Y-m-d", verbose_name="Date")
+    amount = MoneyColumn()
+    method = tables.Column()
+    reference = tables.Column(default="—")
+    created_by = tables.Column(accessor="created_by__username", verbose_name="Recorded by")
+
+    class Meta(BaseTable.Meta):
+        model = Payment
+        fields = ()
+        sequence = ("payment_date", "amount", "method", "reference", "created_by")
+        orderable = False
+        empty_text = "No payments yet."

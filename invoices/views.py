@@ -1,0 +1,104 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django.views.generic import DetailView
+from django_filters.views import FilterView
+from django_tables2 import SingleTableMixin
+from django_tables2.export import ExportMixin
+from django_tables2.paginators import LazyPaginator
+
+from invoices.filters import DocumentFilter
+from invoices.forms import PaymentForm
+from invoices.models import Document, DocumentStatus
+from invoices.services import DocumentActionRefused, document_post, payment_record
+from invoices.tables import DocumentTable, ItemTable, PaymentTable
+
+EXPORT_FORMATS = ("csv", "xlsx")
+
+
+class DocumentListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+    permission_required = "invoices.view_document"
+    template_name = "invoices/document_list.html"
+    table_class = DocumentTable
+    filterset_class = DocumentFilter
+    export_formats = EXPORT_FORMATS
+    export_name = "invoices"
+    # Counting a million documents for "page 1 of N" costs more than the page
+    # itself; the lazy paginator only looks one page ahead.
+    table_pagination = {"per_page": 25, "paginator_class": LazyPaginator}
+
+    def get_queryset(self):
+        return Document.objects.select_related("account", "bill_run")
+
+
+class DocumentDetailView(PermissionRequiredMixin, DetailView):
+    permission_required = "invoices.view_document"
+    template_name = "invoices/document_detail.html"
+    context_object_name = "document"
+    slug_field = "number"
+    slug_url_kwarg = "number"
+
+    def get_queryset(self):
+        return Document.objects.select_related("account", "bill_run", "posted_by", "canceled_by")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        document = self.object
+        user = self.request.user
+        items = document.items.select_related("subscription")
+        payments = document.payments.select_related("created_by")
+        can_pay = (
+            document.is_invoice
+            and document.status == DocumentStatus.POSTED
+            and document.balance > 0
+            and user.has_perm("invoices.add_payment")
+        )
+        context.update(
+            items_table=ItemTable(items),
+            payments_table=PaymentTable(payments),
+            can_post=document.status == DocumentStatus.DRAFT
+            and user.has_perm("invoices.post_document"),
+            payment_form=kwargs.get("payment_form")
+            or (PaymentForm(balance=document.balance) if can_pay else None),
+            credits_applied=document.credits_applied.select_related("credit_memo"),
+            applications_made=document.applications_made.select_related("invoice"),
+        )
+        return context
+
+
+@require_POST
+@login_required
+@permission_required("invoices.post_document", raise_exception=True)
+def document_post_view(request, number):
+    document = get_object_or_404(Document, number=number)
+    try:
+        document_post(document_id=document.id, user=request.user)
+    except DocumentActionRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, f"{document.number} is posted.")
+    return redirect("invoices:detail", number=document.number)
+
+
+@require_POST
+@login_required
+@permission_required("invoices.add_payment", raise_exception=True)
+def payment_create_view(request, number):
+    document = get_object_or_404(Document, number=number)
+    form = PaymentForm(request.POST)
+    if not form.is_valid():
+        view = DocumentDetailView(request=request, kwargs={"number": number}, object=document)
+        context = view.get_context_data(object=document, payment_form=form)
+        return render(request, view.template_name, context, status=400)
+    try:
+        payment = payment_record(document_id=document.id, user=request.user, **form.cleaned_data)
+    except DocumentActionRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(
+            request,
+            f"Payment of {payment.amount} {document.currency} recorded on {document.number}.",
+        )
+    return redirect("invoices:detail", number=document.number)
