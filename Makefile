@@ -1,0 +1,48 @@
+# Development and CI entry points. `make run` serves the embedded setup
+# (SQLite, task queue in the database); `make test` runs the whole suite,
+# on PostgreSQL when DATABASE_URL says so. Production: see README.md.
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+# Written after a successful install; older than pyproject.toml means the
+# dependencies changed and `make install` runs pip again.
+INSTALLED := $(VENV)/.installed
+BENCH_ACCOUNTS ?= 100000
+
+# The manage.py targets are for development: without DEBUG (or SECRET_KEY)
+# in the environment, the settings refuse to load.
+export DEBUG ?= 1
+
+.PHONY: install run test lint bench migrate clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+migrate: install
+	$(PYTHON) manage.py migrate --noinput
+
+# The development server always runs with DEBUG on.
+run: export DEBUG := 1
+run: migrate
+	$(PYTHON) manage.py seed_demo
+	$(PYTHON) manage.py create_demo_user
+	bin/serve
+
+test: install
+	$(VENV)/bin/pytest -n auto
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: migrate
+	$(PYTHON) manage.py bench_billrun --accounts $(BENCH_ACCOUNTS)
+
+# Removes what builds and test runs leave; keeps .venv and the demo database.
+clean:
+	rm -rf staticfiles .pytest_cache .hypothesis .ruff_cache tests/screenshots $(INSTALLED)
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
