@@ -4,8 +4,13 @@ import threading
 from decimal import Decimal
 
 import pytest
+from django.contrib import admin
+from django.contrib.messages import get_messages
+from django.contrib.messages.storage.fallback import FallbackStorage
 from django.db import connection
+from django.test import RequestFactory
 
+from invoices.admin_actions import PostDocumentsAdminMixin, post_selected_documents
 from invoices.models import Document, DocumentStatus, DocumentType, TenantSettings
 from invoices.services import DocumentActionRefused, PostingRefused, document_post
 from tests.factories import AccountFactory
@@ -164,3 +169,49 @@ def test_two_clerks_posting_the_same_invoice_at_once_post_it_once(superuser, dja
     ]
     invoice.refresh_from_db()
     assert invoice.status == DocumentStatus.POSTED
+
+
+class DocumentAdmin(PostDocumentsAdminMixin, admin.ModelAdmin):
+    actions = [post_selected_documents]
+
+
+def admin_request(user):
+    request = RequestFactory().post("/admin/invoices/document/")
+    request.user = user
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    return request
+
+
+@pytest.mark.django_db
+def test_the_admin_action_posts_the_drafts_and_says_which_were_refused_and_why(superuser):
+    set_advanced_ar_settlement(False)
+    drafts = [make_document(), make_document()]
+    posted = make_document()
+    document_post(document_id=posted.pk, user=superuser)
+    credit_memo = make_document(document_type=DocumentType.CREDIT_MEMO)
+    model_admin = DocumentAdmin(Document, admin.site)
+    request = admin_request(superuser)
+
+    post_selected_documents(
+        model_admin,
+        request,
+        Document.objects.filter(pk__in=[d.pk for d in [*drafts, posted, credit_memo]]),
+    )
+
+    assert [Document.objects.get(pk=d.pk).status for d in drafts] == [DocumentStatus.POSTED] * 2
+    assert Document.objects.get(pk=credit_memo.pk).status == DocumentStatus.DRAFT
+    assert [str(message) for message in get_messages(request)] == [
+        "Posted 2 documents.",
+        f"2 not posted: {posted.number} is already Posted: only Draft documents can be posted. "
+        f"{credit_memo.number} is a credit memo: credit memos can only be posted "
+        "while Advanced AR Settlement is on.",
+    ]
+
+
+@pytest.mark.django_db
+def test_the_admin_action_is_offered_only_to_users_who_may_post_documents(clerk, viewer):
+    model_admin = DocumentAdmin(Document, admin.site)
+
+    assert "post_selected_documents" in model_admin.get_actions(admin_request(clerk))
+    assert "post_selected_documents" not in model_admin.get_actions(admin_request(viewer))
