@@ -3,6 +3,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from billruns.models import BillRun, RunStatus
+from customers.filters import FilterForm
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 ERRORS_CHOICES = (("yes", "With errors"), ("no", "Without errors"))
@@ -46,6 +47,7 @@ class BillRunFilter(django_filters.FilterSet):
     class Meta:
         model = BillRun
         fields = ()
+        form = FilterForm
 
     def filter_number(self, queryset, name, value):
         value = value.strip().upper()

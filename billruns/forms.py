@@ -74,6 +74,7 @@ class BillRunForm(forms.Form):
     request_key = forms.UUIDField(widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("target_date", timezone.localdate())

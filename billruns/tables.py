@@ -49,7 +49,9 @@ class BillRunTable(BaseTable):
         empty_values=(),
         order_by=("schedule__name", "created_by__username"),
     )
-    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i")
+    created_at = tables.DateTimeColumn(
+        verbose_name="Created", format="Y-m-d H:i", attrs={"td": {"class": "nowrap"}}
+    )
 
     class Meta(BaseTable.Meta):
         model = BillRun

@@ -5,6 +5,14 @@ from django.db.models import Q
 from customers.models import Account, Status
 
 
+class FilterForm(forms.Form):
+    """Filter forms label their fields without a trailing colon."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
 class AccountFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         label="Search",
@@ -29,6 +37,7 @@ class AccountFilter(django_filters.FilterSet):
     class Meta:
         model = Account
         fields = ()
+        form = FilterForm
 
     def filter_search(self, queryset, name, value):
         value = value.strip()

@@ -2,6 +2,7 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
+from customers.filters import FilterForm
 from customers.models import Account
 from invoices.models import Document, DocumentStatus, DocumentType
 
@@ -48,6 +49,7 @@ class DocumentFilter(django_filters.FilterSet):
     class Meta:
         model = Document
         fields = ()
+        form = FilterForm
 
     def filter_search(self, queryset, name, value):
         value = value.strip()

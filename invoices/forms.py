@@ -21,6 +21,7 @@ class PaymentForm(forms.Form):
     reference = forms.CharField(max_length=255, required=False)
 
     def __init__(self, *args, balance=None, **kwargs):
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("payment_date", timezone.localdate())

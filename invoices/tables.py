@@ -85,7 +85,7 @@ class RunDocumentTable(DocumentTable):
 
 
 class ItemTable(BaseTable):
-    subscription = tables.Column(accessor="subscription__number")
+    subscription = tables.Column(accessor="subscription__number", verbose_name="Subscription")
     charge_name = tables.Column(verbose_name="Charge")
     service_period = tables.Column(empty_values=(), verbose_name="Service period", orderable=False)
     amount = MoneyColumn()

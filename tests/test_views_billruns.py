@@ -1,0 +1,448 @@
+import csv
+import io
+import uuid
+
+import openpyxl
+import pytest
+from django.urls import reverse
+
+from billruns.models import BillRun, RunStatus
+from invoices.models import Document, DocumentStatus
+from tests.view_data import TARGET, billed_account, executed_run, run_row
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/billing/bill-runs/"
+NEW = "/billing/bill-runs/new/"
+
+
+def detail(run, suffix=""):
+    return f"/billing/bill-runs/{run.number}/{suffix}"
+
+
+def rows_of_csv(response):
+    return list(csv.reader(io.StringIO(response.content.decode())))
+
+
+# --- the list ----------------------------------------------------------------
+
+
+def test_anonymous_users_are_sent_to_sign_in(client):
+    response = client.get(LIST)
+    assert response.status_code == 302
+    assert response.url.startswith("/accounts/login/?next=")
+
+
+def test_the_root_redirects_to_the_bill_run_list(client, viewer):
+    client.force_login(viewer)
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.url == LIST
+
+
+def test_users_without_a_billing_role_are_refused(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("nobody", password="pw"))
+    assert client.get(LIST).status_code == 403
+
+
+def test_list_shows_the_alert_icon_only_for_runs_with_failures(client, viewer):
+    failed = run_row(failures=1, documents=1)
+    clean = run_row(documents=2)
+    client.force_login(viewer)
+
+    html = client.get(LIST).content.decode()
+
+    rows = html.split('data-testid="billrun-row"')[1:]
+    by_number = {row.split('data-number="')[1].split('"')[0]: row for row in rows}
+    assert 'data-testid="billrun-alert"' in by_number[failed.number]
+    assert 'aria-label="Completed with errors"' in by_number[failed.number]
+    assert 'data-testid="billrun-alert"' not in by_number[clean.number].split("</tr>")[0]
+
+
+def test_list_rows_expand_to_the_runs_selection_and_counters(client, viewer):
+    original = run_row(failures=1)
+    retry = run_row(retry_of=original, batches=[2, 3], bill_cycle_days=[15])
+    client.force_login(viewer)
+
+    html = client.get(LIST).content.decode()
+
+    assert html.count('data-testid="billrun-expand"') == 2
+    assert f'aria-controls="run-details-{retry.pk}"' in html
+    assert "Batch2, Batch3; bill cycle day 15" in html
+    assert reverse("billruns:detail", args=[original.number]) in html
+
+
+def test_viewers_see_no_new_run_button_and_clerks_do(client, viewer, clerk):
+    client.force_login(viewer)
+    assert NEW not in client.get(LIST).content.decode()
+    client.force_login(clerk)
+    assert NEW in client.get(LIST).content.decode()
+
+
+def test_list_filters_by_status_and_errors(client, viewer):
+    failed = run_row(failures=1)
+    clean = run_row()
+    canceled = run_row(status=RunStatus.CANCELED)
+    client.force_login(viewer)
+
+    html = client.get(LIST, {"has_errors": "yes"}).content.decode()
+    assert failed.number in html and clean.number not in html
+
+    html = client.get(LIST, {"status": "Canceled"}).content.decode()
+    assert canceled.number in html and clean.number not in html
+
+
+def test_a_bad_filter_value_shows_the_error_and_no_server_error(client, viewer):
+    client.force_login(viewer)
+    response = client.get(LIST, {"status": "Nonsense", "target_from": "not a date"})
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+
+
+def test_csv_export_keeps_the_filter(client, viewer):
+    failed = run_row(failures=2, documents=1)
+    run_row(documents=1)
+    client.force_login(viewer)
+
+    response = client.get(LIST, {"has_errors": "yes", "_export": "csv"})
+
+    assert response["Content-Type"].startswith("text/csv")
+    rows = rows_of_csv(response)
+    assert rows[0][:2] == ["Number", "Status"]
+    assert [row[0] for row in rows[1:]] == [failed.number]
+    assert rows[1][1] == "Completed (with errors)"
+    assert "USD 100.00" in rows[1]
+
+
+def test_xlsx_export_is_a_workbook(client, viewer):
+    run = run_row(documents=1)
+    client.force_login(viewer)
+
+    response = client.get(LIST, {"_export": "xlsx"})
+
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    assert sheet.cell(row=2, column=1).value == run.number
+
+
+def test_list_queries_do_not_grow_with_rows(client, viewer, django_assert_max_num_queries):
+    for _ in range(3):
+        run_row(failures=1, documents=1)
+    client.force_login(viewer)
+    with django_assert_max_num_queries(12) as few:
+        client.get(LIST)
+    for _ in range(20):
+        run_row(failures=1, documents=1)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        client.get(LIST)
+
+
+# --- the run's page --------------------------------------------------------------
+
+
+def test_run_page_shows_banner_and_failures_tab_rows(client, viewer):
+    run = executed_run(clean=2, without_contact=1)
+    failure = run.failures.get()
+    client.force_login(viewer)
+
+    html = client.get(detail(run), {"tab": "failures"}).content.decode()
+
+    assert "There are subscriptions that failed to generate invoices. See details below." in html
+    assert 'data-testid="failures-tab"' in html
+    assert html.count('data-testid="failure-row"') == 1
+    assert failure.account.number in html
+    assert "Bill-to contact is missing" in html
+    assert reverse("customers:account_detail", args=[failure.account.number]) in html
+
+
+def test_run_page_without_failures_has_no_banner(client, viewer):
+    run = executed_run(clean=2)
+    client.force_login(viewer)
+    html = client.get(detail(run)).content.decode()
+    assert "failed to generate invoices" not in html
+    assert 'data-testid="billrun-alert"' not in html
+    assert html.count('data-testid="document-row"') == 2
+
+
+def test_run_page_tabs_export_as_csv(client, viewer):
+    run = executed_run(clean=2, without_contact=1)
+    client.force_login(viewer)
+
+    invoices = rows_of_csv(client.get(detail(run), {"tab": "invoices", "_export": "csv"}))
+    failures = rows_of_csv(client.get(detail(run), {"tab": "failures", "_export": "csv"}))
+
+    assert len(invoices) == 3
+    assert failures[0] == ["Account", "Account name", "Subscription", "Reason"]
+    assert failures[1][3] == "Bill-to contact is missing"
+
+
+def test_viewers_see_no_action_buttons(client, viewer):
+    run = executed_run(clean=1, without_contact=1)
+    client.force_login(viewer)
+    html = client.get(detail(run)).content.decode()
+    for testid in ("post-billrun", "cancel-billrun", "retry-billrun", "delete-billrun"):
+        assert f'data-testid="{testid}"' not in html
+
+
+def test_clerks_see_post_cancel_and_retry_on_a_completed_run(client, clerk):
+    run = executed_run(clean=1, without_contact=1)
+    client.force_login(clerk)
+    html = client.get(detail(run)).content.decode()
+    assert 'data-testid="post-billrun"' in html
+    assert 'data-testid="cancel-billrun"' in html
+    assert 'data-testid="retry-billrun"' in html
+    assert f'action="{detail(run, "post/")}"' in html
+    assert 'data-testid="delete-billrun"' not in html
+
+
+def test_a_pending_run_shows_the_polled_progress_bar(client, viewer):
+    run = run_row(status=RunStatus.PROCESSING, accounts_selected=10, accounts_processed=4)
+    client.force_login(viewer)
+
+    html = client.get(detail(run)).content.decode()
+    assert 'data-testid="billrun-progress"' in html
+    assert f'hx-get="{detail(run, "progress/")}"' in html
+
+    partial = client.get(detail(run, "progress/"), HTTP_HX_REQUEST="true")
+    assert partial.status_code == 200
+    assert 'value="4"' in partial.content.decode()
+    assert "<html" not in partial.content.decode()
+
+
+def test_progress_asks_for_a_page_reload_once_the_run_has_ended(client, viewer):
+    run = run_row(status=RunStatus.COMPLETED)
+    client.force_login(viewer)
+    response = client.get(detail(run, "progress/"), HTTP_HX_REQUEST="true")
+    assert response["HX-Refresh"] == "true"
+    assert 'data-testid="billrun-progress"' not in client.get(detail(run)).content.decode()
+
+
+def test_unknown_run_is_404(client, viewer):
+    client.force_login(viewer)
+    assert client.get("/billing/bill-runs/BR-99999999/").status_code == 404
+
+
+def test_run_page_queries_do_not_grow_with_rows(client, viewer, django_assert_max_num_queries):
+    run = run_row(failures=2, documents=2)
+    client.force_login(viewer)
+    with django_assert_max_num_queries(20) as few:
+        client.get(detail(run), {"tab": "failures"})
+    more = run_row(failures=20, documents=20)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        client.get(detail(more), {"tab": "failures"})
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        client.get(detail(more), {"tab": "invoices"})
+
+
+# --- new run -----------------------------------------------------------------
+
+
+def new_run_data(**overrides):
+    data = {
+        "target_date": TARGET.isoformat(),
+        "invoice_date": "",
+        "mode": "batches",
+        "bill_cycle_day": "all",
+        "request_key": str(uuid.uuid4()),
+    }
+    data.update(overrides)
+    return data
+
+
+def test_new_run_form_needs_the_add_permission(client, viewer):
+    client.force_login(viewer)
+    assert client.get(NEW).status_code == 403
+    assert client.post(NEW, new_run_data()).status_code == 403
+    assert not BillRun.objects.exists()
+
+
+def test_new_run_form_renders_with_a_request_key(client, clerk):
+    client.force_login(clerk)
+    html = client.get(NEW).content.decode()
+    assert 'name="request_key"' in html and 'type="hidden"' in html
+
+
+def test_creating_a_run_redirects_to_its_page(client, clerk, django_capture_on_commit_callbacks):
+    billed_account(batch=2)
+    client.force_login(clerk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(NEW, new_run_data(batches=["2"], bill_cycle_day="1"))
+
+    run = BillRun.objects.get()
+    assert response.status_code == 302
+    assert response.url == detail(run)
+    assert run.batches == [2] and run.bill_cycle_days == [1]
+    assert run.created_by == clerk
+
+
+def test_a_double_submit_creates_one_run(client, clerk):
+    client.force_login(clerk)
+    data = new_run_data()
+    first = client.post(NEW, data)
+    second = client.post(NEW, data)
+    assert BillRun.objects.count() == 1
+    assert first.url == second.url
+
+
+def test_a_run_for_one_account_and_some_subscriptions(client, clerk):
+    account = billed_account()
+    subscription = account.subscriptions.get()
+    client.force_login(clerk)
+
+    client.post(
+        NEW, new_run_data(mode="account", account=account.number, subscriptions=subscription.number)
+    )
+
+    run = BillRun.objects.get()
+    assert run.account == account
+    assert list(run.subscriptions.all()) == [subscription]
+
+
+def test_bad_input_is_shown_next_to_the_fields(client, clerk):
+    other = billed_account()
+    client.force_login(clerk)
+
+    response = client.post(
+        NEW,
+        new_run_data(target_date="", mode="account", account="A-NOPE", subscriptions="S-NOPE"),
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "This field is required." in html
+    assert "There is no account A-NOPE." in html
+
+    response = client.post(
+        NEW, new_run_data(mode="account", account=other.number, subscriptions="S-NOPE")
+    )
+    assert f"Not subscriptions of {other.number}: S-NOPE." in response.content.decode()
+    assert not BillRun.objects.exists()
+
+
+def test_service_refusals_are_shown_on_the_form(client, clerk):
+    account = billed_account(status="Canceled")
+    client.force_login(clerk)
+    response = client.post(NEW, new_run_data(mode="account", account=account.number))
+    assert response.status_code == 400
+    assert "only Active accounts are billed" in response.content.decode()
+
+
+def test_a_post_needs_the_csrf_token(clerk):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(clerk)
+    assert client.post(NEW, new_run_data()).status_code == 403
+
+
+# --- actions -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["post", "cancel", "retry", "email", "delete"])
+def test_viewers_get_403_on_every_action(client, viewer, action):
+    run = run_row(failures=1, documents=1)
+    client.force_login(viewer)
+    assert client.post(detail(run, f"{action}/")).status_code == 403
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED
+
+
+@pytest.mark.parametrize("action", ["post", "cancel", "retry", "email", "delete"])
+def test_anonymous_actions_go_to_sign_in(client, action):
+    run = run_row()
+    response = client.post(detail(run, f"{action}/"))
+    assert response.status_code == 302
+    assert response.url.startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize("action", ["post", "cancel", "retry", "email", "delete"])
+def test_actions_refuse_get(client, clerk, action):
+    run = run_row()
+    client.force_login(clerk)
+    assert client.get(detail(run, f"{action}/")).status_code == 405
+
+
+def test_posting_a_run_posts_its_invoices(client, clerk, django_capture_on_commit_callbacks):
+    run = executed_run(clean=2)
+    client.force_login(clerk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(detail(run, "post/"), follow=True)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.POSTED
+    assert set(run.documents.values_list("status", flat=True)) == {DocumentStatus.POSTED}
+    assert f"{run.number} is being posted." in response.content.decode()
+
+
+def test_a_refused_action_shows_a_message_and_changes_nothing(client, clerk):
+    run = run_row(status=RunStatus.PENDING)
+    client.force_login(clerk)
+
+    response = client.post(detail(run, "post/"), follow=True)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.PENDING
+    html = response.content.decode()
+    assert 'class="message message-error"' in html
+    assert f"{run.number} is Pending" in html
+
+
+def test_canceling_a_pending_run(client, clerk):
+    run = run_row(status=RunStatus.PENDING)
+    client.force_login(clerk)
+    client.post(detail(run, "cancel/"))
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELED
+
+
+def test_canceling_a_completed_run_cancels_its_drafts(
+    client, clerk, django_capture_on_commit_callbacks
+):
+    run = executed_run(clean=2)
+    client.force_login(clerk)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(detail(run, "cancel/"))
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELED
+    assert set(run.documents.values_list("status", flat=True)) == {DocumentStatus.CANCELED}
+
+
+def test_retrying_makes_a_new_run_for_the_failed_accounts(client, clerk):
+    run = executed_run(clean=1, without_contact=1)
+    client.force_login(clerk)
+
+    response = client.post(detail(run, "retry/"))
+
+    retry = BillRun.objects.get(retry_of=run)
+    assert response.url == detail(retry)
+
+
+def test_retrying_a_run_without_failures_is_refused(client, clerk):
+    run = executed_run(clean=1)
+    client.force_login(clerk)
+    response = client.post(detail(run, "retry/"), follow=True)
+    assert "has no failed accounts to retry" in response.content.decode()
+    assert BillRun.objects.count() == 1
+
+
+def test_deleting_a_canceled_run(client, clerk):
+    run = run_row(status=RunStatus.CANCELED)
+    client.force_login(clerk)
+    response = client.post(detail(run, "delete/"))
+    assert response.url == LIST
+    assert not BillRun.objects.filter(pk=run.pk).exists()
+
+
+def test_deleting_a_completed_run_is_refused(client, clerk):
+    run = run_row(documents=1)
+    client.force_login(clerk)
+    client.post(detail(run, "delete/"))
+    assert BillRun.objects.filter(pk=run.pk).exists()
+    assert Document.objects.filter(bill_run=run).exists()
+
+
+def test_email_says_it_is_not_available_yet(client, clerk):
+    run = run_row(status=RunStatus.POSTED)
+    client.force_login(clerk)
+    response = client.post(detail(run, "email/"), follow=True)
+    assert "not available yet" in response.content.decode()
