@@ -53,7 +53,7 @@ class AccountTable(BaseTable):
 
     def render_bill_to_email(self, value):
         if not value:
-            return format_html('<span class="badge badge-warning">Missing</span>')
+            return status_badge("Missing", "warning")
         return value
 
     def value_bill_to_email(self, value):

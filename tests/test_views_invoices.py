@@ -1,0 +1,171 @@
+import csv
+import io
+
+import pytest
+
+from invoices.models import DocumentItem, DocumentStatus, DocumentType, Payment
+from tests.factories import AccountFactory
+from tests.view_data import document_row, executed_run, run_row
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/billing/invoices/"
+
+
+def page(document, suffix=""):
+    return f"/billing/invoices/{document.number}/{suffix}"
+
+
+def test_anonymous_users_are_sent_to_sign_in(client):
+    assert client.get(LIST).url.startswith("/accounts/login/")
+
+
+def test_search_by_number_and_by_account(client, viewer):
+    acme = AccountFactory(name="Acme Corp")
+    wanted = document_row(account=acme)
+    other = document_row()
+    client.force_login(viewer)
+
+    html = client.get(LIST, {"q": wanted.number.lower()}).content.decode()
+    assert wanted.number in html and other.number not in html
+
+    html = client.get(LIST, {"q": "acme"}).content.decode()
+    assert wanted.number in html and other.number not in html
+
+    html = client.get(LIST, {"account": acme.number}).content.decode()
+    assert wanted.number in html and other.number not in html
+
+
+def test_filters_by_status_type_run_and_date(client, viewer):
+    run = run_row()
+    draft = document_row(bill_run=run)
+    posted = document_row(status=DocumentStatus.POSTED)
+    memo = document_row(document_type=DocumentType.CREDIT_MEMO)
+    paid = document_row(status=DocumentStatus.POSTED, balance=0)
+    client.force_login(viewer)
+
+    def listed(**params):
+        html = client.get(LIST, params).content.decode()
+        return {d.number for d in (draft, posted, memo, paid) if d.number in html}
+
+    assert listed(status="Posted") == {posted.number, paid.number}
+    assert listed(status="Paid") == {paid.number}
+    assert listed(document_type="credit_memo") == {memo.number}
+    assert listed(bill_run=run.number) == {draft.number}
+    assert listed(date_from="2027-01-01") == set()
+    assert listed(currency="usd") == {draft.number, posted.number, memo.number, paid.number}
+
+
+def test_csv_export_keeps_the_filter(client, viewer):
+    posted = document_row(status=DocumentStatus.POSTED)
+    document_row()
+    client.force_login(viewer)
+    response = client.get(LIST, {"status": "Posted", "_export": "csv"})
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert [row[0] for row in rows[1:]] == [posted.number]
+
+
+def test_list_queries_do_not_grow_with_rows(client, viewer, django_assert_max_num_queries):
+    run = run_row()
+    for _ in range(3):
+        document_row(bill_run=run)
+    client.force_login(viewer)
+    with django_assert_max_num_queries(10) as few:
+        client.get(LIST)
+    for _ in range(20):
+        document_row(bill_run=run)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        client.get(LIST)
+
+
+def test_invoice_page_shows_items_with_service_periods(client, viewer):
+    run = executed_run(clean=1)
+    invoice = run.documents.get()
+    item = DocumentItem.objects.filter(document=invoice).first()
+    client.force_login(viewer)
+
+    html = client.get(page(invoice)).content.decode()
+
+    assert invoice.account.name in html
+    assert item.service_start.isoformat() in html
+    assert 'data-testid="post-document"' not in html
+    assert 'data-testid="record-payment"' not in html
+
+
+def test_clerks_post_a_draft(client, clerk):
+    invoice = document_row()
+    client.force_login(clerk)
+    assert 'data-testid="post-document"' in client.get(page(invoice)).content.decode()
+
+    response = client.post(page(invoice, "post/"), follow=True)
+
+    invoice.refresh_from_db()
+    assert invoice.status == DocumentStatus.POSTED
+    assert f"{invoice.number} is posted." in response.content.decode()
+
+
+def test_posting_a_posted_invoice_is_refused(client, clerk):
+    invoice = document_row(status=DocumentStatus.POSTED)
+    client.force_login(clerk)
+    response = client.post(page(invoice, "post/"), follow=True)
+    assert "already Posted" in response.content.decode()
+
+
+def test_viewers_cannot_post_or_pay(client, viewer):
+    invoice = document_row(status=DocumentStatus.POSTED)
+    client.force_login(viewer)
+    assert client.post(page(invoice, "post/")).status_code == 403
+    payment = {"amount": "10.00", "payment_date": "2026-02-10", "method": "card"}
+    assert client.post(page(invoice, "payments/"), payment).status_code == 403
+    assert not Payment.objects.exists()
+
+
+def test_recording_a_payment_lowers_the_balance(client, clerk):
+    invoice = document_row(status=DocumentStatus.POSTED, amount="100.00")
+    client.force_login(clerk)
+    assert 'data-testid="record-payment"' in client.get(page(invoice)).content.decode()
+
+    response = client.post(
+        page(invoice, "payments/"),
+        {"amount": "40.00", "payment_date": "2026-02-10", "method": "card", "reference": "R1"},
+    )
+
+    assert response.status_code == 302
+    invoice.refresh_from_db()
+    assert str(invoice.balance) == "60.00"
+
+
+def test_a_payment_over_the_balance_is_refused(client, clerk):
+    invoice = document_row(status=DocumentStatus.POSTED, amount="100.00")
+    client.force_login(clerk)
+    response = client.post(
+        page(invoice, "payments/"),
+        {"amount": "140.00", "payment_date": "2026-02-10", "method": "card"},
+        follow=True,
+    )
+    assert "exceeds the open balance" in response.content.decode()
+    assert not Payment.objects.exists()
+
+
+def test_a_bad_payment_form_is_shown_with_errors(client, clerk):
+    invoice = document_row(status=DocumentStatus.POSTED)
+    client.force_login(clerk)
+    response = client.post(page(invoice, "payments/"), {"amount": "-5", "method": "gold"})
+    assert response.status_code == 400
+    assert "errorlist" in response.content.decode()
+    assert not Payment.objects.exists()
+
+
+def test_a_draft_invoice_offers_no_payment_form(client, clerk):
+    invoice = document_row()
+    client.force_login(clerk)
+    html = client.get(page(invoice)).content.decode()
+    assert 'data-testid="record-payment"' not in html
+    assert "Payments can be recorded once the invoice is posted." in html
+
+
+def test_credit_memo_page(client, viewer):
+    memo = document_row(document_type=DocumentType.CREDIT_MEMO)
+    client.force_login(viewer)
+    html = client.get(page(memo)).content.decode()
+    assert "Credit memo" in html and memo.number in html
