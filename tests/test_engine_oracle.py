@@ -9,7 +9,7 @@ zero. It shares no code with billruns.periods.
 import calendar
 import datetime
 from collections import Counter
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 
 from hypothesis import given, settings
