@@ -15,3 +15,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+# Static files come from the finders in tests; there is no collected folder.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
