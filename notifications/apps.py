@@ -2,5 +2,13 @@ from django.apps import AppConfig
 
 
 class NotificationsConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'notifications'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "notifications"
+
+    def ready(self):
+        from billruns.signals import bill_run_finished
+        from notifications import receivers
+
+        bill_run_finished.connect(
+            receivers.on_bill_run_finished, dispatch_uid="notifications.on_bill_run_finished"
+        )

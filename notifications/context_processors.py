@@ -1,0 +1,18 @@
+from django.utils.functional import SimpleLazyObject
+
+from notifications import selectors
+
+
+def unread_notifications(request):
+    """The signed-in user's unread count and latest notices, for the header.
+
+    Lazy: a page that does not render the header (an htmx partial, an
+    export) makes no query for them.
+    """
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "notifications_unread": SimpleLazyObject(lambda: selectors.user_unread_count(user)),
+        "notifications_latest": SimpleLazyObject(lambda: selectors.user_latest_notices(user)),
+    }
