@@ -14,5 +14,6 @@ urlpatterns = [
     path("billing/", include("billruns.urls")),
     path("billing/invoices/", include("invoices.urls")),
     path("billing/accounts/", include("customers.urls")),
+    path("notifications/", include("notifications.urls")),
     path("admin/", admin.site.urls),
 ]
