@@ -1,6 +1,9 @@
+import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from customers.models import Account, Subscription
 
@@ -221,12 +224,75 @@ class BillRunEvent(models.Model):
 
 
 class Schedule(models.Model):
-    """A recurring bill run. Occurrences are computed in the schedule's own
-    time zone (issue 6 fills in the repeat rules and the firing task)."""
+    """A recurring bill run.
+
+    Occurrences are computed in the schedule's own time zone by
+    ``billruns.schedules.next_occurrences`` and the next one is stored in
+    UTC (``next_run_at``), indexed so the every-minute firing task finds the
+    due schedules with one range scan. Write through the services in
+    ``billruns.schedules``: they keep ``next_run_at`` in step with the rules.
+    """
+
+    class Repeats(models.TextChoices):
+        ONCE = "once", "Once"
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+        MONTHLY = "monthly", "Monthly"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        CANCELED = "canceled", "Canceled"
+
+    # Bill cycle day of the runs: "all", "1".."31", or the run's own day.
+    BCD_ALL = "all"
+    BCD_AS_RUN_DAY = "run_day"
 
     name = models.CharField(max_length=200, unique=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+
+    repeats = models.CharField(max_length=16, choices=Repeats.choices, default=Repeats.MONTHLY)
+    # Weekly: days of the week, 0 = Monday ... 6 = Sunday (date.weekday()).
+    weekdays = models.JSONField(default=list, blank=True)
+    # Monthly: a day 1-31 (29-31 fall on the last day of shorter months), or
+    # the last day of every month.
+    day_of_month = models.PositiveSmallIntegerField(default=1, null=True, blank=True)
+    last_day_of_month = models.BooleanField(default=False)
+    run_time = models.TimeField(default=datetime.time(6, 0))
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="An IANA time zone.")
+    start_date = models.DateField(default=timezone.localdate)
+    end_date = models.DateField(null=True, blank=True)
+
+    # Dates of each run, counted in days from the run's local date.
+    target_date_offset_days = models.IntegerField(default=0)
+    invoice_date_offset_days = models.IntegerField(default=0)
+
+    # Selection of each run: batches (empty: all) and one bill cycle day.
+    batches = models.JSONField(default=list, blank=True)
+    bill_cycle_day = models.CharField(max_length=8, default=BCD_ALL)
+    auto_post = models.BooleanField(default=False)
+
+    next_run_at = models.DateTimeField(null=True, blank=True, help_text="UTC; empty: no more runs.")
+    # Occurrences canceled one by one (ISO 8601 UTC), never fired.
+    skipped_occurrences = models.JSONField(default=list, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "paused", "canceled"]),
+                name="schedule_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(day_of_month__isnull=True)
+                | Q(day_of_month__gte=1, day_of_month__lte=31),
+                name="schedule_day_of_month_1_31",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "next_run_at"], name="schedule_due")]
 
     def __str__(self):
         return self.name
