@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billruns import views
+from billruns import schedule_views, views
 
 app_name = "billruns"
 
@@ -14,5 +14,11 @@ urlpatterns = [
     path("bill-runs/<str:number>/retry/", views.billrun_retry_view, name="retry"),
     path("bill-runs/<str:number>/email/", views.billrun_email_view, name="email"),
     path("bill-runs/<str:number>/delete/", views.billrun_delete_view, name="delete"),
-    path("schedules/", views.ScheduleListView.as_view(), name="schedule_list"),
+    path("schedules/", schedule_views.ScheduleListView.as_view(), name="schedule_list"),
+    path("schedules/new/", schedule_views.schedule_create_view, name="schedule_new"),
+    path("schedules/<int:pk>/", schedule_views.schedule_detail_view, name="schedule_detail"),
+    path("schedules/<int:pk>/edit/", schedule_views.schedule_edit_view, name="schedule_edit"),
+    path("schedules/<int:pk>/pause/", schedule_views.schedule_pause_view, name="schedule_pause"),
+    path("schedules/<int:pk>/resume/", schedule_views.schedule_resume_view, name="schedule_resume"),
+    path("schedules/<int:pk>/cancel/", schedule_views.schedule_cancel_view, name="schedule_cancel"),
 ]
