@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from billruns import engine
 from billruns.models import BillRun, BillRunChunk, BillRunFailure, ChunkStatus, RunStatus
+from customers import bulk
 from customers.models import Account, Charge, Status, Subscription
 from invoices import sequences
 from invoices.models import Document, DocumentItem, DocumentType, TenantSettings
@@ -186,45 +187,77 @@ def _write_documents(run, billed, advanced_ar):
             sequences.allocate("CM", types.count(DocumentType.CREDIT_MEMO))
         ),
     }
+    now = timezone.now()
     documents = []
     for (account, result), document_type in zip(billed, types, strict=True):
         amount = result.document_amount(advanced_ar_settlement=advanced_ar)
         documents.append(
-            Document(
-                document_type=document_type,
-                number=next(numbers[document_type]),
-                account_id=account.id,
-                bill_run_id=run.id,
-                currency=account.currency,
-                amount=amount,
-                balance=amount,
-                invoice_date=run.invoice_date,
-                due_date=run.invoice_date + engine.payment_term(account),
-            )
+            {
+                "document_type": document_type,
+                "number": next(numbers[document_type]),
+                "account_id": account.id,
+                "bill_run_id": run.id,
+                "currency": account.currency,
+                "amount": amount,
+                "balance": amount,
+                "invoice_date": run.invoice_date,
+                "due_date": run.invoice_date + engine.payment_term(account),
+                "created_at": now,
+            }
         )
-    Document.objects.bulk_create(documents, batch_size=WRITE_BATCH_SIZE)
-
     items = []
     charged_through = {}
     for document, (_, result) in zip(documents, billed, strict=True):
         for item in result.items:
             items.append(
-                DocumentItem(
-                    document_id=document.id,
-                    charge_id=item.charge_id,
-                    subscription_id=item.subscription_id,
-                    charge_name=item.charge_name,
-                    service_start=item.start,
-                    service_end=item.end - engine.ONE_DAY,
-                    amount=item.amount,
-                    previous_charged_through=item.previous_charged_through,
-                )
+                {
+                    "document": document,
+                    "charge_id": item.charge_id,
+                    "subscription_id": item.subscription_id,
+                    "charge_name": item.charge_name,
+                    "service_start": item.start,
+                    "service_end": item.end - engine.ONE_DAY,
+                    "amount": item.amount,
+                    "previous_charged_through": item.previous_charged_through,
+                }
             )
             charged_through[item.charge_id] = max(
                 charged_through.get(item.charge_id, item.end), item.end
             )
-    DocumentItem.objects.bulk_create(items, batch_size=WRITE_BATCH_SIZE)
+    if connection.vendor == "postgresql":
+        _insert_with_copy(documents, items)
+    else:
+        _insert_with_bulk_create(documents, items)
     set_charged_through(sorted(charged_through.items()))
+
+
+def _insert_with_copy(documents, items):
+    """PostgreSQL: ids from the sequences, rows by COPY (several times faster
+    than bulk_create, which builds a model instance per row)."""
+    with connection.cursor() as cursor:
+        for document, document_id in zip(
+            documents, bulk.reserve_ids(cursor, Document, len(documents)), strict=True
+        ):
+            document["id"] = document_id
+        bulk.copy_rows(cursor, Document, documents)
+        bulk.copy_rows(cursor, DocumentItem, map(_item_row, items), with_pk=False)
+
+
+def _insert_with_bulk_create(documents, items):
+    objects = [Document(**document) for document in documents]
+    Document.objects.bulk_create(objects, batch_size=WRITE_BATCH_SIZE)
+    for document, obj in zip(documents, objects, strict=True):
+        document["id"] = obj.id
+    DocumentItem.objects.bulk_create(
+        [DocumentItem(**_item_row(item)) for item in items], batch_size=WRITE_BATCH_SIZE
+    )
+
+
+def _item_row(item):
+    """An item's column values, with the id its document got when inserted."""
+    row = dict(item)
+    row["document_id"] = row.pop("document")["id"]
+    return row
 
 
 def set_charged_through(pairs):
