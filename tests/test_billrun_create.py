@@ -10,7 +10,7 @@ import pytest
 from billruns.models import BillRun, BillRunEvent, RunStatus
 from billruns.services import InvalidRunParameters, bill_run_create, bill_run_execute
 from customers.models import Status
-from invoices.models import Document, DocumentItem
+from invoices.models import Document, DocumentItem, TenantSettings
 from tests.factories import AccountFactory, ChargeFactory, OneTimeChargeFactory, SubscriptionFactory
 
 TARGET = datetime.date(2026, 1, 1)
@@ -328,3 +328,63 @@ def test_selecting_an_account_alone_bills_all_its_subscriptions():
     # then
     assert set(billed(run)) == {"A00000001"}
     assert {item[0] for item in billed(run)["A00000001"]} == {"S00000001", "S00000002"}
+
+
+# --- what a run makes for each selected account ------------------------------
+
+
+def documents_of(run):
+    return sorted(
+        Document.objects.filter(bill_run=run).values_list(
+            "account__number", "document_type", "amount", "status"
+        )
+    )
+
+
+@pytest.mark.django_db
+def test_an_account_with_nothing_due_gets_no_document_but_counts_as_processed():
+    # given
+    ChargeFactory(subscription__account__number="A00000001", start_date=datetime.date(2026, 3, 1))
+    AccountFactory(number="A00000002")
+    # when
+    run = run_to_end()
+    # then
+    assert documents_of(run) == []
+    assert (run.accounts_processed, run.invoices_count, run.totals) == (2, 0, {})
+
+
+@pytest.mark.django_db
+def test_a_zero_total_makes_a_zero_invoice():
+    # given
+    charge = ChargeFactory(subscription__account__number="A00000001")
+    ChargeFactory(subscription=charge.subscription, amount=Decimal("-100.00"))
+    # when
+    run = run_to_end()
+    # then
+    assert documents_of(run) == [("A00000001", "invoice", Decimal("0.00"), "Draft")]
+    assert run.totals == {"USD": "0.00"}
+
+
+@pytest.mark.django_db
+def test_a_negative_total_makes_a_negative_invoice_without_advanced_ar_settlement():
+    # given
+    ChargeFactory(subscription__account__number="A00000001", amount=Decimal("-40.00"))
+    # when
+    run = run_to_end()
+    # then
+    assert documents_of(run) == [("A00000001", "invoice", Decimal("-40.00"), "Draft")]
+    assert (run.invoices_count, run.credit_memos_count, run.totals) == (1, 0, {"USD": "-40.00"})
+
+
+@pytest.mark.django_db
+def test_a_negative_total_makes_a_credit_memo_with_advanced_ar_settlement():
+    # given
+    TenantSettings.objects.update_or_create(id=1, defaults={"advanced_ar_settlement": True})
+    ChargeFactory(subscription__account__number="A00000001", amount=Decimal("-40.00"))
+    # when
+    run = run_to_end()
+    # then
+    [memo] = Document.objects.filter(bill_run=run)
+    assert memo.number.startswith("CM")
+    assert documents_of(run) == [("A00000001", "credit_memo", Decimal("40.00"), "Draft")]
+    assert (run.invoices_count, run.credit_memos_count, run.totals) == (0, 1, {"USD": "-40.00"})
