@@ -10,9 +10,9 @@ from django.db.models import Q
 
 
 class Outcome(models.TextChoices):
-    COMPLETED = "completed"
+    COMPLETED = "completed", "completed"
     COMPLETED_WITH_ERRORS = "completed_with_errors", "completed with errors"
-    FAILED = "failed"
+    FAILED = "failed", "failed"
 
 
 class RunNotification(models.Model):
@@ -58,7 +58,7 @@ class DeliveryStatus(models.TextChoices):
     # not a lock held during the send).
     SENDING = "sending"
     SENT = "sent"
-    FAILED = "failed"
+    FAILED = "failed", "failed"
     SKIPPED = "skipped"
 
 

@@ -20,8 +20,8 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('to_address', models.EmailField(blank=True, max_length=254)),
-                ('outcome', models.CharField(choices=[('completed', 'Completed'), ('completed_with_errors', 'completed with errors'), ('failed', 'Failed')], max_length=32)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('sending', 'Sending'), ('sent', 'Sent'), ('failed', 'Failed'), ('skipped', 'Skipped')], default='pending', max_length=16)),
+                ('outcome', models.CharField(choices=[('completed', 'completed'), ('completed_with_errors', 'completed with errors'), ('failed', 'failed')], max_length=32)),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('sending', 'Sending'), ('sent', 'Sent'), ('failed', 'failed'), ('skipped', 'Skipped')], default='pending', max_length=16)),
                 ('attempts', models.PositiveIntegerField(default=0)),
                 ('last_error', models.TextField(blank=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
             name='RunNotification',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('outcome', models.CharField(choices=[('completed', 'Completed'), ('completed_with_errors', 'completed with errors'), ('failed', 'Failed')], max_length=32)),
+                ('outcome', models.CharField(choices=[('completed', 'completed'), ('completed_with_errors', 'completed with errors'), ('failed', 'failed')], max_length=32)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('read_at', models.DateTimeField(blank=True, null=True)),
                 ('bill_run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='billruns.billrun')),
