@@ -41,6 +41,28 @@ DEFAULT_CHUNK_SIZE = 1000
 WRITE_BATCH_SIZE = 2000
 
 
+ACCOUNT_FIELDS = (
+    "id",
+    "number",
+    "bill_to_email",
+    "currency",
+    "bill_cycle_day",
+    "payment_term_days",
+)
+CHARGE_FIELDS = (
+    "id",
+    "subscription_id",
+    "name",
+    "charge_type",
+    "amount",
+    "currency",
+    "period",
+    "start_date",
+    "end_date",
+    "charged_through_date",
+)
+
+
 def chunk_size():
     return int(getattr(settings, "BILLRUN_CHUNK_SIZE", DEFAULT_CHUNK_SIZE))
 
@@ -119,10 +141,13 @@ def _reason(exc):
 def _bill_accounts(run, account_ids, subscription_ids, advanced_ar):
     # Lock in id order: concurrent runs over overlapping accounts queue here
     # instead of deadlocking, and read the charges only once they hold the lock.
+    # Rows come as named tuples: a chunk reads tens of thousands of charges,
+    # and model instances would cost more than the billing itself.
     accounts = list(
         Account.objects.select_for_update()
         .filter(id__in=account_ids, status=Status.ACTIVE)
         .order_by("id")
+        .values_list(*ACCOUNT_FIELDS, named=True)
     )
     if not accounts:
         return
@@ -132,7 +157,7 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar):
     if subscription_ids:
         subscriptions = subscriptions.filter(id__in=subscription_ids)
     subscriptions_by_account = defaultdict(list)
-    for subscription in subscriptions.only("id", "account_id", "number"):
+    for subscription in subscriptions.values_list("id", "account_id", named=True):
         subscriptions_by_account[subscription.account_id].append(subscription)
     charges_by_subscription = defaultdict(list)
     charges = Charge.objects.filter(
@@ -141,7 +166,7 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar):
     ).order_by("id")
     if subscription_ids:
         charges = charges.filter(subscription_id__in=subscription_ids)
-    for charge in charges:
+    for charge in charges.values_list(*CHARGE_FIELDS, named=True):
         charges_by_subscription[charge.subscription_id].append(charge)
 
     failures = []
@@ -263,11 +288,20 @@ def _item_row(item):
 def set_charged_through(pairs):
     """Set many charges' charged-through dates in a few statements.
 
-    ``pairs`` is a list of (charge id, date). One ``UPDATE ... FROM
-    (VALUES ...)`` per batch: both PostgreSQL and SQLite (3.33+) run it.
+    ``pairs`` is a list of (charge id, date). PostgreSQL takes them as two
+    arrays in one ``UPDATE ... FROM unnest(...)``; SQLite (3.33+) as an
+    ``UPDATE ... FROM (VALUES ...)`` per batch.
     """
     table = Charge._meta.db_table
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} SET charged_through_date = v.through "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::date[]) AS v(charge_id, through) "
+                f"WHERE {table}.id = v.charge_id",
+                [[charge_id for charge_id, _ in pairs], [through for _, through in pairs]],
+            )
+            return
         for start in range(0, len(pairs), WRITE_BATCH_SIZE):
             batch = pairs[start : start + WRITE_BATCH_SIZE]
             values = ", ".join(["(%s, %s)"] * len(batch))
