@@ -296,7 +296,17 @@ def bill_run_start(*, run_id, enqueue_chunks=True):
     Returns the ids of the chunks still to do (all of them when this call
     started the run; the unfinished ones when the run was already
     Processing, so a redelivered start task picks up where it stopped).
+    A selection that cannot be evaluated ends the run in Error.
     """
+    try:
+        return _start(run_id, enqueue_chunks)
+    except Exception as exc:
+        logger.exception("bill run %s: selection failed", run_id)
+        bill_run_fail(run_id=run_id, message=f"The selection could not be evaluated: {exc}")
+        return []
+
+
+def _start(run_id, enqueue_chunks):
     with transaction.atomic():
         run = _lock(run_id)
         if run.status == RunStatus.PROCESSING:
@@ -467,11 +477,7 @@ def bill_run_execute(*, run_id):
     Used by ``billrun create --wait``; the task queue does the same work
     spread over workers.
     """
-    try:
-        chunk_ids = bill_run_start(run_id=run_id, enqueue_chunks=False)
-    except Exception as exc:
-        logger.exception("bill run %s: selection failed", run_id)
-        return bill_run_fail(run_id=run_id, message=f"The selection could not be evaluated: {exc}")
+    chunk_ids = bill_run_start(run_id=run_id, enqueue_chunks=False)
     for chunk_id in chunk_ids:
         for _attempt in range(MAX_CHUNK_ATTEMPTS + 1):
             try:

@@ -233,12 +233,6 @@ def test_a_chunk_that_keeps_failing_on_the_queue_ends_the_run_in_error_via_the_s
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    reason="engine bug: tasks.start_bill_run calls bill_run_start, which lets the "
-    "selection's exception escape; only bill_run_execute turns it into Error, so a "
-    "queued run stays Pending and the sweeper re-queues it forever",
-    strict=True,
-)
 def test_a_selection_that_cannot_be_evaluated_on_the_queue_ends_the_run_in_error(
     django_capture_on_commit_callbacks, monkeypatch, announced
 ):
