@@ -194,12 +194,20 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "ack_failures": True,
     "label": "Task queue",
+    # Tasks a cluster takes from the broker ahead of its workers: few, so
+    # that the chunks of one run spread over every host.
+    "queue_limit": int(os.environ.get("Q_QUEUE_LIMIT", "4")),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 0.5
+
+# Bill runs: accounts per chunk task (many chunks let many workers share a
+# run), and the name this host records on the chunks it processes.
+BILLRUN_CHUNK_SIZE = int(os.environ.get("BILLRUN_CHUNK_SIZE", "1000"))
+BILLING_NODE = os.environ.get("BILLING_NODE", "")
 
 LOGGING = {
     "version": 1,

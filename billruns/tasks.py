@@ -20,7 +20,8 @@ PENDING_GRACE_SECONDS = 120
 
 
 def _cluster_name():
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Which host (BILLING_NODE, else the host name) and worker ran a task."""
+    return f"{settings.BILLING_NODE or socket.gethostname()}:{os.getpid()}"
 
 
 def _user(user_id):
