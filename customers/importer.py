@@ -516,9 +516,21 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def _lookup_chunk_size() -> int:
-    # SQLite binds at most 999 parameters per statement; PostgreSQL 65,535.
-    return connection.features.max_query_params or 10_000
+def _numbers_in_use(model, numbers: list[str]) -> set[str]:
+    """Which of ``numbers`` the database already has."""
+    if connection.vendor == "postgresql":
+        # One array parameter: a single index-driven query for any count,
+        # where an IN list would bind (and plan) one parameter per number.
+        table = connection.ops.quote_name(model._meta.db_table)
+        with connection.cursor() as cursor:
+            # The table name is the model's own; the numbers are a parameter.
+            cursor.execute(f"SELECT number FROM {table} WHERE number = ANY(%s)", [numbers])  # noqa: S608
+            return {row[0] for row in cursor.fetchall()}
+    in_use: set[str] = set()
+    # SQLite binds at most 999 parameters per statement.
+    for chunk in _chunks(numbers, connection.features.max_query_params or 999):
+        in_use.update(model.objects.filter(number__in=chunk).values_list("number", flat=True))
+    return in_use
 
 
 def _check_unique_numbers(problems: _Problems, rows: list[_Row], model, noun: str) -> None:
@@ -536,9 +548,7 @@ def _check_unique_numbers(problems: _Problems, rows: list[_Row], model, noun: st
             )
         else:
             first_seen[number] = row.path
-    existing: set[str] = set()
-    for chunk in _chunks(list(first_seen), _lookup_chunk_size()):
-        existing.update(model.objects.filter(number__in=chunk).values_list("number", flat=True))
+    existing = _numbers_in_use(model, list(first_seen)) if first_seen else set()
     if existing:
         for row in rows:
             number = row.values["number"]
@@ -741,4 +751,7 @@ def accounts_import_file(*, path: str, stdin: IO[bytes] | None = None) -> Import
     Transaction and idempotency: as accounts_import. Raises ImportRefused.
     """
     raw = read_import_file(path=path, stdin=stdin, max_bytes=settings.IMPORT_MAX_BYTES)
-    return accounts_import(document=parse_import_json(raw=raw))
+    with _garbage_collection_paused():
+        document = parse_import_json(raw=raw)
+        del raw  # the parsed document is what the import needs now
+        return accounts_import(document=document)
