@@ -423,12 +423,25 @@ def bill_run_finish_if_done(*, run_id):
         _record(run, RunStatus.COMPLETED, None, note="with errors" if run.has_errors else "")
         run.save(update_fields=["status", "completed_at", *COUNTER_FIELDS])
     if run.auto_post:
-        try:
-            run = bill_run_post(run=run, user=run.created_by, wait=True, automatic=True)
-        except BillRunActionRefused as exc:
-            logger.warning("auto-post of %s failed: %s", run.number, exc)
-            run.refresh_from_db()
+        run = _auto_post(run)
+    return _announce(run)
+
+
+def _auto_post(run):
+    try:
+        return bill_run_post(run=run, user=run.created_by, wait=True, automatic=True)
+    except BillRunActionRefused as exc:
+        logger.warning("auto-post of %s failed: %s", run.number, exc)
+        run.refresh_from_db()
+        return run
+
+
+def _announce(run):
+    """Tell the listeners (notifications) that the run ended, then mark it
+    announced. Listeners are idempotent: if this process dies between the
+    two, the sweeper announces the run again and nothing is sent twice."""
     bill_run_finished.send(sender=BillRun, run=run)
+    BillRun.objects.filter(pk=run.pk).update(announced_at=timezone.now())
     return run
 
 
@@ -467,8 +480,7 @@ def bill_run_fail(*, run_id, message):
         run.completed_at = timezone.now()
         _record(run, RunStatus.ERROR, None, note=message)
         run.save(update_fields=["status", "error_message", "completed_at", *COUNTER_FIELDS])
-    bill_run_finished.send(sender=BillRun, run=run)
-    return run
+    return _announce(run)
 
 
 def bill_run_execute(*, run_id):
@@ -689,6 +701,22 @@ def bill_runs_sweep(*, lease_seconds, pending_grace_seconds):
         for chunk_id in stale.values_list("id", flat=True):
             BillRunChunk.objects.filter(pk=chunk_id).update(leased_at=now)
             async_task("billruns.tasks.process_bill_run_chunk", chunk_id, group="chunk")
+    # A run whose worker died between completing and auto-posting or
+    # announcing: finish what that worker would have done.
+    grace = now - datetime.timedelta(seconds=pending_grace_seconds)
+    unposted = BillRun.objects.filter(
+        status=RunStatus.COMPLETED, auto_post=True, completed_at__lt=grace
+    ).exclude(events__to_status=RunStatus.POST_IN_PROGRESS)
+    for run in unposted:
+        _announce(_auto_post(run))
+    unannounced = BillRun.objects.filter(
+        status__in=[RunStatus.COMPLETED, RunStatus.POSTED, RunStatus.ERROR],
+        announced_at__isnull=True,
+        completed_at__lt=grace,
+        completed_at__gt=now - datetime.timedelta(days=1),
+    )
+    for run in unannounced:
+        _announce(run)
     for status, task in (
         (RunStatus.POST_IN_PROGRESS, "billruns.tasks.continue_posting"),
         (RunStatus.CANCEL_IN_PROGRESS, "billruns.tasks.continue_canceling"),
