@@ -210,7 +210,7 @@ class _Problems:
             raise ImportRefused(self.first, self.count)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     """A validated object with where it came from, ready to become a model."""
 
