@@ -7,6 +7,7 @@ reached by month arithmetic, not by walking days.
 
 import calendar
 import datetime
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -21,6 +22,7 @@ class Period:
     amount: Decimal
 
 
+@functools.lru_cache(maxsize=65536)  # (month, day) pairs: a few thousand in practice
 def cycle_date(month_index: int, bill_cycle_day: int) -> datetime.date:
     """The cycle date of a month: day ``bill_cycle_day``, or the month's last
     day when the month is shorter (BCD 31 in April is the 30th, BCD 29-31 in
