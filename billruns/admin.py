@@ -2,8 +2,8 @@
 
 Runs, their chunks, failures and events are written only by the bill run
 services (create, post, cancel, delete each lock the run and record an
-event); the admin shows them and changes nothing. Schedules are plain
-configuration and editable.
+event); the admin shows them and changes nothing. Schedules too change only
+through their services.
 """
 
 from django.contrib import admin
@@ -189,20 +189,23 @@ class BillRunEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "created_at"]
+class ScheduleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: schedules are written through billruns.schedules (from the
+    schedule pages), which keep next_run_at in step with the repeat rules; an
+    edit here would leave it stale."""
+
+    list_display = [
+        "name",
+        "owner",
+        "status",
+        "repeats",
+        "run_time",
+        "time_zone",
+        "bill_cycle_day",
+        "auto_post",
+        "next_run_at",
+    ]
+    list_filter = ["status", "repeats", "auto_post"]
     list_select_related = ["owner"]
     search_fields = ["name", "owner__username"]
-    # The owner receives the schedule's emails and never changes
-    # (BILLING_RULES.md): the user who creates the schedule.
-    exclude = ["owner"]
-    readonly_fields = ["owner_name", "created_at"]
-
-    @admin.display(description="Owner")
-    def owner_name(self, schedule):
-        return schedule.owner.get_username() if schedule.owner_id else "-"
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            obj.owner = request.user
-        super().save_model(request, obj, form, change)
+    date_hierarchy = "created_at"
