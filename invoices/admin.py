@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
+from invoices.admin_actions import PostDocumentsAdminMixin, post_selected_documents
 from invoices.models import (
     CreditApplication,
     CreditMemo,
@@ -119,7 +120,8 @@ class CreditMadeInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("invoice", "applied_by")
 
 
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(PostDocumentsAdminMixin, admin.ModelAdmin):
+    actions = [post_selected_documents]
     list_display = [
         "number",
         "account",

@@ -18,10 +18,12 @@ from billruns.models import (
 )
 from invoices.models import (
     CreditApplication,
+    CreditMemo,
     Document,
     DocumentItem,
     DocumentStatus,
     DocumentType,
+    Invoice,
     NumberSequence,
     Payment,
     TenantSettings,
@@ -299,3 +301,13 @@ def test_staff_viewer_sees_runs_but_cannot_add_one(client, viewer, data):
     assert client.get(changelist_url(BillRun)).status_code == 200
     assert client.get(reverse("admin:billruns_billrun_add")).status_code == 403
     assert client.get(changelist_url(TenantSettings)).status_code == 403
+
+
+def test_document_lists_offer_posting_to_those_who_may_post(admin_client, client, viewer, data):
+    assert b"post_selected_documents" in admin_client.get(changelist_url(Invoice)).content
+    assert b"post_selected_documents" in admin_client.get(changelist_url(CreditMemo)).content
+
+    viewer.is_staff = True
+    viewer.save()
+    client.force_login(viewer)
+    assert b"post_selected_documents" not in client.get(changelist_url(Invoice)).content
