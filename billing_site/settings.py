@@ -5,6 +5,7 @@ the table. The defaults give a working embedded setup: a SQLite file in the
 project folder and the django-q2 ORM broker.
 """
 
+import datetime
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "django_filters",
     "django_htmx",
+    "axes",
     "customers",
     "invoices",
     "billruns",
@@ -68,6 +70,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "billing_site.urls"
@@ -135,6 +139,27 @@ STORAGES = {
     },
 }
 
+# Sign-in throttling (django-axes): after AXES_FAILURE_LIMIT failed sign-ins
+# of one username from one address, that pair is refused for the cool-off,
+# on the sign-in page and the admin's alike (both authenticate through the
+# backends below, axes first). Keyed on the pair, not the address alone, so
+# that colleagues behind one office NAT do not lock each other out, nor the
+# username alone, so that a stranger cannot lock a clerk out from anywhere.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+# Fixed, because the lockout page (registration/lockout.html) states it.
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_RESET_ON_SUCCESS = True
+# Quiet: its start-up banner would land on every management command's stderr.
+AXES_VERBOSE = False
+AXES_CLIENT_IP_CALLABLE = "billing_site.security.client_ip_address"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -162,6 +187,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECURE_PROXY_SSL_HEADER", not DEBUG) else None
 )
+# The client's address for sign-in throttling: the last X-Forwarded-For entry
+# (the one our proxy wrote) when behind the proxy, else the socket's address.
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", SECURE_PROXY_SSL_HEADER is not None)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)

@@ -18,3 +18,6 @@ LOGGING = {"version": 1, "disable_existing_loggers": False}
 # Static files come from the finders in tests; there is no collected folder.
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+# Sign-in throttling would lock the tests' users out after a few deliberate
+# failures; tests/test_security_signin.py turns it on where it is the subject.
+AXES_ENABLED = False
