@@ -16,7 +16,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, OuterRef, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Subquery, Sum
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -34,6 +34,7 @@ from billruns.models import (
 from billruns.signals import bill_run_finished, bill_run_posted
 from customers.models import Account, Charge, Status, Subscription
 from invoices import sequences
+from invoices.delivery import EmailOutcome, documents_email
 from invoices.models import Document, DocumentItem, DocumentStatus, DocumentType, TenantSettings
 from invoices.services import documents_post_for_run
 
@@ -561,6 +562,8 @@ def bill_run_continue_posting(*, run_id, user) -> BillRun:
         _record(run, RunStatus.POSTED, user)
         run.save(update_fields=["status", "posted_at", "posted_by"])
         transaction.on_commit(lambda: bill_run_posted.send(sender=BillRun, run=run))
+        if run.auto_email:
+            _enqueue("billruns.tasks.email_bill_run_documents", run.pk)
     return run
 
 
@@ -571,15 +574,19 @@ def _cancel_blocker(run):
     """Why a Completed run cannot be canceled, or None."""
     if Document.objects.filter(bill_run=run, status=DocumentStatus.POSTED).exists():
         return f"{run.number} has posted documents; a run with posted documents cannot be canceled."
+    # A live item of another run that bills one of this run's charges for a
+    # later period: canceling this run would roll the charge back under it.
+    run_items = DocumentItem.objects.filter(document__bill_run=run, document_canceled=False)
     later = (
-        DocumentItem.objects.filter(
-            charge_id__in=DocumentItem.objects.filter(document__bill_run=run).values("charge_id"),
-            document_canceled=False,
-            document__id__gt=Subquery(
-                Document.objects.filter(bill_run=run).order_by("-id").values("id")[:1]
-            ),
-        )
+        DocumentItem.objects.filter(document_canceled=False)
         .exclude(document__bill_run=run)
+        .filter(
+            Exists(
+                run_items.filter(
+                    charge_id=OuterRef("charge_id"), service_start__lt=OuterRef("service_start")
+                )
+            )
+        )
         .select_related("document__bill_run")
         .order_by("document_id")
         .first()
@@ -726,3 +733,55 @@ def bill_runs_sweep(*, lease_seconds, pending_grace_seconds):
             BillRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
             user_id = run.events.filter(to_status=status).order_by("-id").values("user_id")[:1]
             async_task(task, run.pk, user_id.first()["user_id"] if user_id else None)
+
+
+# --- email the documents -------------------------------------------------------
+
+# Documents handed to documents_email at a time: their ids are one keyset
+# page (id > last), so memory stays flat however large the run; each document
+# is still its own short transaction inside documents_email.
+EMAIL_BATCH_SIZE = 500
+
+
+def bill_run_email(*, run, user, resend=False, wait=True) -> EmailOutcome | None:
+    """Email a Posted run's Posted documents to their accounts' bill-to
+    contacts, PDF attached (invoices.delivery.documents_email), skipping
+    zero-amount invoices when the run says so.
+
+    Only documents never emailed before, or all of them with ``resend``.
+    Refused (BillRunActionRefused) unless the run is Posted. With ``wait``
+    the emails go out in this process and the outcome is returned;
+    otherwise the task ``email_bill_run_documents`` is queued after commit
+    and None is returned.
+
+    Transaction and locking: none of its own; each document is locked while
+    it is emailed (see documents_email). Idempotent without ``resend``: a
+    second call, or a task delivered twice, sends nothing more.
+    """
+    run = BillRun.objects.get(pk=run.pk)
+    if run.status != RunStatus.POSTED:
+        raise BillRunActionRefused(
+            f"{run.number} is {RunStatus(run.status).label}: "
+            "its documents can be emailed only when it is Posted."
+        )
+    if not wait:
+        _enqueue(
+            "billruns.tasks.email_bill_run_documents",
+            run.pk,
+            user.pk if user is not None and user.pk else None,
+            resend,
+        )
+        return None
+    outcome = EmailOutcome()
+    posted = Document.objects.filter(bill_run=run, status=DocumentStatus.POSTED).order_by("id")
+    posted_ids = posted.values_list("id", flat=True)
+    last_id = 0
+    while batch := list(posted_ids.filter(id__gt=last_id)[:EMAIL_BATCH_SIZE]):
+        outcome += documents_email(
+            document_ids=batch,
+            resend=resend,
+            skip_zero_amount=run.no_email_for_zero_amount,
+            requested_by=user if user is not None and user.pk else None,
+        )
+        last_id = batch[-1]
+    return outcome

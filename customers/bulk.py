@@ -31,7 +31,8 @@ def copy_rows(cursor, model, rows: Iterable[dict[str, Any]], *, with_pk: bool = 
     columns = ", ".join(quote(f.column) for f in fields)
     defaults = [(f.attname, f.get_default()) for f in fields]
     sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
-    # cursor.cursor is psycopg's own cursor under Django's wrapper.
-    with cursor.cursor.copy(sql) as copy:
+    # cursor.cursor is psycopg's own cursor under Django's wrapper; wrapping
+    # its errors keeps them Django's (an IntegrityError stays an IntegrityError).
+    with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row([row.get(name, default) for name, default in defaults])

@@ -483,12 +483,6 @@ def interleaved_runs(settings):
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    reason="engine bug: _cancel_blocker compares document ids with the run's newest "
-    "document, so a later run that billed the same charge before the run's last "
-    "chunk finished is not seen",
-    strict=True,
-)
 def test_canceling_a_run_is_refused_when_a_run_that_overlapped_it_billed_its_charges_again(
     settings, clerk
 ):

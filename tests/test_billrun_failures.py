@@ -6,7 +6,6 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 
 from billruns import engine, services
 from billruns.models import RunStatus
@@ -16,16 +15,6 @@ from tests.factories import AccountFactory, ChargeFactory, OneTimeChargeFactory,
 
 JAN = datetime.date(2026, 1, 1)
 FEB = datetime.date(2026, 2, 1)
-
-ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-copy_conflict_not_isolated = pytest.mark.xfail(
-    condition=ON_POSTGRES,
-    reason="engine bug (PostgreSQL): customers.bulk.copy_rows writes through psycopg's raw "
-    "cursor, so a unique violation during COPY is a psycopg error, not django.db."
-    "DatabaseError; generation.process_chunk does not catch it, never redoes the chunk "
-    "one account at a time, and the run ends in Error",
-    strict=True,
-)
 
 
 def run_to_end(target_date=JAN, **parameters):
@@ -197,7 +186,6 @@ def already_billed_elsewhere():
 
 
 @pytest.mark.django_db
-@copy_conflict_not_isolated
 def test_a_write_conflict_for_one_account_fails_only_that_account(already_billed_elsewhere):
     # given, in the same chunk: a fine account, the conflicting one, one without contact
     ChargeFactory(subscription__account__number="A00000001")
@@ -218,7 +206,6 @@ def test_a_write_conflict_for_one_account_fails_only_that_account(already_billed
 
 
 @pytest.mark.django_db
-@copy_conflict_not_isolated
 def test_the_reason_of_a_write_conflict_is_the_database_message(already_billed_elsewhere):
     # given / when
     run = run_to_end()
