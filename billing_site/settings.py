@@ -236,6 +236,11 @@ else:
 # run), and the name this host records on the chunks it processes.
 BILLRUN_CHUNK_SIZE = int(os.environ.get("BILLRUN_CHUNK_SIZE", "1000"))
 BILLING_NODE = os.environ.get("BILLING_NODE", "")
+# How long a chunk, a posting or a cancel may go unfinished before the
+# sweeper hands it to another worker (default: the task timeout + 60 s).
+BILLRUN_LEASE_SECONDS = int(
+    os.environ.get("BILLRUN_LEASE_SECONDS", str(Q_CLUSTER["timeout"] + 60))
+)
 
 LOGGING = {
     "version": 1,

@@ -11,11 +11,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from billruns import services
+from billruns.models import BillRun
 
-# How long a chunk (or a posting or canceling step) may go without finishing
-# before the sweeper hands it to another worker: longer than the task
-# timeout, so a slow but live worker is not doubled.
-DEFAULT_LEASE_SECONDS = settings.Q_CLUSTER.get("timeout", 600) + 60
 PENDING_GRACE_SECONDS = 120
 
 
@@ -46,8 +43,14 @@ def continue_canceling(run_id, user_id):
     services.bill_run_continue_canceling(run_id=run_id, user=_user(user_id))
 
 
+def email_bill_run_documents(run_id, user_id=None, resend=False):
+    """Queued when an auto-email run is Posted (no user) and by the run
+    page's Email action. A redelivery sends nothing twice unless ``resend``."""
+    services.bill_run_email(run=BillRun.objects.get(pk=run_id), user=_user(user_id), resend=resend)
+
+
 def sweep_bill_runs():
     services.bill_runs_sweep(
-        lease_seconds=getattr(settings, "BILLRUN_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
+        lease_seconds=settings.BILLRUN_LEASE_SECONDS,
         pending_grace_seconds=PENDING_GRACE_SECONDS,
     )
