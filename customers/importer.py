@@ -623,9 +623,11 @@ def accounts_import(*, document: Any) -> ImportSummary:
                 else:
                     _insert_with_bulk_create(accounts)
             except IntegrityError as exc:
+                # PostgreSQL adds DETAIL and CONTEXT lines; the first one says it.
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 raise ImportRefused(
                     [
-                        f"the database refused the import ({exc}); another import may have "
+                        f"the database refused the import ({reason}); another import may have "
                         "taken the same numbers meanwhile. Nothing was imported."
                     ]
                 ) from exc
@@ -732,8 +734,9 @@ def _copy_rows(cursor, model, rows: Iterable[dict[str, Any]]) -> None:
     columns = ", ".join(quote(f.column) for f in fields)
     defaults = [(f.attname, f.get_default()) for f in fields]
     sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
-    # cursor.cursor is psycopg's own cursor under Django's wrapper.
-    with cursor.cursor.copy(sql) as copy:
+    # cursor.cursor is psycopg's own cursor under Django's wrapper; its errors
+    # are turned into Django's (IntegrityError...) as the wrapper would.
+    with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row([row.get(name, default) for name, default in defaults])
 

@@ -738,3 +738,22 @@ def test_any_input_is_refused_cleanly_or_imported_whole(document, ensure_ascii, 
             assert all(line.strip() for line in err)
             assert counts() == before
         transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
+def test_a_number_taken_by_a_concurrent_writer_is_a_clean_refusal(tmp_path, monkeypatch):
+    # given an account that appears after the import checked the numbers,
+    # as when another import commits in between
+    AccountFactory(number="A00000001")
+    monkeypatch.setattr("customers.importer._numbers_in_use", lambda model, numbers: set())
+    before = counts()
+
+    # when
+    code, _, err = import_document(tmp_path, INTERFACES_EXAMPLE)
+
+    # then
+    assert code == 1
+    assert len(err) == 1
+    assert err[0].startswith("the database refused the import")
+    assert err[0].endswith("Nothing was imported.")
+    assert counts() == before
