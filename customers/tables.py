@@ -1,3 +1,5 @@
+import re
+
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
@@ -9,10 +11,42 @@ from customers.models import Account
 TABLE_TEMPLATE = "tables/table.html"
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (tab
+# and carriage return are stripped first by some), so an account named
+# =HYPERLINK(...) would run on the clerk's machine when the export is opened.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# ... but a plain signed number such as "-55.00" is data, and must stay a
+# number in the spreadsheet: it is not a formula and is left alone.
+PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)*")
+
+
+def spreadsheet_safe(value):
+    """An export cell's value with formula injection neutralised.
+
+    Text that a spreadsheet would take for a formula gets a leading single
+    quote, which spreadsheets read as "this is text" (in an XLSX the quote
+    shows; the cell is plain text either way). Numbers, dates and other
+    non-text values, and text that is a plain signed number, are unchanged.
+    """
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_TRIGGERS)
+        and not PLAIN_NUMBER.fullmatch(value)
+    ):
+        return "'" + value
+    return value
+
+
 class BaseTable(tables.Table):
     class Meta:
         template_name = TABLE_TEMPLATE
         attrs = {"class": "data-table"}
+
+    def as_values(self, exclude_columns=None):
+        """Every CSV and XLSX export reads its cells here (django-tables2's
+        ExportMixin), so every table of the product is neutralised once."""
+        for row in super().as_values(exclude_columns=exclude_columns):
+            yield [spreadsheet_safe(value) for value in row]
 
 
 def money(value):
