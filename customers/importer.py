@@ -3,7 +3,8 @@
 The format is the one of ``manage.py import_accounts`` (INTERFACES.md,
 "Loading customers"). An import is all or nothing: the whole document is
 validated before anything is written, every problem is reported with its JSON
-path, and the rows are then inserted with ``bulk_create`` in one transaction.
+path, and the rows are then inserted in bulk in one transaction (COPY on
+PostgreSQL, ``bulk_create`` elsewhere).
 Importing is not an update: a number that is already in use is a problem.
 """
 
@@ -30,10 +31,14 @@ from customers.models import Account, BillingPeriod, Charge, ChargeType, Status,
 # Operators fix a file from the top; past this many, the rest is a count.
 MAX_REPORTED_PROBLEMS = 100
 
-# Rows per INSERT. An account row has ~10 columns, so 2,000 rows stay far
-# below PostgreSQL's 65,535 bind parameters while keeping round trips few;
-# on SQLite Django lowers the batch to its own parameter limit.
+# Rows per INSERT where bulk_create is used (not PostgreSQL, which COPYs):
+# an account row has ~10 columns, and Django lowers the batch further to the
+# database's own parameter limit (999 on SQLite).
 INSERT_BATCH_SIZE = 2000
+
+# Candidate numbers looked up per query when generating numbers: a database
+# whose low numbers are all taken is skipped through in a few large steps.
+NUMBER_PROBE_SIZE = 10_000
 
 ACCOUNT_NUMBER_FORMAT = ("A", 8)
 SUBSCRIPTION_NUMBER_FORMAT = ("S", 8)
@@ -560,7 +565,7 @@ def _free_numbers(model, *, prefix: str, digits: int, count: int, taken: set[str
     candidate = 1
     while len(found) < count:
         wanted: list[str] = []
-        while len(wanted) < count - len(found):
+        while len(wanted) < max(count - len(found), NUMBER_PROBE_SIZE):
             number = f"{prefix}{candidate:0{digits}d}"
             candidate += 1
             if number not in taken:
@@ -573,7 +578,7 @@ def _free_numbers(model, *, prefix: str, digits: int, count: int, taken: set[str
             )
         )
         found.extend(number for number in wanted if number not in in_use)
-    return found
+    return found[:count]
 
 
 def _assign_numbers(rows: list[_Row], model, number_format: tuple[str, int]) -> None:

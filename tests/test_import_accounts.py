@@ -199,6 +199,27 @@ def test_generated_numbers_skip_numbers_in_the_database_and_in_the_file(tmp_path
 
 
 @pytest.mark.django_db
+def test_generated_numbers_skip_a_run_of_taken_numbers_longer_than_one_lookup(
+    tmp_path, monkeypatch
+):
+    # given the first five numbers taken, and lookups of two candidates at a time
+    monkeypatch.setattr("customers.importer.NUMBER_PROBE_SIZE", 2)
+    for i in range(1, 6):
+        AccountFactory(number=f"A{i:08d}")
+
+    # when
+    code, _, _ = import_document(tmp_path, {"accounts": [account(), account(), account()]})
+
+    # then
+    assert code == 0
+    assert list(Account.objects.values_list("number", flat=True))[5:] == [
+        "A00000006",
+        "A00000007",
+        "A00000008",
+    ]
+
+
+@pytest.mark.django_db
 def test_canceled_status_and_a_foreign_charge_currency_are_kept(tmp_path):
     # given a charge whose currency differs from its account's: allowed, it fails in bill runs
     document = {
