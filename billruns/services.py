@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Subquery, Sum
 from django.utils import timezone
@@ -539,7 +540,12 @@ def bill_run_continue_posting(*, run_id, user) -> BillRun:
         return run
     advanced_ar = TenantSettings.load().advanced_ar_settlement
     try:
-        documents_post_for_run(bill_run_id=run.pk, user=user, include_credit_memos=advanced_ar)
+        documents_post_for_run(
+            bill_run_id=run.pk,
+            user=user,
+            include_credit_memos=advanced_ar,
+            batch_size=settings.POST_BATCH_SIZE,
+        )
     except Exception as exc:
         logger.exception("posting %s failed", run.number)
         reason = str(exc) or exc.__class__.__name__

@@ -20,6 +20,7 @@ from billruns.services import (
     bill_run_cancel,
     bill_run_create,
     bill_run_delete,
+    bill_run_email,
     bill_run_post,
     bill_run_retry,
 )
@@ -116,6 +117,7 @@ class BillRunDetailView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, 
             and run.has_errors
             and user.has_perm("billruns.retry_billrun"),
             can_delete=run.allows(Action.DELETE) and user.has_perm("billruns.delete_billrun"),
+            can_email=run.status == RunStatus.POSTED and user.has_perm("billruns.email_billrun"),
         )
         return context
 
@@ -237,8 +239,13 @@ def billrun_delete_view(request, number):
 @login_required
 @permission_required("billruns.email_billrun", raise_exception=True)
 def billrun_email_view(request, number):
-    # The interface reserves this URL; emailing a run's documents arrives with
-    # the notifications work. Until then it says so and changes nothing.
-    run = get_object_or_404(BillRun, number=number)
-    messages.error(request, "Emailing a bill run's documents is not available yet.")
-    return redirect("billruns:detail", number=run.number)
+    resend = request.POST.get("resend") == "on"
+    return _run_action(
+        request,
+        number,
+        lambda run: bill_run_email(run=run, user=request.user, resend=resend, wait=False),
+        lambda run, result: (
+            f"The documents of {run.number} are being emailed to their "
+            + ("bill-to contacts, all of them again." if resend else "bill-to contacts.")
+        ),
+    )

@@ -265,3 +265,48 @@ class CreditApplication(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="credit_application_positive"),
         ]
+
+
+class DeliveryStatus(models.TextChoices):
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class DocumentDelivery(models.Model):
+    """One emailing of a posted document to its account's bill-to contact.
+
+    A document has at most one first delivery (``resend`` off): a failed or
+    skipped one is tried again on the same row (``attempts`` counts the
+    tries) until it is sent, and the partial unique constraint below keeps a
+    second one from appearing. Each resend a clerk asks for is a row of its own.
+    """
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="deliveries")
+    to_address = models.CharField(max_length=254, blank=True)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, help_text="Why it failed or was skipped.")
+    resend = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "document deliveries"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=DeliveryStatus.values), name="document_delivery_status_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["document"],
+                condition=Q(resend=False),
+                name="one_first_delivery_per_document",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.document_id} to {self.to_address or '-'}: {self.status}"

@@ -1,8 +1,9 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import DetailView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
@@ -12,8 +13,9 @@ from django_tables2.paginators import LazyPaginator
 from invoices.filters import DocumentFilter
 from invoices.forms import PaymentForm
 from invoices.models import Document, DocumentStatus
+from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
 from invoices.services import DocumentActionRefused, document_post, payment_record
-from invoices.tables import DocumentTable, ItemTable, PaymentTable
+from invoices.tables import DocumentTable, PaymentTable
 
 EXPORT_FORMATS = ("csv", "xlsx")
 
@@ -56,7 +58,7 @@ class DocumentDetailView(PermissionRequiredMixin, DetailView):
             and user.has_perm("invoices.add_payment")
         )
         context.update(
-            items_table=ItemTable(items),
+            items=items,
             payments_table=PaymentTable(payments),
             can_post=document.status == DocumentStatus.DRAFT
             and user.has_perm("invoices.post_document"),
@@ -64,6 +66,7 @@ class DocumentDetailView(PermissionRequiredMixin, DetailView):
             or (PaymentForm(balance=document.balance) if can_pay else None),
             credits_applied=document.credits_applied.select_related("credit_memo"),
             applications_made=document.applications_made.select_related("invoice"),
+            deliveries=document.deliveries.select_related("requested_by"),
         )
         return context
 
@@ -102,3 +105,19 @@ def payment_create_view(request, number):
             f"Payment of {payment.amount} {document.currency} recorded on {document.number}.",
         )
     return redirect("invoices:detail", number=document.number)
+
+
+@require_GET
+@login_required
+@permission_required("invoices.view_document", raise_exception=True)
+def document_pdf_view(request, number):
+    document = get_object_or_404(
+        Document.objects.select_related("account", "bill_run", "posted_by"), number=number
+    )
+    try:
+        pdf = document_pdf(document=document)
+    except PdfUnavailable as unavailable:
+        return HttpResponse(str(unavailable), status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{document_pdf_filename(document)}"'
+    return response

@@ -19,6 +19,7 @@ PERMISSIONS = {
     "cancel": "billruns.cancel_billrun",
     "retry": "billruns.retry_billrun",
     "delete": "billruns.delete_billrun",
+    "email": "billruns.email_billrun",
 }
 
 
@@ -32,7 +33,7 @@ def bill_cycle_day(value):
 
 
 class Command(BaseCommand):
-    help = "Create, post, cancel, retry, show and list bill runs."
+    help = "Create, post, cancel, retry, email, show and list bill runs."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
@@ -63,6 +64,13 @@ class Command(BaseCommand):
         retry.add_argument("number")
         retry.add_argument("--user")
         retry.add_argument("--wait", action="store_true")
+
+        email = sub.add_parser(
+            "email", help="Email a Posted run's documents to their bill-to contacts."
+        )
+        email.add_argument("number")
+        email.add_argument("--resend", action="store_true", help="Also documents already emailed.")
+        email.add_argument("--user")
 
         show = sub.add_parser("show", help="A run's summary.")
         show.add_argument("number")
@@ -171,6 +179,15 @@ class Command(BaseCommand):
         self.stdout.write(new_run.number)
         if wait:
             self._wait_outcome(new_run)
+
+    def handle_email(self, number, user, resend, **options):
+        run = self._run(number)
+        actor = self._user(user, "email")
+        try:
+            outcome = services.bill_run_email(run=run, user=actor, resend=resend)
+        except services.BillRunActionRefused as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(str(outcome))
 
     def handle_show(self, number, documents, **options):
         run = self._run(number)
