@@ -26,7 +26,15 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from customers.currencies import currency_problem
-from customers.models import Account, BillingPeriod, Charge, ChargeType, Status, Subscription
+from customers.models import (
+    Account,
+    BillingPeriod,
+    Charge,
+    ChargeType,
+    Status,
+    Subscription,
+    number_problem,
+)
 
 # Operators fix a file from the top; past this many, the rest is a count.
 MAX_REPORTED_PROBLEMS = 100
@@ -277,6 +285,10 @@ class _Validator:
             return None
         if value == "":
             self.problems.add(f"{path}.number", "must not be empty (leave it out to generate one)")
+            return None
+        problem = number_problem(value) if value is not None else None
+        if problem:
+            self.problems.add(f"{path}.number", problem)
             return None
         return value
 

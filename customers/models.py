@@ -16,13 +16,33 @@ def validate_currency(value):
         raise ValidationError(problem)
 
 
+def number_problem(value):
+    """Why ``value`` cannot be an account or subscription number, or None.
+
+    A number is a part of its page's URL (``/billing/accounts/<number>/``):
+    a slash would make every page that links to it fail to build the link,
+    "." and ".." would lead elsewhere, and a backslash or a control character
+    is read differently by browsers and spreadsheets."""
+    if value in {".", ".."}:
+        return "must not be . or .."
+    if any(ch in "/\\" or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "must not contain a slash, a backslash or a control character"
+    return None
+
+
+def validate_number(value):
+    problem = number_problem(value)
+    if problem:
+        raise ValidationError(f"The number {problem}.")
+
+
 class Status(models.TextChoices):
     ACTIVE = "Active"
     CANCELED = "Canceled"
 
 
 class Account(models.Model):
-    number = models.CharField(max_length=64, unique=True)
+    number = models.CharField(max_length=64, unique=True, validators=[validate_number])
     name = models.CharField(max_length=255)
     bill_to_email = models.EmailField(
         blank=True, help_text="Bill-to contact. Without one, the account fails in bill runs."
@@ -72,7 +92,7 @@ class Account(models.Model):
 
 
 class Subscription(models.Model):
-    number = models.CharField(max_length=64, unique=True)
+    number = models.CharField(max_length=64, unique=True, validators=[validate_number])
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="subscriptions")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     start_date = models.DateField()
