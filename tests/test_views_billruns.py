@@ -441,8 +441,9 @@ def test_deleting_a_completed_run_is_refused(client, clerk):
     assert Document.objects.filter(bill_run=run).exists()
 
 
-def test_email_says_it_is_not_available_yet(client, clerk):
+def test_email_queues_the_run_documents(client, clerk):
+    # More in test_document_emails.py.
     run = run_row(status=RunStatus.POSTED)
     client.force_login(clerk)
     response = client.post(detail(run, "email/"), follow=True)
-    assert "not available yet" in response.content.decode()
+    assert f"The documents of {run.number} are being emailed" in response.content.decode()
