@@ -12,6 +12,9 @@ BATCH_CHOICES = [(n, f"Batch{n}") for n in range(1, 51)]
 BILL_CYCLE_DAY_CHOICES = [("all", "All bill cycle days")] + [(str(d), str(d)) for d in range(1, 32)]
 
 
+STALE_FORM = "This form has expired or was changed; please submit it again."
+
+
 class SelectionMode:
     BATCHES = "batches"
     ACCOUNT = "account"
@@ -93,6 +96,14 @@ class BillRunForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        if "request_key" in self.errors:
+            # The hidden key was altered (or lost): its field error would not
+            # show, as the field is hidden, so say it at the top, and render a
+            # fresh key so that submitting the form again works.
+            del self.errors["request_key"]
+            self.add_error(None, STALE_FORM)
+            self.data = self.data.copy()
+            self.data[self.add_prefix("request_key")] = str(uuid.uuid4())
         account = cleaned.get("account")
         raw = cleaned.get("subscriptions") or ""
         numbers = [n.upper() for n in re.split(r"[\s,;]+", raw) if n]
