@@ -236,6 +236,8 @@ else:
 # run), and the name this host records on the chunks it processes.
 BILLRUN_CHUNK_SIZE = int(os.environ.get("BILLRUN_CHUNK_SIZE", "1000"))
 BILLING_NODE = os.environ.get("BILLING_NODE", "")
+# Documents posted per UPDATE when a run is posted (each batch commits on its own).
+POST_BATCH_SIZE = int(os.environ.get("POST_BATCH_SIZE", "5000"))
 # How long a chunk, a posting or a cancel may go unfinished before the
 # sweeper hands it to another worker (default: the task timeout + 60 s).
 BILLRUN_LEASE_SECONDS = int(
