@@ -13,7 +13,7 @@ import gc
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,6 +25,7 @@ from django.core.validators import EmailValidator
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from customers import bulk
 from customers.currencies import currency_problem
 from customers.models import (
     Account,
@@ -693,21 +694,21 @@ def _insert_with_copy(accounts: list[_Row]) -> None:
     import against about 5 s for COPY)."""
     now = timezone.now()
     with connection.cursor() as cursor:
-        account_ids = _reserve_ids(cursor, Account, len(accounts))
+        account_ids = bulk.reserve_ids(cursor, Account, len(accounts))
         subscriptions = [
             (account_id, sub)
             for account_id, acc in zip(account_ids, accounts, strict=True)
             for sub in acc.children
         ]
-        subscription_ids = _reserve_ids(cursor, Subscription, len(subscriptions))
+        subscription_ids = bulk.reserve_ids(cursor, Subscription, len(subscriptions))
         charges = [
             (subscription_id, charge)
             for subscription_id, (_, sub) in zip(subscription_ids, subscriptions, strict=True)
             for charge in sub.children
         ]
-        charge_ids = _reserve_ids(cursor, Charge, len(charges))
+        charge_ids = bulk.reserve_ids(cursor, Charge, len(charges))
 
-        _copy_rows(
+        bulk.copy_rows(
             cursor,
             Account,
             (
@@ -715,7 +716,7 @@ def _insert_with_copy(accounts: list[_Row]) -> None:
                 for id_, row in zip(account_ids, accounts, strict=True)
             ),
         )
-        _copy_rows(
+        bulk.copy_rows(
             cursor,
             Subscription,
             (
@@ -723,7 +724,7 @@ def _insert_with_copy(accounts: list[_Row]) -> None:
                 for id_, (account_id, sub) in zip(subscription_ids, subscriptions, strict=True)
             ),
         )
-        _copy_rows(
+        bulk.copy_rows(
             cursor,
             Charge,
             (
@@ -731,31 +732,6 @@ def _insert_with_copy(accounts: list[_Row]) -> None:
                 for id_, (subscription_id, charge) in zip(charge_ids, charges, strict=True)
             ),
         )
-
-
-def _reserve_ids(cursor, model, count: int) -> list[int]:
-    if not count:
-        return []
-    cursor.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-        [model._meta.db_table, model._meta.pk.column, count],
-    )
-    return [row[0] for row in cursor.fetchall()]
-
-
-def _copy_rows(cursor, model, rows: Iterable[dict[str, Any]]) -> None:
-    """COPY ``rows`` (attname -> value) into ``model``'s table; a field a row
-    leaves out gets its model default, as bulk_create would give it."""
-    fields = model._meta.concrete_fields
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    defaults = [(f.attname, f.get_default()) for f in fields]
-    sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
-    # cursor.cursor is psycopg's own cursor under Django's wrapper; its errors
-    # are turned into Django's (IntegrityError...) as the wrapper would.
-    with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row([row.get(name, default) for name, default in defaults])
 
 
 def accounts_import_file(*, path: str, stdin: IO[bytes] | None = None) -> ImportSummary:
