@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django_tables2 import SingleTableView
 
 from billruns import schedules
@@ -146,6 +146,7 @@ def schedule_edit_view(request, pk):
     return _form_page(request, form, schedule)
 
 
+@require_GET
 @login_required
 @permission_required("billruns.view_schedule", raise_exception=True)
 def schedule_detail_view(request, pk):
