@@ -127,7 +127,9 @@ class Document(models.Model):
         ]
         indexes = [
             # Posting and counting a run's documents by status and type.
-            models.Index(fields=["bill_run", "status", "document_type"], name="document_run_status"),
+            models.Index(
+                fields=["bill_run", "status", "document_type"], name="document_run_status"
+            ),
             # A run's Invoices and Credit Memos tabs, newest first, a page at a time.
             models.Index(fields=["bill_run", "document_type", "-id"], name="document_run_type"),
             models.Index(fields=["account", "invoice_date"], name="document_account_date"),
@@ -258,9 +260,7 @@ class CreditApplication(models.Model):
     credit_memo = models.ForeignKey(
         Document, on_delete=models.PROTECT, related_name="applications_made"
     )
-    invoice = models.ForeignKey(
-        Document, on_delete=models.PROTECT, related_name="credits_applied"
-    )
+    invoice = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="credits_applied")
     amount = models.DecimalField(**MONEY)
     applied_at = models.DateTimeField(auto_now_add=True)
     applied_by = models.ForeignKey(
@@ -272,6 +272,9 @@ class CreditApplication(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="credit_application_positive"),
         ]
+
+    def __str__(self):
+        return f"{self.amount} of {self.credit_memo_id} to {self.invoice_id}"
 
 
 class DeliveryStatus(models.TextChoices):
