@@ -179,3 +179,18 @@ def test_exports_carry_names_as_written(client, superuser, hostile):
     assert SCRIPT in cells
     assert IMG in cells
     assert ESCAPED_SCRIPT not in cells
+
+
+def test_the_printed_document_escapes_markup(hostile):
+    """The PDF is rendered from this HTML: live markup here would let a name
+    pull files or URLs into the PDF renderer."""
+    from django.template.loader import render_to_string
+
+    invoice = hostile["invoice"]
+    html = render_to_string(
+        "invoices/document_print.html",
+        {"document": invoice, "items": invoice.items.select_related("subscription"), "issuer": "x"},
+    )
+
+    assert_escaped(html, "print sheet")
+    assert ESCAPED_SCRIPT in html
