@@ -8,12 +8,17 @@ PYTHON := $(VENV)/bin/python
 # dependencies changed and `make install` runs pip again.
 INSTALLED := $(VENV)/.installed
 BENCH_ACCOUNTS ?= 100000
+# `make load`: full size by default; .ci/run passes a small size.
+LOAD_SECONDS ?= 60
+LOAD_RUNS ?= 1000
+LOAD_INVOICES ?= 1000000
+LOAD_DURING_RUN_ACCOUNTS ?= 100000
 
 # The manage.py targets are for development: without DEBUG (or SECRET_KEY)
 # in the environment, the settings refuse to load.
 export DEBUG ?= 1
 
-.PHONY: install run test lint bench migrate clean
+.PHONY: install run test lint bench load migrate clean
 
 install: $(INSTALLED)
 
@@ -41,6 +46,12 @@ lint: install
 
 bench: migrate
 	$(PYTHON) manage.py bench_billrun --accounts $(BENCH_ACCOUNTS)
+
+# gunicorn and wrk over a seeded database; DATABASE_URL must be PostgreSQL
+# (bin/loadtest refuses anything else). It runs with DEBUG off itself.
+load: install
+	LOAD_SECONDS=$(LOAD_SECONDS) LOAD_RUNS=$(LOAD_RUNS) LOAD_INVOICES=$(LOAD_INVOICES) \
+		LOAD_DURING_RUN_ACCOUNTS=$(LOAD_DURING_RUN_ACCOUNTS) bin/loadtest
 
 # Removes what builds and test runs leave; keeps .venv and the demo database.
 clean:
