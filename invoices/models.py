@@ -65,7 +65,10 @@ class Document(models.Model):
     over their items guards against billing a period twice."""
 
     document_type = models.CharField(max_length=16, choices=DocumentType.choices)
-    number = models.CharField(max_length=32, unique=True)
+    # Unique through the constraint below: a plain unique index, without the
+    # second (LIKE) index PostgreSQL gets for unique=True, which every posting
+    # would have to update too.
+    number = models.CharField(max_length=32)
     # Both foreign keys lead composite indexes below, which serve their joins
     # too; a separate index each would only slow down generating and posting.
     account = models.ForeignKey(
@@ -91,12 +94,15 @@ class Document(models.Model):
     due_date = models.DateField()
     created_at = models.DateTimeField(auto_now_add=True)
     posted_at = models.DateTimeField(null=True, blank=True)
+    # No index on who posted or canceled: nothing searches by it, and every
+    # posting would pay for one.
     posted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     canceled_at = models.DateTimeField(null=True, blank=True)
     canceled_by = models.ForeignKey(
@@ -105,11 +111,13 @@ class Document(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
 
     class Meta:
         ordering = ["-id"]
         constraints = [
+            models.UniqueConstraint(fields=["number"], name="document_number_unique"),
             models.CheckConstraint(
                 condition=Q(document_type__in=DocumentType.values), name="document_type_valid"
             ),
