@@ -9,6 +9,7 @@ from django.views.generic import DetailView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin, SingleTableView
 from django_tables2.export import ExportMixin
+from django_tables2.paginators import LazyPaginator
 
 from billruns import selectors
 from billruns.filters import BillRunFilter
@@ -75,7 +76,8 @@ class BillRunDetailView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, 
     slug_field = "number"
     slug_url_kwarg = "number"
     export_formats = EXPORT_FORMATS
-    table_pagination = {"per_page": 25}
+    # A run can hold 100,000 documents: page through them without counting.
+    table_pagination = {"per_page": 25, "paginator_class": LazyPaginator}
 
     def get_queryset(self):
         return runs_for_pages().select_related("schedule__owner", "posted_by", "canceled_by")
