@@ -95,6 +95,14 @@ def process_chunk(chunk_id, *, cluster=""):
 
 
 def _process_chunk(chunk_id, *, cluster, isolate):
+    if connection.vendor == "postgresql":
+        # A chunk's commit need not wait for the disk: if the server crashed
+        # and lost it, the chunk would be pending again and redone (its done
+        # mark is in the same transaction), and any later durable commit,
+        # such as the run's completion, makes it durable first (the log is
+        # flushed in order).
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
     chunk = BillRunChunk.objects.select_for_update().filter(pk=chunk_id).first()
     if chunk is None or chunk.status == ChunkStatus.DONE:
         return False

@@ -201,8 +201,21 @@ class DocumentItem(models.Model):
     """
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="items")
-    charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="items")
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="+")
+    # Items are the largest table and a run writes hundreds of thousands of
+    # them: the charge is found through the partial unique index below (its
+    # leading column), and the subscription is a copy of the charge's, kept
+    # for display, so neither gets an index of its own nor, for the copy, a
+    # foreign-key check per row.
+    charge = models.ForeignKey(
+        Charge, on_delete=models.PROTECT, related_name="items", db_index=False
+    )
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     charge_name = models.CharField(max_length=255)
     service_start = models.DateField()
     service_end = models.DateField(help_text="Inclusive: the period's last day.")
