@@ -240,9 +240,7 @@ BILLING_NODE = os.environ.get("BILLING_NODE", "")
 POST_BATCH_SIZE = int(os.environ.get("POST_BATCH_SIZE", "5000"))
 # How long a chunk, a posting or a cancel may go unfinished before the
 # sweeper hands it to another worker (default: the task timeout + 60 s).
-BILLRUN_LEASE_SECONDS = int(
-    os.environ.get("BILLRUN_LEASE_SECONDS", str(Q_CLUSTER["timeout"] + 60))
-)
+BILLRUN_LEASE_SECONDS = int(os.environ.get("BILLRUN_LEASE_SECONDS", str(Q_CLUSTER["timeout"] + 60)))
 
 LOGGING = {
     "version": 1,

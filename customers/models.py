@@ -131,16 +131,12 @@ PERIOD_MONTHS = {
 
 
 class Charge(models.Model):
-    subscription = models.ForeignKey(
-        Subscription, on_delete=models.PROTECT, related_name="charges"
-    )
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="charges")
     name = models.CharField(max_length=255)
     charge_type = models.CharField(max_length=16, choices=ChargeType.choices)
     amount = models.DecimalField(**MONEY, help_text="Negative for a credit.")
     currency = models.CharField(max_length=3, validators=[validate_currency])
-    period = models.CharField(
-        max_length=16, choices=BillingPeriod.choices, blank=True, default=""
-    )
+    period = models.CharField(max_length=16, choices=BillingPeriod.choices, blank=True, default="")
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True, help_text="Exclusive.")
     charged_through_date = models.DateField(

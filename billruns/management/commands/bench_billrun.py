@@ -373,4 +373,3 @@ class Command(BaseCommand):
             self.stdout.write(f"{label:<{width}}  {value}")
         if as_json:
             self.stdout.write(json.dumps(results, default=str))
-
