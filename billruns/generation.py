@@ -109,7 +109,7 @@ def _process_chunk(chunk_id, *, cluster, isolate):
     run = BillRun.objects.get(pk=chunk.bill_run_id)
     if run.status != RunStatus.PROCESSING:
         return False
-    advanced_ar = TenantSettings.load().advanced_ar_settlement
+    advanced_ar = TenantSettings.current().advanced_ar_settlement
     subscription_ids = (
         list(run.subscriptions.values_list("id", flat=True)) if run.account_id else []
     )

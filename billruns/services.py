@@ -538,7 +538,7 @@ def bill_run_continue_posting(*, run_id, user) -> BillRun:
     run = BillRun.objects.get(pk=run_id)
     if run.status != RunStatus.POST_IN_PROGRESS:
         return run
-    advanced_ar = TenantSettings.load().advanced_ar_settlement
+    advanced_ar = TenantSettings.current().advanced_ar_settlement
     try:
         documents_post_for_run(
             bill_run_id=run.pk,

@@ -30,8 +30,16 @@ class TenantSettings(models.Model):
 
     @classmethod
     def load(cls):
+        """The row, created if missing: for the pages and commands that edit it."""
         obj, _ = cls.objects.get_or_create(id=1)
         return obj
+
+    @classmethod
+    def current(cls):
+        """The settings in force, without writing: the defaults when the row
+        does not exist yet. Bill runs read it inside long transactions, where
+        creating the row would make every concurrent chunk wait for the first."""
+        return cls.objects.filter(id=1).first() or cls(id=1)
 
 
 class NumberSequence(models.Model):

@@ -125,7 +125,7 @@ def document_post(*, document_id: int, user) -> Document:
             )
         if (
             document.document_type == DocumentType.CREDIT_MEMO
-            and not TenantSettings.load().advanced_ar_settlement
+            and not TenantSettings.current().advanced_ar_settlement
         ):
             raise PostingRefused(
                 f"{document.number} is a credit memo: credit memos can only be posted "
@@ -290,7 +290,7 @@ def credit_memo_apply(
     amount = _parse_money(amount, what="Credit amount", refusal=CreditApplicationRefused)
 
     with transaction.atomic():
-        if not TenantSettings.load().advanced_ar_settlement:
+        if not TenantSettings.current().advanced_ar_settlement:
             raise CreditApplicationRefused(
                 "Credit memos can only be applied while Advanced AR Settlement is on."
             )
