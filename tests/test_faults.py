@@ -111,7 +111,7 @@ def test_a_worker_killed_mid_run_is_taken_up_and_bills_exactly_once(book):
         with transaction.atomic():
             Account.objects.select_for_update().get(pk=middle_account_id())
             number = manage("billrun", "create", "--target-date", TARGET, **ENV).stdout.split()[0]
-            wait_for(someone_waits_on_a_lock, timeout=180, what="the worker to block")
+            wait_for(someone_waits_on_a_lock, timeout=300, what="the worker to block")
             run = BillRun.objects.get(number=number)
             assert 0 < run.accounts_processed < run.accounts_selected
             # when the worker is killed
@@ -157,7 +157,7 @@ def test_a_worker_killed_mid_posting_leaves_each_document_posted_once(book):
                 "user=None, wait=False)",
                 **ENV,
             )
-            wait_for(someone_waits_on_a_lock, timeout=120, what="the posting to block")
+            wait_for(someone_waits_on_a_lock, timeout=300, what="the posting to block")
             kill(cluster)
     finally:
         if cluster.poll() is None:
@@ -188,7 +188,7 @@ def test_a_terminated_database_connection_mid_chunk_loses_nothing(book):
         with transaction.atomic():
             Account.objects.select_for_update().get(pk=middle_account_id())
             number = manage("billrun", "create", "--target-date", TARGET, **ENV).stdout.split()[0]
-            wait_for(someone_waits_on_a_lock, timeout=180, what="the worker to block")
+            wait_for(someone_waits_on_a_lock, timeout=300, what="the worker to block")
             # when its database connection is terminated
             with connection.cursor() as cursor:
                 for pid in blocked_backend_pids():

@@ -4,13 +4,13 @@ Real processes on PostgreSQL: two ``qcluster`` processes with the ORM broker
 against the test database, a run created by ``billrun create`` in a third.
 """
 
-import time
 from collections import Counter
 
 import pytest
+from django.db import transaction
 
 from billruns.models import BillRun, BillRunChunk, RunStatus
-from customers.models import Charge
+from customers.models import Account, Charge
 from invoices.models import DocumentItem
 from tests.processes import manage, start_cluster, stop, wait_for
 from tests.test_billrun_concurrency import make_book
@@ -31,15 +31,23 @@ def test_two_clusters_share_the_chunks_of_one_run():
     make_book(80)
     clusters = [start_cluster("host-a", **CLUSTER), start_cluster("host-b", **CLUSTER)]
     try:
-        time.sleep(3)
-        # when a run is queued by a separate process
-        created = manage("billrun", "create", "--target-date", "2026-06-30", **CLUSTER)
-        number = created.stdout.splitlines()[0].strip()
+        # when a run is queued by a separate process, while the first chunk's
+        # first account is locked: whichever host takes that chunk waits, so
+        # the other must process chunks for the run to move on
+        with transaction.atomic():
+            Account.objects.select_for_update().get(pk=Account.objects.order_by("id")[0].pk)
+            created = manage("billrun", "create", "--target-date", "2026-06-30", **CLUSTER)
+            number = created.stdout.splitlines()[0].strip()
+            wait_for(
+                lambda: BillRun.objects.get(number=number).accounts_processed >= 8,
+                timeout=300,
+                what="the other host to process chunks",
+            )
         wait_for(
             lambda: (
                 BillRun.objects.get(number=number).status in (RunStatus.COMPLETED, RunStatus.ERROR)
             ),
-            timeout=120,
+            timeout=300,
             what="the run to finish",
         )
     finally:
