@@ -238,6 +238,8 @@ BILLRUN_CHUNK_SIZE = int(os.environ.get("BILLRUN_CHUNK_SIZE", "1000"))
 BILLING_NODE = os.environ.get("BILLING_NODE", "")
 # Documents posted per UPDATE when a run is posted (each batch commits on its own).
 POST_BATCH_SIZE = int(os.environ.get("POST_BATCH_SIZE", "5000"))
+# Connections that post a run's batches side by side (PostgreSQL only).
+POST_WORKERS = int(os.environ.get("POST_WORKERS", "2"))
 # How long a chunk, a posting or a cancel may go unfinished before the
 # sweeper hands it to another worker (default: the task timeout + 60 s).
 BILLRUN_LEASE_SECONDS = int(os.environ.get("BILLRUN_LEASE_SECONDS", str(Q_CLUSTER["timeout"] + 60)))

@@ -545,6 +545,7 @@ def bill_run_continue_posting(*, run_id, user) -> BillRun:
             user=user,
             include_credit_memos=advanced_ar,
             batch_size=settings.POST_BATCH_SIZE,
+            workers=settings.POST_WORKERS,
         )
     except Exception as exc:
         logger.exception("posting %s failed", run.number)

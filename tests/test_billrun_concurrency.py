@@ -129,3 +129,18 @@ def test_post_racing_cancel_has_one_winner():
         assert statuses == {"Posted"}
     else:
         assert run.status == RunStatus.CANCELED and statuses == {"Canceled"}
+
+
+def test_posting_in_parallel_batches_posts_every_draft_once(settings):
+    # given a completed run of 30 invoices, posted 4 at a time by 3 connections
+    settings.POST_BATCH_SIZE = 4
+    settings.POST_WORKERS = 3
+    make_book(30)
+    run = services.bill_run_create(target_date=datetime.date(2026, 3, 1), enqueue=False)
+    run = services.bill_run_execute(run_id=run.pk)
+    # when it is posted
+    run = services.bill_run_post(run=run, user=None, wait=True)
+    # then every invoice is posted, once, and the run says so
+    assert run.status == RunStatus.POSTED
+    assert set(run.documents.values_list("status", flat=True)) == {"Posted"}
+    assert run.documents.filter(posted_at__isnull=True).count() == 0
