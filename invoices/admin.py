@@ -8,15 +8,24 @@ document is read-only. Payments and credit applications move balances, so
 they are recorded through services too and are read-only here.
 """
 
-from django.contrib import admin
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
 from invoices.admin_actions import PostDocumentsAdminMixin, post_selected_documents
+from invoices.forms import PaymentForm
 from invoices.models import (
     CreditApplication,
     CreditMemo,
+    Document,
+    DocumentDelivery,
     DocumentItem,
     DocumentStatus,
     Invoice,
@@ -24,6 +33,7 @@ from invoices.models import (
     Payment,
     TenantSettings,
 )
+from invoices.services import DocumentActionRefused, credit_memo_apply, payment_record
 
 
 class ReadOnlyAdminMixin:
@@ -120,8 +130,63 @@ class CreditMadeInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("invoice", "applied_by")
 
 
+class DocumentDeliveryInline(ReadOnlyInline):
+    model = DocumentDelivery
+    fields = [
+        "to_address",
+        "status",
+        "attempts",
+        "resend",
+        "requested_by",
+        "created_at",
+        "sent_at",
+        "last_error",
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("requested_by")
+
+
+class CreditMemoApplyForm(forms.Form):
+    """Input for ``credit_memo_apply``. The list offers the account's open
+    Posted invoices in the credit memo's currency, but the number is taken as
+    typed: the service checks status, account, currency and balances under its
+    locks, so an invoice paid or canceled meanwhile gets its clear refusal."""
+
+    invoice = forms.CharField(label="Invoice", max_length=32, widget=forms.Select)
+    amount = forms.DecimalField(max_digits=18, decimal_places=2, min_value=Decimal("0.01"))
+
+    def __init__(self, *args, credit_memo, **kwargs):
+        super().__init__(*args, **kwargs)
+        open_invoices = Invoice.objects.filter(
+            account_id=credit_memo.account_id,
+            currency=credit_memo.currency,
+            status=DocumentStatus.POSTED,
+            balance__gt=0,
+        ).order_by("invoice_date", "pk")
+        self.fields["invoice"].widget.choices = [("", "---------")] + [
+            (
+                invoice.number,
+                f"{invoice.number} of {invoice.invoice_date}: "
+                f"{invoice.balance} {invoice.currency} open",
+            )
+            for invoice in open_invoices
+        ]
+        if not self.is_bound:
+            self.initial.setdefault("amount", credit_memo.balance)
+
+    def clean_invoice(self):
+        number = self.cleaned_data["invoice"].strip()
+        invoice_id = Document.objects.filter(number=number).values_list("pk", flat=True).first()
+        if invoice_id is None:
+            raise forms.ValidationError(f"There is no invoice {number}.")
+        return invoice_id
+
+
 class DocumentAdmin(PostDocumentsAdminMixin, admin.ModelAdmin):
     actions = [post_selected_documents]
+    change_form_template = "admin/invoices/document_change_form.html"
+    action_form_template = "admin/invoices/document_action_form.html"
     list_display = [
         "number",
         "account",
@@ -133,9 +198,12 @@ class DocumentAdmin(PostDocumentsAdminMixin, admin.ModelAdmin):
         "due_date",
         "bill_run",
         "posted_at",
+        "posted_by",
     ]
-    list_filter = ["status", "currency"]
-    list_select_related = ["account", "bill_run"]
+    # Who posted or canceled, and when: the audit questions an operator asks
+    # of the list. The user filters list the (few) users, not the documents.
+    list_filter = ["status", "currency", "posted_at", "posted_by", "canceled_at", "canceled_by"]
+    list_select_related = ["account", "bill_run", "posted_by"]
     search_fields = ["number", "account__number", "account__name", "bill_run__number"]
     date_hierarchy = "invoice_date"
     show_full_result_count = False
@@ -173,15 +241,200 @@ class DocumentAdmin(PostDocumentsAdminMixin, admin.ModelAdmin):
         # also rolls back the charged-through dates they advanced.
         return False
 
+    def get_inlines(self, request, obj):
+        # Only posted documents are emailed. Leaving the deliveries off a
+        # Draft also keeps its due-date form free of one more inline's
+        # management form.
+        if obj is not None and obj.status != DocumentStatus.DRAFT:
+            return [*self.inlines, DocumentDeliveryInline]
+        return self.inlines
+
+    def document_actions(self, request, document):
+        """(label, url) of the buttons on the document's change page."""
+        return []
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["document_actions"] = self.document_actions(request, obj) if obj else []
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def action_url(self, name, document):
+        return reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_{name}", args=[document.pk]
+        )
+
+    def action_urls(self, views):
+        """URLs ``<id>/<slug>/`` for ``views``: (slug, name, view) triples."""
+        return [
+            path(
+                f"<path:object_id>/{slug}/",
+                self.admin_site.admin_view(view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_{name}",
+            )
+            for slug, name, view in views
+        ]
+
+    def document_for_action(self, request, object_id, permission):
+        """The document, if the user may see it and holds ``permission``."""
+        document = self.get_object(request, unquote(object_id))
+        if document is None:
+            return None
+        if not (self.has_view_permission(request, document) and request.user.has_perm(permission)):
+            raise PermissionDenied
+        return document
+
+    def render_action_form(self, request, document, form, title):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": document,
+            "title": title,
+            "subtitle": str(document),
+            "adminform": helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}),
+        }
+        return TemplateResponse(request, self.action_form_template, context)
+
 
 @admin.register(Invoice)
 class InvoiceAdmin(DocumentAdmin):
     inlines = [DocumentItemInline, PaymentInline, CreditAppliedInline]
 
+    def get_urls(self):
+        # Before the default URLs: their catch-all "<path:object_id>/" would
+        # take "<id>/record-payment/" too.
+        return [
+            *self.action_urls([("record-payment", "record_payment", self.record_payment_view)]),
+            *super().get_urls(),
+        ]
+
+    @staticmethod
+    def can_take_payment(invoice):
+        return invoice.status == DocumentStatus.POSTED and invoice.balance > 0
+
+    def document_actions(self, request, document):
+        if self.can_take_payment(document) and request.user.has_perm("invoices.add_payment"):
+            return [("Record payment", self.action_url("record_payment", document))]
+        return []
+
+    def record_payment_view(self, request, object_id):
+        invoice = self.document_for_action(request, object_id, "invoices.add_payment")
+        if invoice is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        change_url = self.action_url("change", invoice)
+        if request.method == "POST":
+            form = PaymentForm(request.POST)
+            if form.is_valid():
+                try:
+                    payment = payment_record(
+                        document_id=invoice.pk, user=request.user, **form.cleaned_data
+                    )
+                except DocumentActionRefused as refusal:
+                    form.add_error(None, str(refusal))
+                else:
+                    self.message_user(
+                        request,
+                        f"Payment of {payment.amount} {invoice.currency} recorded on "
+                        f"{invoice.number}.",
+                        messages.SUCCESS,
+                    )
+                    return HttpResponseRedirect(change_url)
+        elif not self.can_take_payment(invoice):
+            self.message_user(
+                request,
+                f"{invoice.number} is {invoice.display_status}: payments can only be "
+                "recorded against Posted invoices with an open balance.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(change_url)
+        else:
+            form = PaymentForm(balance=invoice.balance)
+        return self.render_action_form(request, invoice, form, "Record payment")
+
 
 @admin.register(CreditMemo)
 class CreditMemoAdmin(DocumentAdmin):
     inlines = [DocumentItemInline, CreditMadeInline]
+
+    def get_urls(self):
+        return [*self.action_urls([("apply", "apply", self.apply_view)]), *super().get_urls()]
+
+    @staticmethod
+    def can_apply(credit_memo):
+        return (
+            credit_memo.status == DocumentStatus.POSTED
+            and credit_memo.balance > 0
+            and TenantSettings.current().advanced_ar_settlement
+        )
+
+    def document_actions(self, request, document):
+        if request.user.has_perm("invoices.add_creditapplication") and self.can_apply(document):
+            return [("Apply to an invoice", self.action_url("apply", document))]
+        return []
+
+    def apply_view(self, request, object_id):
+        credit_memo = self.document_for_action(request, object_id, "invoices.add_creditapplication")
+        if credit_memo is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        change_url = self.action_url("change", credit_memo)
+        if request.method == "POST":
+            form = CreditMemoApplyForm(request.POST, credit_memo=credit_memo)
+            if form.is_valid():
+                try:
+                    application = credit_memo_apply(
+                        credit_memo_id=credit_memo.pk,
+                        invoice_id=form.cleaned_data["invoice"],
+                        amount=form.cleaned_data["amount"],
+                        user=request.user,
+                    )
+                except DocumentActionRefused as refusal:
+                    form.add_error(None, str(refusal))
+                else:
+                    self.message_user(
+                        request,
+                        f"{application.amount} {credit_memo.currency} of {credit_memo.number} "
+                        f"applied to {application.invoice.number}.",
+                        messages.SUCCESS,
+                    )
+                    return HttpResponseRedirect(change_url)
+        elif not self.can_apply(credit_memo):
+            self.message_user(
+                request,
+                f"{credit_memo.number} cannot be applied: credit is applied from a Posted "
+                "credit memo with an open balance, while Advanced AR Settlement is on.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(change_url)
+        else:
+            form = CreditMemoApplyForm(credit_memo=credit_memo)
+        return self.render_action_form(request, credit_memo, form, "Apply to an invoice")
+
+
+@admin.register(DocumentDelivery)
+class DocumentDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "document",
+        "to_address",
+        "status",
+        "attempts",
+        "created_at",
+        "sent_at",
+        "resend",
+    ]
+    list_filter = ["status", "resend"]
+    list_select_related = ["document"]
+    search_fields = ["document__number", "to_address"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = [
+        "document",
+        "to_address",
+        "status",
+        "attempts",
+        "resend",
+        "requested_by",
+        "created_at",
+        "sent_at",
+        "last_error",
+    ]
 
 
 @admin.register(DocumentItem)

@@ -20,6 +20,7 @@ from invoices.models import (
     CreditApplication,
     CreditMemo,
     Document,
+    DocumentDelivery,
     DocumentItem,
     DocumentStatus,
     DocumentType,
@@ -106,6 +107,9 @@ def make_billing_data(i, user):
     )
     CreditApplication.objects.create(
         credit_memo=credit_memo, invoice=invoice, amount=Decimal("5.00"), applied_by=user
+    )
+    DocumentDelivery.objects.create(
+        document=invoice, to_address=f"billing{i}@example.com", status="sent", attempts=1
     )
     BillRunChunk.objects.create(
         bill_run=run, index=0, account_ids=[account.pk], account_count=1, status="done"

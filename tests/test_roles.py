@@ -61,3 +61,17 @@ def test_clerk_cannot_edit_customers_or_settings(clerk):
     assert not clerk.has_perm("customers.change_account")
     assert not clerk.has_perm("invoices.change_tenantsettings")
     assert not clerk.has_perm("invoices.change_document")
+
+
+# Models made after the roles (notifications 0003_roles_new_models).
+NEWER_VIEWS = [
+    "invoices.view_documentdelivery",
+    "notifications.view_emaildelivery",
+    "notifications.view_runnotification",
+]
+
+
+@pytest.mark.parametrize("perm", NEWER_VIEWS)
+def test_both_roles_may_view_the_newer_models(clerk, viewer, perm):
+    assert clerk.has_perm(perm)
+    assert viewer.has_perm(perm)
