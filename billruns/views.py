@@ -25,9 +25,14 @@ from billruns.services import (
     bill_run_post,
     bill_run_retry,
 )
-from billruns.tables import BillRunTable, FailureTable, ScheduleTable, totals_lines
+from billruns.tables import (
+    BillRunTable,
+    FailureTable,
+    RunDocumentsTable,
+    ScheduleTable,
+    totals_lines,
+)
 from invoices.models import DocumentType
-from invoices.tables import RunDocumentTable
 
 EXPORT_FORMATS = ("csv", "xlsx")
 RUNNING = {RunStatus.PENDING, RunStatus.PROCESSING}
@@ -61,8 +66,8 @@ class RunTab:
 
 
 TABS = {
-    "invoices": RunTab("invoices", "Invoices", RunDocumentTable),
-    "credit-memos": RunTab("credit-memos", "Credit Memos", RunDocumentTable),
+    "invoices": RunTab("invoices", "Invoices", RunDocumentsTable),
+    "credit-memos": RunTab("credit-memos", "Credit Memos", RunDocumentsTable),
     "failures": RunTab(
         "failures", "Failed Accounts or Subscriptions", FailureTable, testid="failures-tab"
     ),
