@@ -8,6 +8,7 @@ PYTHON := $(VENV)/bin/python
 # dependencies changed and `make install` runs pip again.
 INSTALLED := $(VENV)/.installed
 BENCH_ACCOUNTS ?= 100000
+FAULT_ACCOUNTS ?= 20000
 # `make load`: full size by default; .ci/run passes a small size.
 LOAD_SECONDS ?= 60
 LOAD_RUNS ?= 1000
@@ -18,7 +19,7 @@ LOAD_DURING_RUN_ACCOUNTS ?= 100000
 # in the environment, the settings refuse to load.
 export DEBUG ?= 1
 
-.PHONY: install run test lint bench load migrate clean
+.PHONY: install run test lint bench faults load migrate clean
 
 install: $(INSTALLED)
 
@@ -44,8 +45,16 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Pages are timed with DEBUG off, as in production (a throwaway key unless
+# SECRET_KEY is set). Figures: docs/benchmarks.md.
 bench: migrate
-	$(PYTHON) manage.py bench_billrun --accounts $(BENCH_ACCOUNTS)
+	DEBUG=0 SECRET_KEY="$${SECRET_KEY:-bench-$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(40))')}" \
+		$(PYTHON) manage.py bench_billrun --accounts $(BENCH_ACCOUNTS)
+
+# The fault tests at full size (CI runs them with 2,000 accounts as part of
+# `make test`); DATABASE_URL must be PostgreSQL.
+faults: install
+	FAULT_ACCOUNTS=$(FAULT_ACCOUNTS) $(VENV)/bin/pytest -p no:xdist tests/test_faults.py
 
 # gunicorn and wrk over a seeded database; DATABASE_URL must be PostgreSQL
 # (bin/loadtest refuses anything else). It runs with DEBUG off itself.
