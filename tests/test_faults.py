@@ -1,6 +1,6 @@
 """Faults with real processes on PostgreSQL: a worker killed with SIGKILL in
 the middle of a run and of a posting, a worker's database connection
-terminated mid-chunk, and commands racing each other.
+terminated mid-chunk, a mail server down, and commands racing each other.
 
 To stop a worker at a known point, the test holds a row lock (an account in
 the middle of the book, or a document in the middle of a run) so that the
@@ -10,8 +10,11 @@ Sized by FAULT_ACCOUNTS (CI: 2,000; ``make faults``: 20,000).
 """
 
 import os
+import socket
+import socketserver
 import subprocess
 import sys
+import threading
 from collections import Counter
 
 import pytest
@@ -24,6 +27,7 @@ from billruns.models import BillRun, RunStatus
 from customers.importer import accounts_import
 from customers.models import Account
 from invoices.models import Document, DocumentItem, DocumentStatus
+from notifications.models import EmailDelivery
 from tests.processes import ROOT, kill, manage, process_env, start_cluster, stop, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -242,3 +246,83 @@ def test_concurrent_create_wait_commands_bill_every_period_once(book):
 def undisturbed_run_of_all():
     again = manage("billrun", "create", "--target-date", TARGET, "--wait", **ENV)
     return again.stdout.splitlines()[0].strip()
+
+
+class RecordingSMTPHandler(socketserver.StreamRequestHandler):
+    """Just enough SMTP to take a message and keep it."""
+
+    def handle(self):
+        self.wfile.write(b"220 test ESMTP\r\n")
+        receiving, lines = False, []
+        for line in self.rfile:
+            if receiving:
+                if line.rstrip(b"\r\n") == b".":
+                    self.server.messages.append(b"".join(lines))
+                    receiving, lines = False, []
+                    self.wfile.write(b"250 OK\r\n")
+                else:
+                    lines.append(line)
+                continue
+            command = line[:4].upper()
+            if command == b"DATA":
+                receiving = True
+                self.wfile.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            elif command == b"QUIT":
+                self.wfile.write(b"221 Bye\r\n")
+                return
+            else:  # EHLO, HELO, MAIL, RCPT, RSET, NOOP
+                self.wfile.write(b"250 OK\r\n")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_mail_server_down_for_the_whole_run_gets_the_email_once_it_is_back(
+    django_user_model,
+):
+    # given a mail server that is down, and a cluster that sends through it
+    port = free_port()
+    mail = {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": port,
+        "EMAIL_TIMEOUT": 5,
+    }
+    django_user_model.objects.create_superuser("boss", "boss@example.com", "pw")
+    accounts_import(document=build_book(20, 1))
+    cluster = start_cluster("host-a", **ENV, **mail)
+    server = None
+    try:
+        # when a run completes while it is down
+        number = manage(
+            "billrun", "create", "--target-date", TARGET, "--user", "boss", **ENV
+        ).stdout.split()[0]
+        wait_for(
+            lambda: EmailDelivery.objects.filter(bill_run__number=number, attempts__gte=1).exists(),
+            timeout=300,
+            what="the first attempt to fail",
+        )
+        delivery = EmailDelivery.objects.get(bill_run__number=number)
+        assert status_of(number) == RunStatus.COMPLETED
+        assert delivery.status == "pending" and delivery.last_error
+        # and the server comes back
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", port), RecordingSMTPHandler)
+        server.messages = []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # then the email goes out, once
+        wait_for(
+            lambda: EmailDelivery.objects.get(pk=delivery.pk).status == "sent",
+            timeout=300,
+            what="the retry to send",
+        )
+    finally:
+        stop(cluster)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    assert len(server.messages) == 1
+    assert number.encode() in server.messages[0]
+    assert status_of(number) == RunStatus.COMPLETED
