@@ -59,6 +59,10 @@ def book():
 
 def someone_waits_on_a_lock():
     with connection.cursor() as cursor:
+        # Inside a transaction PostgreSQL keeps the first view of
+        # pg_stat_activity it took; the tests poll from inside the one that
+        # holds the lock, so each poll asks for a fresh view.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
@@ -68,6 +72,7 @@ def someone_waits_on_a_lock():
 
 def blocked_backend_pids():
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
