@@ -14,7 +14,7 @@ from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import mark_safe
 from django_tables2.utils import signature
 
-from billruns.models import BillRun, BillRunFailure, Schedule
+from billruns.models import BillRun, BillRunFailure
 from customers.tables import BaseTable, money
 from invoices.tables import RunDocumentTable
 
@@ -373,32 +373,6 @@ class FailureTable(PythonRowsMixin, BaseTable):
         sequence = ("account", "account_name", "subscription", "reason")
         row_attrs = {"data-testid": "failure-row"}
         empty_text = "Every selected account was billed."
-
-
-class ScheduleTable(BaseTable):
-    name = tables.Column()
-    owner = tables.Column(accessor="owner__username", verbose_name="Owner")
-    run_count = tables.Column(verbose_name="Runs made", attrs={"td": {"class": "num"}})
-    last_run = tables.Column(verbose_name="Last run", empty_values=(), orderable=False)
-    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i")
-
-    class Meta(BaseTable.Meta):
-        model = Schedule
-        fields = ()
-        sequence = ("name", "owner", "run_count", "last_run", "created_at")
-        empty_text = "No schedules yet."
-
-    def render_last_run(self, record):
-        if not record.last_run_number:
-            return "—"
-        return format_html(
-            '<a href="{}">{}</a>',
-            reverse("billruns:detail", args=[record.last_run_number]),
-            record.last_run_number,
-        )
-
-    def value_last_run(self, record):
-        return record.last_run_number or ""
 
 
 class RunDocumentsTable(PythonRowsMixin, RunDocumentTable):

@@ -1,20 +1,19 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import DetailView
 from django_filters.views import FilterView
-from django_tables2 import SingleTableMixin, SingleTableView
+from django_tables2 import SingleTableMixin
 from django_tables2.export import ExportMixin
 from django_tables2.paginators import LazyPaginator
 
 from billruns import selectors
 from billruns.filters import BillRunFilter
 from billruns.forms import BillRunForm
-from billruns.models import Action, BillRun, RunStatus, Schedule
+from billruns.models import Action, BillRun, RunStatus
 from billruns.services import (
     BillRunActionRefused,
     InvalidRunParameters,
@@ -29,7 +28,6 @@ from billruns.tables import (
     BillRunTable,
     FailureTable,
     RunDocumentsTable,
-    ScheduleTable,
     totals_lines,
 )
 from invoices.models import DocumentType
@@ -127,24 +125,6 @@ class BillRunDetailView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, 
             can_email=run.status == RunStatus.POSTED and user.has_perm("billruns.email_billrun"),
         )
         return context
-
-
-class ScheduleListView(PermissionRequiredMixin, SingleTableView):
-    permission_required = "billruns.view_schedule"
-    template_name = "billruns/schedule_list.html"
-    table_class = ScheduleTable
-    table_pagination = {"per_page": 25}
-
-    def get_queryset(self):
-        last_run = BillRun.objects.filter(schedule=OuterRef("pk")).order_by("-id")
-        return (
-            Schedule.objects.select_related("owner")
-            .annotate(
-                run_count=Count("runs"),
-                last_run_number=Subquery(last_run.values("number")[:1]),
-            )
-            .order_by("name")
-        )
 
 
 @login_required

@@ -1,9 +1,8 @@
 import django_tables2 as tables
 from django.urls import reverse
-from django.utils.html import format_html
 
 from customers.tables import BaseTable, money, status_badge
-from invoices.models import Document, DocumentItem, Payment
+from invoices.models import Document, Payment
 
 
 def document_url(record):
@@ -82,26 +81,6 @@ class RunDocumentTable(DocumentTable):
     class Meta(DocumentTable.Meta):
         exclude = ("document_type", "bill_run")
         empty_text = "This bill run has none."
-
-
-class ItemTable(BaseTable):
-    subscription = tables.Column(accessor="subscription__number", verbose_name="Subscription")
-    charge_name = tables.Column(verbose_name="Charge")
-    service_period = tables.Column(empty_values=(), verbose_name="Service period", orderable=False)
-    amount = MoneyColumn()
-
-    class Meta(BaseTable.Meta):
-        model = DocumentItem
-        fields = ()
-        sequence = ("subscription", "charge_name", "service_period", "amount")
-        orderable = False
-
-    def render_service_period(self, record):
-        if record.service_start == record.service_end:
-            return format_html("{}", record.service_start.isoformat())
-        return format_html(
-            "{} – {}", record.service_start.isoformat(), record.service_end.isoformat()
-        )
 
 
 class PaymentTable(BaseTable):
