@@ -7,6 +7,7 @@ project folder and the django-q2 ORM broker.
 
 import datetime
 import os
+import secrets
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,13 +30,45 @@ def env_list(name, default=""):
 
 DEBUG = env_bool("DEBUG", False)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
+
+def local_secret_key(path):
+    """The key of this installation, generated once into ``path``.
+
+    Without SECRET_KEY in the environment and with DEBUG off (the embedded
+    setup run from a shell: ``manage.py import_accounts``, ``billrun``, a
+    worker), every process of the installation must still sign with the same
+    key, or a worker could not read the tasks the commands queue. The file is
+    created exclusively (two processes starting at once agree on one key) and
+    readable by its owner only. ``check --deploy`` still asks for SECRET_KEY
+    in the environment (billing_site.checks).
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = Path(path).read_text().strip()
+    except OSError as exc:
         raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off (set DEBUG=1 for local development)."
+            f"SECRET_KEY must be set when DEBUG is off: it is not in the environment and "
+            f"{path} cannot be created ({exc.strerror})."
+        ) from exc
+    else:
+        key = secrets.token_urlsafe(50)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(key + "\n")
+    if len(key) < 50:
+        raise ImproperlyConfigured(f"SECRET_KEY must be set: {path} holds no usable key.")
+    return key
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY_FROM_ENVIRONMENT = bool(SECRET_KEY)
+if not SECRET_KEY:
+    if DEBUG:
+        SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"
+    else:
+        SECRET_KEY = local_secret_key(
+            os.environ.get("SECRET_KEY_FILE", str(BASE_DIR / ".secret_key"))
         )
-    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -58,6 +91,7 @@ INSTALLED_APPS = [
     "invoices",
     "billruns",
     "notifications",
+    "billing_site.apps.BillingSiteConfig",
 ]
 
 MIDDLEWARE = [

@@ -91,12 +91,43 @@ def test_task_queue_uses_redis_when_redis_url_is_set():
     assert q_cluster["retry"] > q_cluster["timeout"]
 
 
-def test_missing_secret_key_with_debug_off_fails_clearly():
-    result = run_python("import billing_site.settings", DEBUG="0")
+def test_without_a_secret_key_debug_off_generates_one_for_the_installation(tmp_path):
+    # given no SECRET_KEY in the environment, DEBUG off
+    key_file = tmp_path / "secret_key"
+    # when two processes start one after the other
+    first = read_settings(["SECRET_KEY"], DEBUG="0", SECRET_KEY_FILE=str(key_file))
+    second = read_settings(["SECRET_KEY"], DEBUG="0", SECRET_KEY_FILE=str(key_file))
+    # then both sign with the same generated key, kept readable by its owner only
+    assert first["SECRET_KEY"] == second["SECRET_KEY"]
+    assert len(first["SECRET_KEY"]) >= 50
+    assert key_file.read_text().strip() == first["SECRET_KEY"]
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_secret_key_that_cannot_be_generated_fails_clearly(tmp_path):
+    result = run_python(
+        "import billing_site.settings",
+        DEBUG="0",
+        SECRET_KEY_FILE=str(tmp_path / "missing-folder" / "secret_key"),
+    )
 
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_the_deploy_check_asks_for_a_secret_key_in_the_environment(tmp_path):
+    production = {name: value for name, value in PRODUCTION.items() if name != "SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=PROJECT,
+        env=environment(**production, SECRET_KEY_FILE=str(tmp_path / "secret_key")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert "billing.W001" in result.stdout + result.stderr
 
 
 def test_debug_on_runs_without_a_secret_key():
