@@ -701,3 +701,25 @@ def test_wait_exits_0_for_a_run_completed_with_failures(superuser):
     number = output.splitlines()[0]
     assert BillRun.objects.get(number=number).status == RunStatus.COMPLETED
     assert not BillRunChunk.objects.filter(status="pending").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--account", "A00000001", "--batch", "1"],
+        ["--account", "A00000001", "--bill-cycle-day", "5"],
+        ["--subscription", "S00000001"],
+    ],
+)
+def test_options_that_cannot_go_together_exit_2_from_a_shell(argv):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "billing_site.settings_test"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "billrun", "create", *argv],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--" in result.stderr and result.stdout == ""

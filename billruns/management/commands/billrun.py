@@ -114,10 +114,13 @@ class Command(BaseCommand):
     # --- actions ---
 
     def handle_create(self, **options):
+        # Options that cannot go together make a malformed command line: exit 2.
         if options["account"] and (options["batches"] or options["bill_cycle_day"] != "all"):
-            raise CommandError("--account cannot be combined with --batch or --bill-cycle-day.")
+            raise CommandError(
+                "--account cannot be combined with --batch or --bill-cycle-day.", returncode=2
+            )
         if options["subscriptions"] and not options["account"]:
-            raise CommandError("--subscription needs --account.")
+            raise CommandError("--subscription needs --account.", returncode=2)
         user = self._user(options["user"], "create")
         day = options["bill_cycle_day"]
         try:
