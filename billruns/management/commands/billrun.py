@@ -141,55 +141,62 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write(run.number)
         if options["wait"]:
-            self.stdout.flush() if hasattr(self.stdout, "flush") else None
+            self.stdout.flush()
             run = services.bill_run_execute(run_id=run.pk)
             self._wait_outcome(run)
 
-    def handle_post(self, number, user, **options):
+    def _act(self, number, username, action, call):
+        """Load the run and the acting user, call one service; a refusal
+        becomes one line on stderr and exit 1."""
         run = self._run(number)
-        actor = self._user(user, "post")
+        actor = self._user(username, action)
         try:
-            run = services.bill_run_post(run=run, user=actor, wait=True)
+            return call(run, actor)
         except services.BillRunActionRefused as exc:
             raise CommandError(str(exc)) from exc
+
+    def handle_post(self, number, user, **options):
+        run = self._act(
+            number,
+            user,
+            "post",
+            lambda run, actor: services.bill_run_post(run=run, user=actor, wait=True),
+        )
         self.stdout.write(f"{run.number} {run.status}")
 
     def handle_cancel(self, number, user, **options):
-        run = self._run(number)
-        actor = self._user(user, "cancel")
-        try:
-            run = services.bill_run_cancel(run=run, user=actor, wait=True)
-        except services.BillRunActionRefused as exc:
-            raise CommandError(str(exc)) from exc
+        run = self._act(
+            number,
+            user,
+            "cancel",
+            lambda run, actor: services.bill_run_cancel(run=run, user=actor, wait=True),
+        )
         self.stdout.write(f"{run.number} {run.status}")
 
     def handle_delete(self, number, user, **options):
-        run = self._run(number)
-        actor = self._user(user, "delete")
-        try:
-            services.bill_run_delete(run=run, user=actor)
-        except services.BillRunActionRefused as exc:
-            raise CommandError(str(exc)) from exc
+        self._act(
+            number, user, "delete", lambda run, actor: services.bill_run_delete(run=run, user=actor)
+        )
         self.stdout.write(f"{number} deleted")
 
     def handle_retry(self, number, user, wait, **options):
-        run = self._run(number)
-        actor = self._user(user, "retry")
-        try:
-            new_run = services.bill_run_retry(run=run, user=actor, wait=wait)
-        except services.BillRunActionRefused as exc:
-            raise CommandError(str(exc)) from exc
+        new_run = self._act(
+            number,
+            user,
+            "retry",
+            lambda run, actor: services.bill_run_retry(run=run, user=actor, wait=wait),
+        )
         self.stdout.write(new_run.number)
         if wait:
             self._wait_outcome(new_run)
 
     def handle_email(self, number, user, resend, **options):
-        run = self._run(number)
-        actor = self._user(user, "email")
-        try:
-            outcome = services.bill_run_email(run=run, user=actor, resend=resend)
-        except services.BillRunActionRefused as exc:
-            raise CommandError(str(exc)) from exc
+        outcome = self._act(
+            number,
+            user,
+            "email",
+            lambda run, actor: services.bill_run_email(run=run, user=actor, resend=resend),
+        )
         self.stdout.write(str(outcome))
 
     def handle_show(self, number, documents, **options):
