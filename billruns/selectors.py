@@ -1,16 +1,12 @@
 """Reads of bill runs shared by views, commands and tables."""
 
-from billruns.models import BillRun, RunStatus
+from billruns.models import BillRun
 from invoices.models import Document, DocumentItem
 
 
 def run_progress(run: BillRun) -> tuple[int, int]:
     """(accounts processed, accounts selected); kept current by each chunk."""
     return run.accounts_processed, run.accounts_selected
-
-
-def run_is_active(run: BillRun) -> bool:
-    return run.status in (RunStatus.PENDING, RunStatus.PROCESSING)
 
 
 def _date(value):
