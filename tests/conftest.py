@@ -1,5 +1,14 @@
+import os
+
 import pytest
 from django.conf import settings
+from hypothesis import settings as hypothesis_settings
+
+# CI explores the same examples on every run, so a red build is reproducible
+# and never a coin toss; `make test` on a developer's machine explores new
+# ones each time (and keeps what fails in .hypothesis/).
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_collection_modifyitems(config, items):
