@@ -12,6 +12,7 @@ sweeper taking up a dead worker's run does no harm.
 
 import datetime
 import logging
+import uuid
 from collections import defaultdict
 from decimal import Decimal
 
@@ -776,7 +777,9 @@ def bill_runs_sweep(*, lease_seconds, pending_grace_seconds):
 EMAIL_BATCH_SIZE = 500
 
 
-def bill_run_email(*, run, user, resend=False, wait=True) -> EmailOutcome | None:
+def bill_run_email(
+    *, run, user, resend=False, wait=True, resend_request: uuid.UUID | None = None
+) -> EmailOutcome | None:
     """Email a Posted run's Posted documents to their accounts' bill-to
     contacts, PDF attached (invoices.delivery.documents_email), skipping
     zero-amount invoices when the run says so.
@@ -788,8 +791,11 @@ def bill_run_email(*, run, user, resend=False, wait=True) -> EmailOutcome | None
     and None is returned.
 
     Transaction and locking: none of its own; each document is locked while
-    it is emailed (see documents_email). Idempotent without ``resend``: a
-    second call, or a task delivered twice, sends nothing more.
+    it is emailed (see documents_email). Idempotent: without ``resend`` a
+    second call, or a task delivered twice, sends nothing more; a resend is
+    one request named by ``resend_request`` (a new key when not given, made
+    before the task is queued), and the same request made again sends each
+    document at most once.
     """
     run = BillRun.objects.get(pk=run.pk)
     if run.status != RunStatus.POSTED:
@@ -797,12 +803,15 @@ def bill_run_email(*, run, user, resend=False, wait=True) -> EmailOutcome | None
             f"{run.number} is {RunStatus(run.status).label}: "
             "its documents can be emailed only when it is Posted."
         )
+    if resend and resend_request is None:
+        resend_request = uuid.uuid4()
     if not wait:
         _enqueue(
             "billruns.tasks.email_bill_run_documents",
             run.pk,
             user.pk if user is not None and user.pk else None,
             resend,
+            str(resend_request) if resend else None,
         )
         return None
     outcome = EmailOutcome()
@@ -813,6 +822,7 @@ def bill_run_email(*, run, user, resend=False, wait=True) -> EmailOutcome | None
         outcome += documents_email(
             document_ids=batch,
             resend=resend,
+            resend_request=resend_request,
             skip_zero_amount=run.no_email_for_zero_amount,
             requested_by=user if user is not None and user.pk else None,
         )

@@ -1,3 +1,5 @@
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
@@ -123,6 +125,7 @@ class BillRunDetailView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, 
             and user.has_perm("billruns.retry_billrun"),
             can_delete=run.allows(Action.DELETE) and user.has_perm("billruns.delete_billrun"),
             can_email=run.status == RunStatus.POSTED and user.has_perm("billruns.email_billrun"),
+            resend_request=uuid.uuid4(),
         )
         return context
 
@@ -227,10 +230,18 @@ def billrun_delete_view(request, number):
 @permission_required("billruns.email_billrun", raise_exception=True)
 def billrun_email_view(request, number):
     resend = request.POST.get("resend") == "on"
+    # The dialog carries a key made when the page was drawn, so submitting
+    # it twice is one resend; a missing or malformed key just makes a new one.
+    try:
+        resend_request = uuid.UUID(request.POST.get("resend_request", ""))
+    except ValueError:
+        resend_request = None
     return _run_action(
         request,
         number,
-        lambda run: bill_run_email(run=run, user=request.user, resend=resend, wait=False),
+        lambda run: bill_run_email(
+            run=run, user=request.user, resend=resend, wait=False, resend_request=resend_request
+        ),
         lambda run, result: (
             f"The documents of {run.number} are being emailed to their "
             + ("bill-to contacts, all of them again." if resend else "bill-to contacts.")

@@ -137,6 +137,7 @@ class DocumentDeliveryInline(ReadOnlyInline):
         "status",
         "attempts",
         "resend",
+        "resend_request",
         "requested_by",
         "created_at",
         "sent_at",

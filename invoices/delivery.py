@@ -7,6 +7,7 @@ bill run services (``billruns.services.bill_run_email``) call
 """
 
 import logging
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -65,10 +66,13 @@ def _body(document: Document) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _already_sent(document_id: int) -> bool:
-    return DocumentDelivery.objects.filter(
-        document_id=document_id, status=DeliveryStatus.SENT
-    ).exists()
+def _already_sent(document_id: int, *, resend_request: uuid.UUID | None) -> bool:
+    """Sent already: for a first delivery, by any delivery; for a resend, by
+    this resend request's own row."""
+    sent = DocumentDelivery.objects.filter(document_id=document_id, status=DeliveryStatus.SENT)
+    if resend_request is not None:
+        sent = sent.filter(resend=True, resend_request=resend_request)
+    return sent.exists()
 
 
 def _skip_reason(document: Document, *, skip_zero_amount: bool) -> str:
@@ -79,25 +83,34 @@ def _skip_reason(document: Document, *, skip_zero_amount: bool) -> str:
     return ""
 
 
-def _delivery_to_write(*, document: Document, resend: bool, requested_by) -> DocumentDelivery:
-    """The row this try is recorded on: for a first delivery, the document's
-    one first-delivery row (earlier failed or skipped tries included); for a
-    resend, a new row."""
-    if not resend:
-        earlier = DocumentDelivery.objects.filter(document=document, resend=False).first()
-        if earlier is not None:
-            earlier.requested_by = requested_by
-            return earlier
-    return DocumentDelivery(document=document, resend=resend, requested_by=requested_by)
+def _delivery_to_write(
+    *, document: Document, resend_request: uuid.UUID | None, requested_by
+) -> DocumentDelivery:
+    """The row this try is recorded on: the document's one first-delivery
+    row, or its row for this resend request, with the earlier failed or
+    skipped tries; a new row when there is none yet."""
+    resend = resend_request is not None
+    earlier = DocumentDelivery.objects.filter(
+        document=document, resend=resend, resend_request=resend_request
+    ).first()
+    if earlier is not None:
+        earlier.requested_by = requested_by
+        return earlier
+    return DocumentDelivery(
+        document=document, resend=resend, resend_request=resend_request, requested_by=requested_by
+    )
 
 
-def _email_one(*, document_id: int, resend: bool, skip_zero_amount: bool, requested_by) -> str:
+def _email_one(
+    *, document_id: int, resend_request: uuid.UUID | None, skip_zero_amount: bool, requested_by
+) -> str:
     """Email one document; the DeliveryStatus of this try, or "" when there
-    was nothing to do (not Posted, or already sent and no resend)."""
+    was nothing to do (not Posted, or already sent by this request or, for a
+    first delivery, at all)."""
     document = Document.objects.select_related("account").filter(pk=document_id).first()
     if document is None or document.status != DocumentStatus.POSTED:
         return ""
-    if not resend and _already_sent(document_id):
+    if _already_sent(document_id, resend_request=resend_request):
         return ""
     skip_reason = _skip_reason(document, skip_zero_amount=skip_zero_amount)
     # The PDF is rendered before the lock is taken: it is the slow part, and
@@ -121,9 +134,11 @@ def _email_one(*, document_id: int, resend: bool, skip_zero_amount: bool, reques
         )
         if document.status != DocumentStatus.POSTED:
             return ""
-        if not resend and _already_sent(document_id):
+        if _already_sent(document_id, resend_request=resend_request):
             return ""
-        delivery = _delivery_to_write(document=document, resend=resend, requested_by=requested_by)
+        delivery = _delivery_to_write(
+            document=document, resend_request=resend_request, requested_by=requested_by
+        )
         delivery.to_address = document.account.bill_to_email.strip()
         if skip_reason:
             delivery.status = DeliveryStatus.SKIPPED
@@ -156,13 +171,21 @@ def _email_one(*, document_id: int, resend: bool, skip_zero_amount: bool, reques
 
 
 def documents_email(
-    *, document_ids, resend: bool, skip_zero_amount: bool, requested_by
+    *,
+    document_ids,
+    resend: bool,
+    skip_zero_amount: bool,
+    requested_by,
+    resend_request: uuid.UUID | None = None,
 ) -> EmailOutcome:
     """Email each Posted document of ``document_ids`` to its account's
     bill-to contact, with its PDF attached, and record each try.
 
     Never twice: a document that has a 'sent' delivery is passed over unless
-    ``resend``. Passed over too (and counted as skipped): documents that are
+    ``resend``. A resend is one request, named by ``resend_request`` (a new
+    key when not given): each document is resent once per request, so the
+    same request made again (a task delivered twice, a form submitted twice,
+    a retry after a failure) sends only what it has not sent yet. Passed over too (and counted as skipped): documents that are
     not Posted; zero-amount invoices when ``skip_zero_amount`` and accounts
     without a bill-to address (both recorded as a 'skipped' delivery with the
     reason). A mail server error (any OSError) is recorded as a 'failed'
@@ -175,11 +198,15 @@ def documents_email(
     each document once. Call it outside any transaction of yours: a caller's
     transaction would hold every lock until it ends.
     """
+    if not resend:
+        resend_request = None
+    elif resend_request is None:
+        resend_request = uuid.uuid4()
     sent = skipped = failed = 0
     for document_id in document_ids:
         status = _email_one(
             document_id=document_id,
-            resend=resend,
+            resend_request=resend_request,
             skip_zero_amount=skip_zero_amount,
             requested_by=requested_by,
         )

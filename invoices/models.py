@@ -318,7 +318,10 @@ class DocumentDelivery(models.Model):
     A document has at most one first delivery (``resend`` off): a failed or
     skipped one is tried again on the same row (``attempts`` counts the
     tries) until it is sent, and the partial unique constraint below keeps a
-    second one from appearing. Each resend a clerk asks for is a row of its own.
+    second one from appearing. Each resend a clerk asks for is a row of its
+    own, named by the request's key (``resend_request``): a resend task
+    delivered twice, or a resend form submitted twice, finds its row and
+    sends nothing more.
     """
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="deliveries")
@@ -327,6 +330,9 @@ class DocumentDelivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, help_text="Why it failed or was skipped.")
     resend = models.BooleanField(default=False)
+    resend_request = models.UUIDField(
+        null=True, blank=True, editable=False, help_text="The resend request this row answers."
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -344,6 +350,16 @@ class DocumentDelivery(models.Model):
                 fields=["document"],
                 condition=Q(resend=False),
                 name="one_first_delivery_per_document",
+            ),
+            models.UniqueConstraint(
+                fields=["document", "resend_request"],
+                condition=Q(resend=True),
+                name="one_delivery_per_resend_request",
+            ),
+            models.CheckConstraint(
+                condition=Q(resend=False, resend_request__isnull=True)
+                | Q(resend=True, resend_request__isnull=False),
+                name="document_delivery_resend_has_request",
             ),
         ]
 

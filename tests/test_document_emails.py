@@ -3,8 +3,10 @@ emailed to their bill-to contacts with their PDF attached, never twice unless
 resent, and every delivery is recorded on the document."""
 
 import datetime
+import re
 import smtplib
 import threading
+import uuid
 from decimal import Decimal
 from io import StringIO
 
@@ -143,6 +145,76 @@ def test_no_resend_without_resend_and_resend_with_it(superuser):
     assert len(document_emails()) == 4
     assert DocumentDelivery.objects.filter(resend=True, status=DeliveryStatus.SENT).count() == 2
     assert set(DocumentDelivery.objects.values_list("requested_by", flat=True)) == {superuser.pk}
+
+
+@pytest.mark.django_db
+def test_a_resend_task_delivered_twice_resends_once(superuser, django_capture_on_commit_callbacks):
+    # given: a run emailed once
+    billed_account()
+    billed_account()
+    run = bill_run_post(run=completed_run(user=superuser), user=superuser, wait=True)
+    bill_run_email(run=run, user=superuser)
+    # when: a resend is queued and its task delivered twice
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        bill_run_email(run=run, user=superuser, resend=True, wait=False)
+    assert len(queued) == 1
+    queued[0]()
+    queued[0]()
+    # then: each document went out once more, not twice more
+    assert len(document_emails()) == 4
+    resends = DocumentDelivery.objects.filter(resend=True)
+    assert resends.count() == 2
+    assert len(set(resends.values_list("resend_request", flat=True))) == 1
+
+
+@pytest.mark.django_db
+def test_a_failed_resend_made_again_sends_what_it_had_not(superuser, monkeypatch):
+    # given: a resend whose first document fails at the mail server
+    first, second = billed_account(), billed_account()
+    run = bill_run_post(run=completed_run(user=superuser), user=superuser, wait=True)
+    bill_run_email(run=run, user=superuser)
+    real_send = EmailMessage.send
+
+    def refuse_first(message, *args, **kwargs):
+        if message.to == [first.bill_to_email]:
+            raise smtplib.SMTPServerDisconnected("gone")
+        return real_send(message, *args, **kwargs)
+
+    monkeypatch.setattr(EmailMessage, "send", refuse_first)
+    key = uuid.uuid4()
+    outcome = bill_run_email(run=run, user=superuser, resend=True, resend_request=key)
+    assert outcome == EmailOutcome(sent=1, skipped=0, failed=1)
+    # when: the same request is made again once the server is back
+    monkeypatch.setattr(EmailMessage, "send", real_send)
+    outcome = bill_run_email(run=run, user=superuser, resend=True, resend_request=key)
+    # then: only the failed one is sent, on its own row, and nothing twice
+    assert outcome == EmailOutcome(sent=1, skipped=1, failed=0)
+    resent = DocumentDelivery.objects.filter(resend=True, resend_request=key)
+    assert sorted(resent.values_list("status", "attempts")) == [("sent", 1), ("sent", 2)]
+    assert [m.to for m in document_emails()].count([second.bill_to_email]) == 2
+
+
+@pytest.mark.django_db
+def test_the_database_keeps_one_row_per_resend_request(superuser):
+    from django.db import IntegrityError, transaction
+
+    billed_account()
+    run = bill_run_post(run=completed_run(user=superuser), user=superuser, wait=True)
+    document = run.documents.get()
+    key = uuid.uuid4()
+    DocumentDelivery.objects.create(
+        document=document, status="sent", resend=True, resend_request=key
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        DocumentDelivery.objects.create(
+            document=document, status="sent", resend=True, resend_request=key
+        )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        DocumentDelivery.objects.create(document=document, status="sent", resend=True)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        DocumentDelivery.objects.create(
+            document=document, status="sent", resend=False, resend_request=uuid.uuid4()
+        )
 
 
 @pytest.mark.django_db
@@ -303,6 +375,18 @@ def test_a_clerk_emails_a_posted_run_through_the_queue(
         response = client.post(url, {"resend": "on"}, follow=True)
     assert "all of them again" in response.content.decode()
     assert len(document_emails()) == 2
+    # and the page's dialog carries a key, so submitting it twice resends once
+    page = client.get(reverse("billruns:detail", args=[run.number])).content.decode()
+    key = re.search(r'name="resend_request" value="([0-9a-f-]{36})"', page).group(1)
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(url, {"resend": "on", "resend_request": key})
+    assert len(document_emails()) == 3
+    # and a malformed key is a new request, not an error
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"resend": "on", "resend_request": "x' OR 1=1"})
+    assert response.status_code == 302
+    assert len(document_emails()) == 4
 
 
 @pytest.mark.django_db
