@@ -185,9 +185,10 @@ def documents_email(
     ``resend``. A resend is one request, named by ``resend_request`` (a new
     key when not given): each document is resent once per request, so the
     same request made again (a task delivered twice, a form submitted twice,
-    a retry after a failure) sends only what it has not sent yet. Passed over too (and counted as skipped): documents that are
-    not Posted; zero-amount invoices when ``skip_zero_amount`` and accounts
-    without a bill-to address (both recorded as a 'skipped' delivery with the
+    a retry after a failure) sends only what it has not sent yet. Passed
+    over too (and counted as skipped): documents that are not Posted;
+    zero-amount invoices when ``skip_zero_amount`` and accounts without a
+    bill-to address (both recorded as a 'skipped' delivery with the
     reason). A mail server error (any OSError) is recorded as a 'failed'
     delivery with the error, and the other documents are still emailed; a
     later call tries a failed or skipped document again on the same row.

@@ -75,7 +75,14 @@ periods = st.sampled_from(sorted(PERIOD_MONTHS))
     amount=amounts,
 )
 # An end in the grid's last year: the oracle's grid once stopped short of it.
-@example(bcd=1, months=12, start=datetime.date(2023, 12, 2), length=762, target_offset=0, amount=Decimal("0.00"))
+@example(
+    bcd=1,
+    months=12,
+    start=datetime.date(2023, 12, 2),
+    length=762,
+    target_offset=0,
+    amount=Decimal("0.00"),
+)
 def test_periods_match_the_oracle(bcd, months, start, length, target_offset, amount):
     end = start + datetime.timedelta(days=length) if length else None
     target = start + datetime.timedelta(days=target_offset)
