@@ -248,8 +248,11 @@ def _type_name(value: Any) -> str:
 
 
 class _Validator:
-    def __init__(self) -> None:
+    def __init__(self, *, consume: bool = False) -> None:
         self.problems = _Problems()
+        # Drop each parsed account from the document once it is a row, so
+        # the parsed file and its rows are never all in memory at once.
+        self.consume = consume
 
     # Fields. Each returns the cleaned value, or None after adding a problem.
 
@@ -430,7 +433,13 @@ class _Validator:
         if not isinstance(accounts, list):
             self.problems.add("accounts", f"must be an array, not {_type_name(accounts)}")
             return []
-        return [self.account(obj, f"accounts[{i}]") for i, obj in enumerate(accounts)]
+        if not self.consume:
+            return [self.account(obj, f"accounts[{i}]") for i, obj in enumerate(accounts)]
+        rows = []
+        for i in range(len(accounts)):
+            obj, accounts[i] = accounts[i], None
+            rows.append(self.account(obj, f"accounts[{i}]"))
+        return rows
 
     def account(self, obj: Any, path: str) -> _Row | None:
         if not isinstance(obj, dict):
@@ -605,9 +614,11 @@ def _assign_numbers(rows: list[_Row], model, number_format: tuple[str, int]) -> 
         row.values["number"] = number
 
 
-def accounts_import(*, document: Any) -> ImportSummary:
+def accounts_import(*, document: Any, consume: bool = False) -> ImportSummary:
     """Import accounts with their subscriptions and charges from ``document``,
-    the parsed JSON of an import file.
+    the parsed JSON of an import file. With ``consume`` the document's
+    accounts are dropped from it as they are validated (it is left with
+    ``None`` in their places), which bounds the memory of a large file.
 
     Transaction: the whole document is validated first (its shape and values,
     then its numbers against the database); on any problem ImportRefused is
@@ -621,7 +632,7 @@ def accounts_import(*, document: Any) -> ImportSummary:
     ImportRefused with nothing written.
     """
     with _garbage_collection_paused():
-        validator = _Validator()
+        validator = _Validator(consume=consume)
         accounts = [row for row in validator.document(document) if row is not None]
         subscriptions = [sub for acc in accounts for sub in acc.children if sub is not None]
         charges_count = sum(
@@ -744,4 +755,4 @@ def accounts_import_file(*, path: str, stdin: IO[bytes] | None = None) -> Import
     with _garbage_collection_paused():
         document = parse_import_json(raw=raw)
         del raw  # the parsed document is what the import needs now
-        return accounts_import(document=document)
+        return accounts_import(document=document, consume=True)

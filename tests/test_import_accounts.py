@@ -483,6 +483,23 @@ def test_a_bad_hundredth_account_stops_the_first_ninety_nine(tmp_path):
 
 
 @pytest.mark.django_db
+def test_a_consumed_document_is_dropped_as_it_is_validated_and_imports_the_same():
+    from customers.importer import accounts_import
+
+    # given
+    document = {"accounts": [account(number=f"A{i:08d}") for i in range(1, 4)]}
+    kept = copy.deepcopy(document)
+    # when
+    summary = accounts_import(document=document, consume=True)
+    # then: the file's accounts are gone from the parsed document, not from the database
+    assert document == {"accounts": [None, None, None]}
+    assert str(summary) == "imported 3 accounts, 0 subscriptions, 0 charges"
+    assert sorted(Account.objects.values_list("number", flat=True)) == [
+        a["number"] for a in kept["accounts"]
+    ]
+
+
+@pytest.mark.django_db
 def test_it_reports_the_first_hundred_problems_then_how_many_more(tmp_path):
     # given 130 accounts without a name
     document = {"accounts": [{"currency": "USD", "bill_cycle_day": 1} for _ in range(130)]}
