@@ -11,7 +11,14 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
 
-from billruns.models import BillRun, BillRunChunk, BillRunEvent, BillRunFailure, Schedule
+from billruns.models import (
+    BillRun,
+    BillRunChunk,
+    BillRunEvent,
+    BillRunFailure,
+    Schedule,
+    ScheduleEvent,
+)
 from invoices.admin import ReadOnlyAdminMixin, ReadOnlyInline
 
 # A run over 100,000 accounts can have thousands of failures and hundreds of
@@ -49,6 +56,17 @@ class BillRunChunkInline(ReadOnlyInline):
     # Not account_ids: a chunk's list of ids is long and says little here.
     fields = ["index", "status", "account_count", "attempts", "leased_at", "finished_at", "cluster"]
     verbose_name_plural = f"chunks (first {INLINE_ROWS_SHOWN})"
+
+
+class ScheduleEventInline(ReadOnlyInline):
+    model = ScheduleEvent
+    formset = FirstRowsFormSet
+    fk_name = "schedule"
+    fields = ["at", "kind", "user", "bill_run", "detail"]
+    verbose_name_plural = f"history (latest {INLINE_ROWS_SHOWN})"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user", "bill_run")
 
 
 @admin.register(BillRun)
@@ -209,3 +227,15 @@ class ScheduleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["owner"]
     search_fields = ["name", "owner__username"]
     date_hierarchy = "created_at"
+    inlines = [ScheduleEventInline]
+
+
+@admin.register(ScheduleEvent)
+class ScheduleEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["at", "schedule", "kind", "user", "bill_run"]
+    list_filter = ["kind"]
+    list_select_related = ["schedule", "user", "bill_run"]
+    search_fields = ["schedule__name", "user__username", "bill_run__number", "detail"]
+    raw_id_fields = ["schedule", "user", "bill_run"]
+    date_hierarchy = "at"
+    show_full_result_count = False

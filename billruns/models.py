@@ -299,3 +299,57 @@ class Schedule(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class ScheduleEvent(models.Model):
+    """One entry of a schedule's history: what happened, who did it, when.
+
+    Written by the services in ``billruns.schedules`` in the transaction of
+    the change itself, so the history has an entry for every change and no
+    entry for a change that was rolled back.
+    """
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        CHANGED = "changed", "Changed"
+        PAUSED = "paused", "Paused"
+        RESUMED = "resumed", "Resumed"
+        CANCELED = "canceled", "Canceled"
+        OCCURRENCE_CANCELED = "occurrence_canceled", "Run canceled"
+        FIRED = "fired", "Run made"
+        REFUSED = "refused", "Run refused"
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    detail = models.TextField(blank=True)
+    bill_run = models.ForeignKey(
+        BillRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["schedule", "-at"], name="schedule_event_history")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=[
+                        "created",
+                        "changed",
+                        "paused",
+                        "resumed",
+                        "canceled",
+                        "occurrence_canceled",
+                        "fired",
+                        "refused",
+                    ]
+                ),
+                name="schedule_event_kind_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.schedule}: {self.get_kind_display()}"

@@ -32,6 +32,7 @@ STATUS_BADGES = {
     Schedule.Status.CANCELED: "badge-canceled",
 }
 RECENT_RUNS = 10
+HISTORY_SHOWN = 50
 
 
 def local_time(schedule, at):
@@ -169,6 +170,7 @@ def schedule_detail_view(request, pk):
         for key in schedule.skipped_occurrences
         if datetime.datetime.fromisoformat(key) > now
     ]
+    events = list(schedule.events.select_related("user", "bill_run")[: HISTORY_SHOWN + 1])
     can_change = (
         request.user.has_perm("billruns.change_schedule")
         and schedule.status != Schedule.Status.CANCELED
@@ -182,6 +184,8 @@ def schedule_detail_view(request, pk):
         "preview": preview,
         "skipped": skipped,
         "runs": schedule.runs.order_by("-id")[:RECENT_RUNS],
+        "events": events[:HISTORY_SHOWN],
+        "more_events": len(events) > HISTORY_SHOWN,
         "can_change": can_change,
         "can_pause": can_change and active,
         "can_resume": can_change and schedule.status == Schedule.Status.PAUSED,

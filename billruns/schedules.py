@@ -52,7 +52,7 @@ from itertools import islice
 from django.db import transaction
 from django.utils import timezone
 
-from billruns.models import Schedule
+from billruns.models import Schedule, ScheduleEvent
 from billruns.services import InvalidRunParameters, bill_run_create
 
 logger = logging.getLogger(__name__)
@@ -160,6 +160,12 @@ def next_occurrences(schedule, *, after, count=PREVIEW_COUNT):
 def occurrence_key(at):
     """How an occurrence is written in ``skipped_occurrences``: ISO 8601 in UTC."""
     return at.astimezone(datetime.UTC).isoformat()
+
+
+def _local(schedule, occurrence) -> str:
+    """An occurrence as the history shows it: in the schedule's time zone."""
+    local = occurrence.astimezone(zoneinfo.ZoneInfo(schedule.time_zone))
+    return f"{local:%Y-%m-%d %H:%M} {schedule.time_zone}"
 
 
 def run_date(schedule, occurrence):
@@ -302,6 +308,41 @@ def _clean(schedule, fields):
         setattr(schedule, field, value)
 
 
+def _shown(value) -> str:
+    if value is None or value == []:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime.time):
+        return value.strftime("%H:%M")
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def _changes(before: dict, schedule) -> str:
+    """What an edit changed, one "field: old -> new" per line."""
+    lines = []
+    for name in EDITABLE_FIELDS:
+        old, new = before[name], getattr(schedule, name)
+        if old != new:
+            label = Schedule._meta.get_field(name).verbose_name
+            lines.append(f"{label}: {_shown(old)} -> {_shown(new)}")
+    return "\n".join(lines)
+
+
+def _record(schedule, kind, *, user=None, detail="", bill_run=None, at=None):
+    """Add an entry to the schedule's history (in the caller's transaction)."""
+    ScheduleEvent.objects.create(
+        schedule=schedule,
+        kind=kind,
+        user=user if user is not None and user.pk else None,
+        detail=detail,
+        bill_run=bill_run,
+        at=at or timezone.now(),
+    )
+
+
 def _first_run_after(schedule, now):
     return next(iter_occurrences(schedule, after=now), None)
 
@@ -328,7 +369,9 @@ def schedule_create(*, owner, now=None, **fields) -> Schedule:
     _clean(schedule, fields)
     schedule.next_run_at = _first_run_after(schedule, now)
     _require_runs(schedule)
-    schedule.save()
+    with transaction.atomic():
+        schedule.save()
+        _record(schedule, ScheduleEvent.Kind.CREATED, user=owner)
     logger.info("schedule %s created by %s", schedule.name, owner)
     return schedule
 
@@ -353,11 +396,15 @@ def schedule_update(*, schedule, user, now=None, **fields) -> Schedule:
     with transaction.atomic():
         locked = _lock(schedule)
         _refuse_canceled(locked, "edited")
+        before = {name: getattr(locked, name) for name in EDITABLE_FIELDS}
         _clean(locked, fields)
         locked.next_run_at = _first_run_after(locked, now)
         if locked.status == Status.ACTIVE:
             _require_runs(locked)
         locked.save()
+        changes = _changes(before, locked)
+        if changes:
+            _record(locked, ScheduleEvent.Kind.CHANGED, user=user, detail=changes)
     logger.info("schedule %s changed by %s", locked.name, user)
     return locked
 
@@ -373,6 +420,7 @@ def schedule_pause(*, schedule, user) -> Schedule:
             )
         locked.status = Status.PAUSED
         locked.save(update_fields=["status", "updated_at"])
+        _record(locked, ScheduleEvent.Kind.PAUSED, user=user)
     logger.info("schedule %s paused by %s", locked.name, user)
     return locked
 
@@ -391,6 +439,7 @@ def schedule_resume(*, schedule, user, now=None) -> Schedule:
         locked.status = Status.ACTIVE
         locked.next_run_at = _first_run_after(locked, now)
         locked.save(update_fields=["status", "next_run_at", "updated_at"])
+        _record(locked, ScheduleEvent.Kind.RESUMED, user=user)
     logger.info("schedule %s resumed by %s", locked.name, user)
     return locked
 
@@ -414,6 +463,7 @@ def schedule_cancel(*, schedule, user, occurrence=None, all_occurrences=False, n
             locked.status = Status.CANCELED
             locked.next_run_at = None
             locked.save(update_fields=["status", "next_run_at", "updated_at"])
+            _record(locked, ScheduleEvent.Kind.CANCELED, user=user)
             logger.info("schedule %s canceled by %s", locked.name, user)
             return locked
         occurrence = occurrence.astimezone(datetime.UTC)
@@ -430,6 +480,12 @@ def schedule_cancel(*, schedule, user, occurrence=None, all_occurrences=False, n
         if locked.next_run_at == occurrence:
             locked.next_run_at = _first_run_after(locked, occurrence)
         locked.save(update_fields=["skipped_occurrences", "next_run_at", "updated_at"])
+        _record(
+            locked,
+            ScheduleEvent.Kind.OCCURRENCE_CANCELED,
+            user=user,
+            detail=f"The run at {_local(locked, occurrence)} is canceled.",
+        )
     logger.info("schedule %s: run at %s canceled by %s", locked.name, occurrence, user)
     return locked
 
@@ -471,6 +527,14 @@ def schedule_fire(*, schedule_id, now=None):
         run = None
         if latest_due is not None:
             run = _create_run(schedule, latest_due)
+            if run is not None:
+                _record(
+                    schedule,
+                    ScheduleEvent.Kind.FIRED,
+                    bill_run=run,
+                    detail=f"{run.number} for the run at {_local(schedule, latest_due)}.",
+                    at=now,
+                )
         schedule.next_run_at = next_at
         schedule.save(update_fields=["next_run_at", "updated_at"])
     return run
@@ -489,11 +553,16 @@ def _create_run(schedule, occurrence):
             schedule=schedule,
             occurrence=occurrence,
         )
-    except InvalidRunParameters:
+    except InvalidRunParameters as refusal:
         # The schedule's fields were checked when saved, so this is a rule
         # that changed since; the occurrence is passed over, not retried
         # every minute.
         logger.exception("schedule %s: the run at %s was refused", schedule.name, occurrence)
+        _record(
+            schedule,
+            ScheduleEvent.Kind.REFUSED,
+            detail=f"The run at {_local(schedule, occurrence)} was refused: {refusal}",
+        )
         return None
 
 

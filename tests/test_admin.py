@@ -15,6 +15,7 @@ from billruns.models import (
     BillRunFailure,
     RunStatus,
     Schedule,
+    ScheduleEvent,
 )
 from invoices.models import (
     CreditApplication,
@@ -60,6 +61,7 @@ def make_billing_data(i, user):
     charge = ChargeFactory(subscription=subscription)
     OneTimeChargeFactory(subscription=subscription)
     schedule = Schedule.objects.create(name=f"Monthly {i}", owner=user)
+    ScheduleEvent.objects.create(schedule=schedule, kind="created", user=user)
     run = BillRun.objects.create(
         number=f"BR-{i:08d}",
         status=RunStatus.COMPLETED,

@@ -6,7 +6,7 @@ import pytest
 from django_q.models import Schedule as QSchedule
 
 from billruns import schedule_tasks, schedules
-from billruns.models import BillRun, RunStatus, Schedule
+from billruns.models import BillRun, RunStatus, Schedule, ScheduleEvent
 from billruns.services import bill_run_create
 
 pytestmark = pytest.mark.django_db
@@ -367,3 +367,78 @@ def test_canceling_all_ends_the_schedule_for_good(clerk):
             action(schedule=schedule, user=clerk)
     with pytest.raises(schedules.ScheduleActionRefused, match="canceled"):
         schedules.schedule_update(schedule=schedule, user=clerk, day_of_month=2)
+
+
+# --- history ---------------------------------------------------------------------
+
+
+def history(schedule):
+    return [
+        (event.kind, event.user, event.detail)
+        for event in ScheduleEvent.objects.filter(schedule=schedule).order_by("at", "id")
+    ]
+
+
+def test_every_change_is_in_the_history_with_who_and_what(clerk, superuser):
+    schedule = make(clerk)
+    schedules.schedule_update(
+        schedule=schedule,
+        user=superuser,
+        now=utc(2026, 1, 10),
+        day_of_month=31,
+        run_time=datetime.time(7, 30),
+        batches=[2, 1],
+    )
+    # an edit that changes nothing is no entry
+    schedules.schedule_update(schedule=schedule, user=superuser, now=utc(2026, 1, 10))
+    schedules.schedule_cancel(
+        schedule=schedule, user=clerk, occurrence=utc(2026, 1, 31, 7, 30), now=utc(2026, 1, 10)
+    )
+    schedules.schedule_pause(schedule=schedule, user=clerk)
+    schedules.schedule_resume(schedule=schedule, user=superuser, now=utc(2026, 1, 10))
+    schedules.schedule_cancel(schedule=schedule, user=superuser, all_occurrences=True)
+
+    assert history(schedule) == [
+        ("created", clerk, ""),
+        (
+            "changed",
+            superuser,
+            "day of month: 15 -> 31\nrun time: 06:00 -> 07:30\nbatches: none -> 1, 2",
+        ),
+        ("occurrence_canceled", clerk, "The run at 2026-01-31 07:30 UTC is canceled."),
+        ("paused", clerk, ""),
+        ("resumed", superuser, ""),
+        ("canceled", superuser, ""),
+    ]
+
+
+def test_a_refused_change_leaves_no_entry(clerk):
+    schedule = make(clerk)
+    with pytest.raises(schedules.InvalidSchedule):
+        schedules.schedule_update(schedule=schedule, user=clerk, day_of_month=40)
+    with pytest.raises(schedules.ScheduleActionRefused):
+        schedules.schedule_resume(schedule=schedule, user=clerk)
+
+    assert [kind for kind, _, _ in history(schedule)] == ["created"]
+
+
+def test_a_fired_run_and_a_refused_run_are_in_the_history(clerk, monkeypatch):
+    schedule = make(clerk, time_zone="Europe/Berlin")
+    (run,) = schedules.schedules_fire_due(now=utc(2026, 1, 15, 6))
+    fired = ScheduleEvent.objects.get(schedule=schedule, kind="fired")
+    assert (fired.bill_run, fired.user) == (run, None)
+    assert fired.detail == f"{run.number} for the run at 2026-01-15 06:00 Europe/Berlin."
+
+    def refuse(**kwargs):
+        raise schedules.InvalidRunParameters({"batches": ["Batch 51 is not between 1 and 50."]})
+
+    monkeypatch.setattr(schedules, "bill_run_create", refuse)
+    assert schedules.schedules_fire_due(now=utc(2026, 2, 15, 6)) == []
+    refused = ScheduleEvent.objects.get(schedule=schedule, kind="refused")
+    assert refused.detail == (
+        "The run at 2026-02-15 06:00 Europe/Berlin was refused: "
+        "batches: Batch 51 is not between 1 and 50."
+    )
+    # the refused occurrence is passed over, and the next one is due as usual
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == utc(2026, 3, 15, 5)

@@ -349,3 +349,27 @@ def test_a_fired_run_belongs_to_the_owner_and_links_back(client, viewer, clerk):
     assert run.created_by == clerk and run.schedule == schedule
     assert f'href="/billing/bill-runs/{run.number}/"' in html
     assert BillRun.objects.filter(schedule=schedule).count() == 1
+
+
+def test_the_page_shows_the_history_newest_first(client, viewer, clerk, django_user_model):
+    schedule = a_schedule(clerk)
+    other = django_user_model.objects.create_user("second", password="pw")
+    other.groups.set(clerk.groups.all())
+    client.force_login(other)
+    client.post(page(schedule, "edit/"), form_data(name="Renamed <b>"))
+    (run,) = schedules.schedules_fire_due(now=schedule.next_run_at)
+    client.force_login(viewer)
+
+    html = client.get(page(schedule)).content.decode()
+
+    history = html[html.index('data-testid="schedule-history"') :]
+    fired, changed, created = (
+        history.index("Run made"),
+        history.index("Changed"),
+        history.index("Created"),
+    )
+    assert fired < changed < created
+    assert f'href="/billing/bill-runs/{run.number}/"' in history
+    assert "Created</strong> by clerk" in history
+    assert "Changed</strong> by second" in history
+    assert "name: Monthly batch 1 -&gt; Renamed &lt;b&gt;" in history
