@@ -125,6 +125,12 @@ class BillRun(models.Model):
                 condition=Q(schedule__isnull=False),
                 name="one_run_per_schedule_occurrence",
             ),
+            # One live retry per run: two clerks retrying at once make one run.
+            models.UniqueConstraint(
+                fields=["retry_of"],
+                condition=Q(retry_of__isnull=False) & ~Q(status__in=["Canceled", "Error"]),
+                name="one_live_retry_per_run",
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "-id"], name="billrun_status"),

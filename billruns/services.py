@@ -603,6 +603,10 @@ def bill_run_continue_posting(*, run_id, user) -> BillRun:
 
 # --- cancel ------------------------------------------------------------------
 
+# The start of the note on the event of a cancel that found, when it came to
+# be done, that another run had billed the run's charges again meanwhile.
+CANCEL_STOPPED = "Cancel stopped:"
+
 
 def _cancel_blocker(run):
     """Why a Completed run cannot be canceled, or None."""
@@ -662,14 +666,38 @@ def bill_run_cancel(*, run, user, wait=True) -> BillRun:
             _enqueue("billruns.tasks.continue_canceling", locked.pk, user.pk if user else None)
     if not wait:
         return locked
-    return bill_run_continue_canceling(run_id=locked.pk, user=user)
+    run = bill_run_continue_canceling(run_id=locked.pk, user=user)
+    if run.status == RunStatus.COMPLETED:
+        raise BillRunActionRefused(run.events.order_by("-id").values_list("note", flat=True)[0])
+    return run
 
 
 def bill_run_continue_canceling(*, run_id, user) -> BillRun:
-    """Finish a cancel: one transaction; idempotent."""
+    """Finish a cancel: one transaction; idempotent.
+
+    The check that another run has not billed the run's charges again is
+    made once more here, under the row locks of the run's accounts: a run
+    that was generating for one of them when the cancel was asked has
+    committed by then, and none can start billing them until this commits
+    (generation locks the same rows). If one did bill them meanwhile, the
+    run goes back to Completed with the reason (CANCEL_STOPPED) and nothing
+    is canceled.
+    """
     with transaction.atomic():
         run = _lock(run_id)
         if run.status != RunStatus.CANCEL_IN_PROGRESS:
+            return run
+        accounts = Account.objects.filter(
+            id__in=Document.objects.filter(bill_run=run, status=DocumentStatus.DRAFT).values(
+                "account_id"
+            )
+        )
+        # Locked in id order, as generation locks them: no deadlock.
+        list(accounts.select_for_update().order_by("id").values_list("id", flat=True))
+        blocker = _cancel_blocker(run)
+        if blocker:
+            _record(run, RunStatus.COMPLETED, user, note=f"{CANCEL_STOPPED} {blocker}")
+            run.save(update_fields=["status"])
             return run
         _undo_generated(run, user)
         _refresh_counters(run)
@@ -685,30 +713,65 @@ def bill_run_continue_canceling(*, run_id, user) -> BillRun:
 
 def bill_run_retry(*, run, user, wait=False) -> BillRun:
     """A new run over exactly the failed accounts of a Completed or Posted run,
-    with its target date, invoice date and auto-post."""
-    _require(run, Action.RETRY)
-    if not run.failures.exists():
-        raise BillRunActionRefused(f"{run.number} has no failed accounts to retry.")
-    new_run = bill_run_create(
-        target_date=run.target_date,
-        invoice_date=run.invoice_date,
-        auto_post=run.auto_post,
-        auto_email=run.auto_email,
-        no_email_for_zero_amount=run.no_email_for_zero_amount,
-        created_by=user,
-        retry_of=run,
-        enqueue=not wait,
-    )
+    with its target date, invoice date and auto-post.
+
+    A run has at most one retry that is not Canceled or Error: the run's row
+    is locked while its retries are checked and the new one is created (and
+    the database holds one live retry per run), so two clerks retrying at
+    once make one run and the second is refused with its number.
+    """
+    with transaction.atomic():
+        locked = _lock(run.pk)
+        _require(locked, Action.RETRY)
+        if not locked.failures.exists():
+            raise BillRunActionRefused(
+                f"{locked.number} is {RunStatus(locked.status).label} and has no failed "
+                "accounts to retry."
+            )
+        live = (
+            locked.retries.exclude(status__in=[RunStatus.CANCELED, RunStatus.ERROR])
+            .order_by("id")
+            .first()
+        )
+        if live is not None:
+            raise BillRunActionRefused(
+                f"{locked.number} is already retried by {live.number} "
+                f"({RunStatus(live.status).label}): retry {live.number} instead, "
+                f"or cancel it to retry {locked.number} again."
+            )
+        new_run = bill_run_create(
+            target_date=locked.target_date,
+            invoice_date=locked.invoice_date,
+            auto_post=locked.auto_post,
+            auto_email=locked.auto_email,
+            no_email_for_zero_amount=locked.no_email_for_zero_amount,
+            created_by=user,
+            retry_of=locked,
+            enqueue=not wait,
+        )
     if wait:
         return bill_run_execute(run_id=new_run.pk)
     return new_run
 
 
 def bill_run_delete(*, run, user) -> None:
-    """Remove a Canceled or Error run with its canceled documents."""
+    """Remove a Canceled or Error run with its canceled documents. A run
+    holding a document that is not Canceled is refused: a posted document is
+    never deleted."""
     with transaction.atomic():
         locked = _lock(run.pk)
         _require(locked, Action.DELETE)
+        kept = (
+            Document.objects.filter(bill_run=locked)
+            .exclude(status=DocumentStatus.CANCELED)
+            .values_list("number", "status")
+            .first()
+        )
+        if kept is not None:
+            raise BillRunActionRefused(
+                f"{locked.number} cannot be deleted: its document {kept[0]} is {kept[1]}, "
+                "and only canceled documents are deleted with their run."
+            )
         logger.info("bill run %s deleted by %s", locked.number, user)
         locked.delete()
 

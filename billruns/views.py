@@ -109,13 +109,20 @@ class BillRunDetailView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, 
         run = self.object
         user = self.request.user
         processed, selected = selectors.run_progress(run)
+        events = list(run.events.select_related("user"))
+        last = events[-1] if events else None
         context.update(
+            cancel_stopped=last.note
+            if last is not None
+            and run.status == RunStatus.COMPLETED
+            and last.from_status == RunStatus.CANCEL_IN_PROGRESS
+            else "",
             processed=processed,
             selected=selected,
             tabs=TABS.values(),
             active_tab=self.tab,
             totals=totals_lines(run.totals),
-            events=run.events.select_related("user"),
+            events=events,
             retries=run.retries.only("number", "status"),
             in_progress=run.status in IN_PROGRESS,
             can_post=run.allows(Action.POST) and user.has_perm("billruns.post_billrun"),

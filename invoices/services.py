@@ -104,18 +104,53 @@ def _parse_date(value, *, what: str, refusal: type[DocumentActionRefused]) -> da
     raise refusal(f"{what} {value!r} is not a valid date (YYYY-MM-DD).")
 
 
+# A document is posted on its own only once its bill run is done generating
+# and is not being canceled: a run still Processing may yet end in Error, and
+# a run being canceled cancels its drafts, and neither may leave a posted
+# document behind (BillRun.status values; billruns builds on this app).
+RUN_STATUSES_ALLOWING_DOCUMENT_POST = ("Completed", "PostInProgress", "Posted")
+
+
+def _check_run_allows_post(document_id: int) -> None:
+    """Lock the document's bill run, if it has one, and refuse unless its
+    status allows posting one of its documents. The run's row is locked
+    before the document's, the order the run's own cancel and posting use,
+    so a cancel and the posting of one of its documents never both happen."""
+    run_id = Document.objects.filter(pk=document_id).values_list("bill_run_id", flat=True).first()
+    if run_id is None:
+        return
+    run_model = Document._meta.get_field("bill_run").related_model
+    number, status = (
+        run_model.objects.select_for_update()
+        .filter(pk=run_id)
+        .values_list("number", "status")
+        .get()
+    )
+    if status not in RUN_STATUSES_ALLOWING_DOCUMENT_POST:
+        label = dict(run_model._meta.get_field("status").choices).get(status, status)
+        document_number = Document.objects.values_list("number", flat=True).get(pk=document_id)
+        raise PostingRefused(
+            f"{document_number} belongs to bill run {number}, which is {label}: a document "
+            "can be posted only once its run is Completed."
+        )
+
+
 def document_post(*, document_id: int, user) -> Document:
     """Post one Draft invoice, or one Draft credit memo when Advanced AR
     Settlement is on: status Posted, posted_at now, posted_by ``user``, open
-    balance = amount.
+    balance = amount. Refused while the document's bill run is not
+    Completed, PostInProgress or Posted.
 
-    Transaction: one short ``transaction.atomic``. Locking: the document's row,
-    ``select_for_update``; its status is checked under the lock, so of two
-    clerks posting the same document at once, one posts it and the other is
-    refused. Idempotency: posting a Posted document is refused
-    (``PostingRefused``, "already Posted") and changes nothing.
+    Transaction: one short ``transaction.atomic``. Locking: the bill run's
+    row, then the document's, ``select_for_update``; the statuses are checked
+    under the locks, so of two clerks posting the same document at once, one
+    posts it and the other is refused, and a cancel of the run and the
+    posting of one of its documents exclude each other. Idempotency: posting
+    a Posted document is refused (``PostingRefused``, "already Posted") and
+    changes nothing.
     """
     with transaction.atomic():
+        _check_run_allows_post(document_id)
         document = _lock_document(document_id, PostingRefused)
         if document.status == DocumentStatus.POSTED:
             raise PostingRefused(

@@ -14,7 +14,12 @@ from invoices.filters import DocumentFilter
 from invoices.forms import PaymentForm
 from invoices.models import Document, DocumentStatus
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
-from invoices.services import DocumentActionRefused, document_post, payment_record
+from invoices.services import (
+    RUN_STATUSES_ALLOWING_DOCUMENT_POST,
+    DocumentActionRefused,
+    document_post,
+    payment_record,
+)
 from invoices.tables import DocumentTable, PaymentTable
 
 EXPORT_FORMATS = ("csv", "xlsx")
@@ -61,6 +66,10 @@ class DocumentDetailView(PermissionRequiredMixin, DetailView):
             items=items,
             payments_table=PaymentTable(payments),
             can_post=document.status == DocumentStatus.DRAFT
+            and (
+                document.bill_run is None
+                or document.bill_run.status in RUN_STATUSES_ALLOWING_DOCUMENT_POST
+            )
             and user.has_perm("invoices.post_document"),
             payment_form=kwargs.get("payment_form")
             or (PaymentForm(balance=document.balance) if can_pay else None),

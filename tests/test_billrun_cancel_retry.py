@@ -14,7 +14,7 @@ from billruns.models import BillRun, BillRunChunk, RunStatus
 from billruns.services import MAX_CHUNK_ATTEMPTS, BillRunActionRefused
 from customers.models import Charge
 from invoices.models import Document, DocumentItem, DocumentStatus
-from invoices.services import document_post
+from invoices.services import PostingRefused, document_post
 from tests.factories import AccountFactory, ChargeFactory, OneTimeChargeFactory, SubscriptionFactory
 
 JAN = datetime.date(2026, 1, 1)
@@ -357,7 +357,10 @@ def test_retrying_a_run_without_failures_is_refused(clerk):
     with pytest.raises(BillRunActionRefused) as refused:
         services.bill_run_retry(run=run, user=clerk)
     # then
-    assert str(refused.value) == f"{run.number} has no failed accounts to retry."
+    assert (
+        str(refused.value)
+        == f"{run.number} is {run.get_status_display()} and has no failed accounts to retry."
+    )
     assert BillRun.objects.count() == 1
 
 
@@ -495,3 +498,148 @@ def test_canceling_a_run_is_refused_when_a_run_that_overlapped_it_billed_its_cha
     # then
     assert f"Cancel {later.number} first" in str(refused.value)
     assert state() == before
+
+
+# --- a run's documents while it generates or is being canceled -----------------
+
+
+@pytest.mark.django_db
+def test_a_document_of_a_run_still_processing_cannot_be_posted(settings, clerk):
+    # given a run with one of its two chunks done: a Draft exists, the run may yet fail
+    settings.BILLRUN_CHUNK_SIZE = 1
+    for n in (1, 2):
+        ChargeFactory(subscription__account__number=f"A0000000{n}")
+    run = services.bill_run_create(target_date=JAN, enqueue=False)
+    first, _ = services.bill_run_start(run_id=run.pk, enqueue_chunks=False)
+    services.bill_run_process_chunk(chunk_id=first)
+    draft = Document.objects.get(bill_run=run)
+    # when / then
+    with pytest.raises(PostingRefused, match=f"{run.number}, which is Processing"):
+        document_post(document_id=draft.pk, user=clerk)
+    draft.refresh_from_db()
+    assert draft.status == DocumentStatus.DRAFT
+    # and when the run then fails, nothing it made stays
+    services.bill_run_fail(run_id=run.pk, message="chunk 2 failed")
+    assert set(run.documents.values_list("status", flat=True)) == {DocumentStatus.CANCELED}
+    services.bill_run_delete(run=run, user=clerk)
+    assert not Document.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_document_of_a_run_being_canceled_cannot_be_posted(clerk):
+    # given a cancel that is queued, not done
+    ChargeFactory()
+    run = run_to_end(JAN)
+    services.bill_run_cancel(run=run, user=clerk, wait=False)
+    draft = Document.objects.get(bill_run=run)
+    # when / then
+    with pytest.raises(PostingRefused, match="which is Cancel in progress"):
+        document_post(document_id=draft.pk, user=clerk)
+    # and the cancel ends with every document canceled
+    run = services.bill_run_continue_canceling(run_id=run.pk, user=clerk)
+    assert run.status == RunStatus.CANCELED
+    assert Document.objects.get(pk=draft.pk).status == DocumentStatus.CANCELED
+
+
+@pytest.mark.django_db
+def test_a_run_holding_a_document_that_is_not_canceled_is_never_deleted(clerk):
+    # given a Canceled run with a Posted document (only a bug elsewhere could make one)
+    ChargeFactory()
+    run = run_to_end(JAN)
+    services.bill_run_cancel(run=run, user=clerk)
+    document = run.documents.get()
+    Document.objects.filter(pk=document.pk).update(status=DocumentStatus.POSTED)
+    before = state()
+    # when / then
+    with pytest.raises(BillRunActionRefused, match=f"its document {document.number} is Posted"):
+        services.bill_run_delete(run=run, user=clerk)
+    assert state() == before
+
+
+@pytest.mark.django_db
+def test_a_queued_cancel_stops_when_a_later_run_billed_the_charges_meanwhile(client, clerk):
+    # given a cancel queued, then a later run billing the next period before it is done
+    charge = ChargeFactory()
+    first = run_to_end(JAN)
+    services.bill_run_cancel(run=first, user=clerk, wait=False)
+    later = run_to_end(FEB)
+    assert later.invoices_count == 1
+    before = state()
+    # when the cancel is done
+    first = services.bill_run_continue_canceling(run_id=first.pk, user=clerk)
+    # then it stops: the run is Completed again, nothing canceled, no charge rolled back
+    assert first.status == RunStatus.COMPLETED
+    after = state()
+    assert after["documents"] == before["documents"]
+    assert after["charges"] == before["charges"] == [(charge.pk, MAR)]
+    note = first.events.order_by("-id").first().note
+    assert note == (
+        f"Cancel stopped: {first.number} cannot be canceled: {later.number} has billed its "
+        f"charges again since. Cancel {later.number} first."
+    )
+    # and the run's page says so
+    client.force_login(clerk)
+    page = client.get(f"/billing/bill-runs/{first.number}/").content.decode()
+    assert 'data-testid="cancel-stopped"' in page and f"Cancel {later.number} first." in page
+    # and canceling in the right order works
+    services.bill_run_cancel(run=later, user=clerk)
+    assert services.bill_run_cancel(run=first, user=clerk).status == RunStatus.CANCELED
+    assert charged_through(charge) == [None]
+
+
+@pytest.mark.django_db
+def test_a_cancel_that_waits_and_is_stopped_is_refused_with_the_reason(clerk, monkeypatch):
+    # given a later run that bills the charge between the cancel's request and its work
+    charge = ChargeFactory()
+    first = run_to_end(JAN)
+    real = services.bill_run_continue_canceling
+
+    def later_run_sneaks_in(*, run_id, user):
+        run_to_end(FEB)
+        return real(run_id=run_id, user=user)
+
+    monkeypatch.setattr(services, "bill_run_continue_canceling", later_run_sneaks_in)
+    # when / then
+    with pytest.raises(BillRunActionRefused, match="^Cancel stopped: .* Cancel BR-00000002 first"):
+        services.bill_run_cancel(run=first, user=clerk)
+    assert BillRun.objects.get(pk=first.pk).status == RunStatus.COMPLETED
+    assert charged_through(charge) == [MAR]
+
+
+# --- one live retry ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_run_is_retried_once_until_its_retry_is_canceled(clerk):
+    # given a run with a failed account
+    ChargeFactory(subscription__account=AccountFactory(bill_to_email=""))
+    run = run_to_end(JAN)
+    retry = services.bill_run_retry(run=run, user=clerk)
+    before = state()
+    # when / then: a second retry is refused and names the first
+    with pytest.raises(BillRunActionRefused) as refused:
+        services.bill_run_retry(run=run, user=clerk)
+    assert str(refused.value) == (
+        f"{run.number} is already retried by {retry.number} (Pending): retry {retry.number} "
+        f"instead, or cancel it to retry {run.number} again."
+    )
+    assert state() == before
+    # and once that retry is canceled, the run can be retried again
+    services.bill_run_cancel(run=retry, user=clerk)
+    assert services.bill_run_retry(run=run, user=clerk).retry_of == run
+
+
+@pytest.mark.django_db
+def test_the_database_holds_one_live_retry_per_run(clerk):
+    from django.db import IntegrityError, transaction
+
+    ChargeFactory(subscription__account=AccountFactory(bill_to_email=""))
+    run = run_to_end(JAN)
+    services.bill_run_retry(run=run, user=clerk)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BillRun.objects.create(
+            number="BR-99999999", target_date=JAN, invoice_date=JAN, retry_of=run
+        )
+    BillRun.objects.create(
+        number="BR-99999998", target_date=JAN, invoice_date=JAN, retry_of=run, status="Canceled"
+    )

@@ -466,7 +466,7 @@ def test_retry_of_a_run_without_failures_is_refused(superuser):
     ChargeFactory()
     number = completed_run()
     # when / then
-    assert refused("retry", number) == f"{number} has no failed accounts to retry."
+    assert refused("retry", number) == f"{number} is Completed and has no failed accounts to retry."
     assert BillRun.objects.count() == 1
 
 

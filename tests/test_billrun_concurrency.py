@@ -5,6 +5,7 @@ Each thread has its own database connection, as separate workers would.
 
 import datetime
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -144,3 +145,87 @@ def test_posting_in_parallel_batches_posts_every_draft_once(settings):
     assert run.status == RunStatus.POSTED
     assert set(run.documents.values_list("status", flat=True)) == {"Posted"}
     assert run.documents.filter(posted_at__isnull=True).count() == 0
+
+
+def test_two_clerks_retrying_at_once_make_one_retry_run():
+    # given a completed run with failed accounts
+    for _ in range(3):
+        ChargeFactory(subscription=SubscriptionFactory(account=AccountFactory(bill_to_email="")))
+    run = services.bill_run_create(target_date=datetime.date(2026, 3, 1), enqueue=False)
+    run = services.bill_run_execute(run_id=run.pk)
+    assert run.accounts_failed == 3
+    outcomes = []
+
+    # when two clerks retry it at once
+    def retry(_index):
+        try:
+            retry_run = services.bill_run_retry(run=BillRun.objects.get(pk=run.pk), user=None)
+            outcomes.append(retry_run.number)
+        except services.BillRunActionRefused as exc:
+            outcomes.append(str(exc))
+
+    run_in_threads(2, retry)
+
+    # then one retry run exists, and the other clerk is told its number
+    (retry_run,) = BillRun.objects.filter(retry_of=run)
+    assert sorted(outcomes) == sorted(
+        [
+            retry_run.number,
+            f"{run.number} is already retried by {retry_run.number} (Pending): retry "
+            f"{retry_run.number} instead, or cancel it to retry {run.number} again.",
+        ]
+    )
+
+
+@pytest.mark.parametrize("cancel_delay", [0.0, 0.05, 0.5])
+def test_a_cancel_and_a_later_run_racing_never_roll_a_charge_back_under_a_live_item(
+    settings, monkeypatch, cancel_delay
+):
+    # given a completed run whose cancel is queued, and a later run billing the
+    # next period while the cancel is done (the delay moves the cancel from
+    # before the later run, to during it, to after it)
+    settings.BILLRUN_CHUNK_SIZE = 3
+    make_book(12)
+    first = services.bill_run_create(target_date=datetime.date(2026, 3, 1), enqueue=False)
+    first = services.bill_run_execute(run_id=first.pk)
+    with monkeypatch.context() as queue:
+        queue.setattr(services, "_enqueue", lambda *args: None)  # the test does the task's work
+        services.bill_run_cancel(run=first, user=None, wait=False)
+    assert BillRun.objects.get(pk=first.pk).status == RunStatus.CANCEL_IN_PROGRESS
+
+    def act(index):
+        if index == 0:
+            time.sleep(cancel_delay)
+            services.bill_run_continue_canceling(run_id=first.pk, user=None)
+        else:
+            later = services.bill_run_create(target_date=datetime.date(2026, 6, 30), enqueue=False)
+            services.bill_run_execute(run_id=later.pk)
+
+    run_in_threads(2, act)
+
+    # then the cancel either happened or stopped, and either way every
+    # charge's charged-through date is the day after its last live item
+    def consistent():
+        for charge in Charge.objects.all():
+            live = DocumentItem.objects.filter(charge=charge, document_canceled=False)
+            last = live.order_by("-service_end").values_list("service_end", flat=True).first()
+            if charge.charge_type == "one_time":
+                assert (charge.charged_through_date is None) == (last is None), charge
+            else:  # items end on their last day; the charge is billed through the next
+                assert charge.charged_through_date == (
+                    last + datetime.timedelta(days=1) if last else None
+                ), charge
+
+    assert BillRun.objects.get(pk=first.pk).status in (RunStatus.CANCELED, RunStatus.COMPLETED)
+    consistent()
+    # and billing again fails no account and bills no period twice
+    again = services.bill_run_create(target_date=datetime.date(2026, 6, 30), enqueue=False)
+    again = services.bill_run_execute(run_id=again.pk)
+    assert again.accounts_failed == 0, list(again.failures.values_list("reason", flat=True))
+    billed = Counter(
+        DocumentItem.objects.filter(document_canceled=False).values_list(
+            "charge_id", "service_start"
+        )
+    )
+    assert max(billed.values()) == 1
+    consistent()

@@ -195,7 +195,10 @@ def test_retrying_a_run_without_failures_is_refused(status, clerk):
     with pytest.raises(BillRunActionRefused) as refused:
         services.bill_run_retry(run=run, user=clerk)
     # then
-    assert str(refused.value) == f"{run.number} has no failed accounts to retry."
+    assert (
+        str(refused.value)
+        == f"{run.number} is {run.get_status_display()} and has no failed accounts to retry."
+    )
     assert snapshot(run) == before
 
 
