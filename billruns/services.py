@@ -12,6 +12,7 @@ sweeper taking up a dead worker's run does no harm.
 
 import datetime
 import logging
+import re
 import uuid
 from collections import defaultdict
 from decimal import Decimal
@@ -119,11 +120,18 @@ def _enqueue(func, *args):
 # --- create ------------------------------------------------------------------
 
 
+# Only the extended form: date.fromisoformat also reads "20260101" and "2026-W01-1".
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _parse_date(value, field, errors):
     if isinstance(value, datetime.date):
         return value
     try:
-        return datetime.date.fromisoformat(str(value).strip())
+        text = str(value).strip()
+        if not DATE_PATTERN.fullmatch(text):
+            raise ValueError(text)
+        return datetime.date.fromisoformat(text)
     except ValueError:
         errors.setdefault(field, []).append(f"{value!r} is not a date (expected YYYY-MM-DD).")
         return None

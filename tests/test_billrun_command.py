@@ -708,7 +708,10 @@ def test_wait_exits_0_for_a_run_completed_with_failures(superuser):
     [
         ["--account", "A00000001", "--batch", "1"],
         ["--account", "A00000001", "--bill-cycle-day", "5"],
+        ["--account", "A00000001", "--bill-cycle-day", "all"],
         ["--subscription", "S00000001"],
+        ["--bill-cycle-day", "1", "--bill-cycle-day", "2"],
+        ["--account", "A00000001", "--account", "A00000002"],
     ],
 )
 def test_options_that_cannot_go_together_exit_2_from_a_shell(argv):
@@ -723,3 +726,48 @@ def test_options_that_cannot_go_together_exit_2_from_a_shell(argv):
     )
     assert result.returncode == 2
     assert "--" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("date", ["20260101", "2026-W01-1", "2026-1-1", "2026-13-01"])
+def test_a_date_not_written_yyyy_mm_dd_is_refused(superuser, date):
+    message = refused("create", "--target-date", date)
+    assert message == f"target_date: {date!r} is not a date (expected YYYY-MM-DD)."
+    assert not BillRun.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refusal_is_the_one_line_on_stderr_from_a_shell(tmp_path):
+    """The log records of the work done in the command (the task queue's,
+    a failed run's traceback) stay off stderr unless -v 2 asks for them."""
+    # given a database in a file, with a run whose posting will fail
+    db = tmp_path / "db.sqlite3"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "billing_site.settings",
+        "DATABASE_URL": f"sqlite:///{db}",
+        "SECRET_KEY": "x" * 50,
+    }
+
+    def manage(*argv):
+        return subprocess.run(
+            [sys.executable, "manage.py", *argv],
+            cwd=BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert manage("migrate", "-v", "0").returncode == 0
+    # when a run is queued (django-q logs "Enqueued ...") and an unknown run is posted
+    created = manage("billrun", "create", "--target-date", "2026-01-01")
+    refused_post = manage("billrun", "post", "BR-99999999")
+    loud = manage("billrun", "-v", "2", "create", "--target-date", "2026-01-01")
+    # then
+    assert created.returncode == 0 and created.stderr == ""
+    assert refused_post.returncode == 1
+    assert refused_post.stderr.strip().splitlines() == [
+        "CommandError: No bill run has the number 'BR-99999999'."
+    ]
+    assert loud.returncode == 0 and "Enqueued" in loud.stderr

@@ -4,7 +4,9 @@ A refused action prints one line to stderr and exits 1; a malformed command
 line exits 2 (argparse).
 """
 
+import argparse
 import json
+import logging
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -21,6 +23,16 @@ PERMISSIONS = {
     "delete": "billruns.delete_billrun",
     "email": "billruns.email_billrun",
 }
+
+
+class StoreOnce(argparse.Action):
+    """An option that may be given once, where a second value would look like
+    a second selection (as --batch repeats): it is a malformed line."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} may be given once.")
+        setattr(namespace, self.dest, values)
 
 
 def bill_cycle_day(value):
@@ -42,8 +54,10 @@ class Command(BaseCommand):
         create.add_argument("--target-date", help="YYYY-MM-DD (default: today)")
         create.add_argument("--invoice-date", help="YYYY-MM-DD (default: the target date)")
         create.add_argument("--batch", type=int, action="append", default=[], dest="batches")
-        create.add_argument("--bill-cycle-day", type=bill_cycle_day, default="all")
-        create.add_argument("--account")
+        create.add_argument(
+            "--bill-cycle-day", type=bill_cycle_day, action=StoreOnce, help="1-31 or all (default)"
+        )
+        create.add_argument("--account", action=StoreOnce)
         create.add_argument("--subscription", action="append", default=[], dest="subscriptions")
         create.add_argument("--auto-post", action="store_true")
         create.add_argument("--auto-email", action="store_true")
@@ -81,7 +95,17 @@ class Command(BaseCommand):
         listing.add_argument("--status", choices=RunStatus.values)
 
     def handle(self, *args, action, **options):
-        return getattr(self, f"handle_{action}")(**options)
+        # What goes to stderr is the one line of a refusal: the log records
+        # of the work done in this process (the task queue's, a run's, a
+        # PDF's) are shown from verbosity 2 (-v 2) up.
+        quiet = options["verbosity"] < 2
+        if quiet:
+            logging.disable(logging.CRITICAL)
+        try:
+            return getattr(self, f"handle_{action}")(**options)
+        finally:
+            if quiet:
+                logging.disable(logging.NOTSET)
 
     # --- helpers ---
 
@@ -115,14 +139,14 @@ class Command(BaseCommand):
 
     def handle_create(self, **options):
         # Options that cannot go together make a malformed command line: exit 2.
-        if options["account"] and (options["batches"] or options["bill_cycle_day"] != "all"):
+        if options["account"] and (options["batches"] or options["bill_cycle_day"] is not None):
             raise CommandError(
                 "--account cannot be combined with --batch or --bill-cycle-day.", returncode=2
             )
         if options["subscriptions"] and not options["account"]:
             raise CommandError("--subscription needs --account.", returncode=2)
         user = self._user(options["user"], "create")
-        day = options["bill_cycle_day"]
+        day = options["bill_cycle_day"] or "all"
         try:
             run = services.bill_run_create(
                 target_date=options["target_date"] or timezone.localdate(),
