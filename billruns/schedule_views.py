@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_tables2 import SingleTableView
+from django_tables2.export import ExportMixin
 
 from billruns import schedules
 from billruns.models import BillRun, Schedule
@@ -87,12 +88,24 @@ class ScheduleTable(BaseTable):
             return "—"
         return format_html('<a href="{}">{}</a>', reverse("billruns:detail", args=[value]), value)
 
+    # The exports hold the values, in the same words as the page.
+    def value_next_run_at(self, record, value):
+        return self.render_next_run_at(record, value)
 
-class ScheduleListView(PermissionRequiredMixin, SingleTableView):
+    def value_status(self, record):
+        return record.get_status_display()
+
+    def value_last_run(self, value):
+        return value or ""
+
+
+class ScheduleListView(PermissionRequiredMixin, ExportMixin, SingleTableView):
     permission_required = "billruns.view_schedule"
     template_name = "schedules/schedule_list.html"
     table_class = ScheduleTable
     table_pagination = {"per_page": 25}
+    export_formats = ("csv", "xlsx")
+    export_name = "schedules"
 
     def get_queryset(self):
         last_run = BillRun.objects.filter(schedule=OuterRef("pk")).order_by("-id")

@@ -373,3 +373,33 @@ def test_the_page_shows_the_history_newest_first(client, viewer, clerk, django_u
     assert "Created</strong> by clerk" in history
     assert "Changed</strong> by second" in history
     assert "name: Monthly batch 1 -&gt; Renamed &lt;b&gt;" in history
+
+
+def test_the_list_exports_as_csv_and_xlsx(client, viewer, clerk):
+    import csv
+    import io
+
+    import openpyxl
+
+    schedule = a_schedule(clerk)
+    (run,) = schedules.schedules_fire_due(now=schedule.next_run_at)
+    a_schedule(clerk, name="Paused one")
+    schedules.schedule_pause(schedule=Schedule.objects.get(name="Paused one"), user=clerk)
+    client.force_login(viewer)
+
+    page = client.get(LIST).content.decode()
+    response = client.get(LIST, {"_export": "csv"})
+    workbook = client.get(LIST, {"_export": "xlsx"})
+
+    assert "_export=csv" in page and "_export=xlsx" in page
+    assert response["Content-Type"].startswith("text/csv")
+    assert "schedules" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == ["Name", "Owner", "Repeats", "Next run", "Status", "Last run"]
+    by_name = {row[0]: row for row in rows[1:]}
+    assert by_name["Monthly batch 1"][1] == "clerk"
+    assert by_name["Monthly batch 1"][4:] == ["Active", run.number]
+    assert by_name["Paused one"][3:] == ["—", "Paused", ""]
+    assert "<" not in response.content.decode()
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook.content)).active
+    assert sheet.cell(row=1, column=1).value == "Name"
