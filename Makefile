@@ -15,8 +15,7 @@ LOAD_RUNS ?= 1000
 LOAD_INVOICES ?= 1000000
 LOAD_DURING_RUN_ACCOUNTS ?= 100000
 
-# The manage.py targets are for development: without DEBUG (or SECRET_KEY)
-# in the environment, the settings refuse to load.
+# The manage.py targets are for development: DEBUG on unless set.
 export DEBUG ?= 1
 
 .PHONY: install run test lint bench faults load migrate clean

@@ -34,10 +34,11 @@ DEBUG = env_bool("DEBUG", False)
 def local_secret_key(path):
     """The key of this installation, generated once into ``path``.
 
-    Without SECRET_KEY in the environment and with DEBUG off (the embedded
-    setup run from a shell: ``manage.py import_accounts``, ``billrun``, a
-    worker), every process of the installation must still sign with the same
-    key, or a worker could not read the tasks the commands queue. The file is
+    Without SECRET_KEY in the environment (the embedded setup: ``make run``,
+    and ``manage.py import_accounts``, ``billrun`` or a worker run from a
+    shell, with DEBUG on or off), every process of the installation must
+    still sign with the same key, or a worker could not read the tasks the
+    commands queue. The file is
     created exclusively (two processes starting at once agree on one key) and
     readable by its owner only. ``check --deploy`` still asks for SECRET_KEY
     in the environment (billing_site.checks).
@@ -48,7 +49,7 @@ def local_secret_key(path):
         key = Path(path).read_text().strip()
     except OSError as exc:
         raise ImproperlyConfigured(
-            f"SECRET_KEY must be set when DEBUG is off: it is not in the environment and "
+            f"SECRET_KEY must be set: it is not in the environment and "
             f"{path} cannot be created ({exc.strerror})."
         ) from exc
     else:
@@ -63,12 +64,7 @@ def local_secret_key(path):
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 SECRET_KEY_FROM_ENVIRONMENT = bool(SECRET_KEY)
 if not SECRET_KEY:
-    if DEBUG:
-        SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"
-    else:
-        SECRET_KEY = local_secret_key(
-            os.environ.get("SECRET_KEY_FILE", str(BASE_DIR / ".secret_key"))
-        )
+    SECRET_KEY = local_secret_key(os.environ.get("SECRET_KEY_FILE", str(BASE_DIR / ".secret_key")))
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -161,17 +157,20 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STATIC_MANIFEST = STATIC_ROOT / "staticfiles.json"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "billing_site.storage.StaticFilesStorage"
         )
     },
 }
+# Until collectstatic has run, whitenoise serves the files where they are.
+WHITENOISE_USE_FINDERS = DEBUG or not STATIC_MANIFEST.exists()
 
 # Sign-in throttling (django-axes): after AXES_FAILURE_LIMIT failed sign-ins
 # of one username from one address, that pair is refused for the cool-off,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -130,8 +131,14 @@ def test_the_deploy_check_asks_for_a_secret_key_in_the_environment(tmp_path):
     assert "billing.W001" in result.stdout + result.stderr
 
 
-def test_debug_on_runs_without_a_secret_key():
-    assert read_settings(["SECRET_KEY"], DEBUG="1")["SECRET_KEY"]
+def test_debug_on_and_off_share_the_installations_key(tmp_path):
+    """`make run` (DEBUG on) and a command from a plain shell (DEBUG off) must
+    sign the tasks they queue alike, or the worker refuses them."""
+    key_file = str(tmp_path / "secret_key")
+    on = read_settings(["SECRET_KEY"], DEBUG="1", SECRET_KEY_FILE=key_file)
+    off = read_settings(["SECRET_KEY"], DEBUG="0", SECRET_KEY_FILE=key_file)
+    assert on["SECRET_KEY"] == off["SECRET_KEY"]
+    assert len(on["SECRET_KEY"]) >= 50
 
 
 def test_default_from_email_is_support_at_the_site_host():
@@ -184,3 +191,54 @@ def test_deploy_check_passes_with_production_values():
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+STATIC_PAGE = """
+import re, django
+django.setup()
+from django.test import Client
+client = Client(HTTP_HOST="billing.example.com", HTTP_X_FORWARDED_PROTO="https")
+page = client.get("/accounts/login/")
+css = re.search(r'href="(/static/[^"]+[.]css)"', page.content.decode()).group(1)
+print(page.status_code, css, client.get(css).status_code)
+"""
+
+
+def test_pages_work_with_debug_off_before_and_after_collectstatic(tmp_path):
+    # given production settings and an empty STATIC_ROOT, on a scratch database
+    env = {
+        **PRODUCTION,
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "billing_site.settings",
+    }
+    # when nothing is collected, then the page and its stylesheet are served, unhashed
+    before = run_python(STATIC_PAGE, **env)
+    assert before.returncode == 0, before.stderr
+    status, css, css_status = before.stdout.split()
+    assert (status, css_status) == ("200", "200")
+    assert not re.search(r"\.[0-9a-f]{12}\.css$", css), css
+    check = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=PROJECT,
+        env=environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "billing.W002" in check.stdout + check.stderr
+    # and after collectstatic, hashed names
+    collected = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=PROJECT,
+        env=environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert collected.returncode == 0, collected.stderr
+    after = run_python(STATIC_PAGE, **env)
+    assert after.returncode == 0, after.stderr
+    status, css, css_status = after.stdout.split()
+    assert (status, css_status) == ("200", "200")
+    assert re.search(r"\.[0-9a-f]{12}\.css$", css), css
