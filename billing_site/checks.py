@@ -16,18 +16,3 @@ def secret_key_from_the_environment(app_configs, **kwargs):
             id="billing.W001",
         )
     ]
-
-
-@register(Tags.security, deploy=True)
-def static_files_collected(app_configs, **kwargs):
-    if settings.DEBUG or settings.STATIC_MANIFEST.exists():
-        return []
-    return [
-        Warning(
-            "The static files are not collected: the pages link them unhashed and "
-            "uncompressed, without long-lived caching.",
-            hint="Run `manage.py collectstatic --noinput` when deploying, then restart.",
-            id="billing.W002",
-        )
-    ]
-

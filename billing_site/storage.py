@@ -5,8 +5,7 @@ compressed copies that whitenoise serves from STATIC_ROOT with far-future
 cache headers. Before it (a site started by hand with DEBUG off and nothing
 collected) there is no manifest: rather than fail every page with "Missing
 staticfiles manifest entry", the pages link the plain names, which whitenoise
-serves from the apps and ``static/`` (settings.WHITENOISE_USE_FINDERS), and
-``check --deploy`` says to collect them (billing.W002).
+serves from the apps and ``static/`` (settings.WHITENOISE_USE_FINDERS).
 """
 
 from whitenoise.storage import CompressedManifestStaticFilesStorage

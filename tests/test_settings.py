@@ -218,15 +218,6 @@ def test_pages_work_with_debug_off_before_and_after_collectstatic(tmp_path):
     status, css, css_status = before.stdout.split()
     assert (status, css_status) == ("200", "200")
     assert not re.search(r"\.[0-9a-f]{12}\.css$", css), css
-    check = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=PROJECT,
-        env=environment(**env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "billing.W002" in check.stdout + check.stderr
     # and after collectstatic, hashed names
     collected = subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
