@@ -18,8 +18,31 @@ BILL_CYCLE_DAY_CHOICES = [
 WEEKDAY_CHOICES = [(number, name) for number, name in enumerate(WEEKDAY_NAMES)]
 
 
+# The list offers the canonical Area/Location zones and UTC; the rules accept
+# every IANA name (an old alias such as US/Eastern still validates, and a
+# schedule that has one keeps it in its edit form).
+TIME_ZONE_AREAS = frozenset(
+    {
+        "Africa",
+        "America",
+        "Antarctica",
+        "Asia",
+        "Atlantic",
+        "Australia",
+        "Europe",
+        "Indian",
+        "Pacific",
+    }
+)
+
+
 def time_zone_choices():
-    return [(name, name) for name in sorted(time_zone_names())]
+    offered = (
+        name
+        for name in time_zone_names()
+        if name == "UTC" or name.split("/", 1)[0] in TIME_ZONE_AREAS and "/" in name
+    )
+    return [(name, name) for name in sorted(offered)]
 
 
 class ScheduleForm(forms.Form):
@@ -99,6 +122,10 @@ class ScheduleForm(forms.Form):
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("start_date", timezone.localdate())
+        field = self.fields["time_zone"]
+        current = self.data.get("time_zone") or self.initial.get("time_zone")
+        if current in time_zone_names() and current not in dict(field.choices):
+            field.choices = [*field.choices, (current, current)]
 
     @staticmethod
     def initial_from(schedule):

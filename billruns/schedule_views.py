@@ -41,8 +41,9 @@ def local_time(schedule, at):
     return at.astimezone(zoneinfo.ZoneInfo(schedule.time_zone))
 
 
-def schedule_url(schedule):
-    return reverse("billruns:schedule_detail", args=[schedule.pk])
+def schedule_url(record):
+    # django-tables2's linkify passes its arguments by name: ``record``.
+    return reverse("billruns:schedule_detail", args=[record.pk])
 
 
 def status_badge(schedule):

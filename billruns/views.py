@@ -59,6 +59,12 @@ class BillRunListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, Fi
     def get_queryset(self):
         return runs_for_pages()
 
+    def get_table(self, **kwargs):
+        table = super().get_table(**kwargs)
+        if not any(self.filterset.form.data.get(name) for name in self.filterset.filters):
+            table.empty_text = "No bill runs yet."
+        return table
+
 
 class RunTab:
     def __init__(self, key, label, table_class, testid=""):
@@ -93,6 +99,12 @@ class BillRunDetailView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, 
 
     def get_table_class(self):
         return self.tab.table_class
+
+    def get_table(self, **kwargs):
+        table = super().get_table(**kwargs)
+        if self.tab.table_class is RunDocumentsTable:
+            table.empty_text = f"This bill run has no {self.tab.label.lower()}."
+        return table
 
     def get_table_data(self):
         run = self.object

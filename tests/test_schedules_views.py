@@ -63,7 +63,8 @@ def test_the_list_shows_name_owner_repeats_next_run_status_and_last_run(client, 
     html = client.get(LIST).content.decode()
 
     row = html.split('data-testid="schedule-row"')[1].split("</tr>")[0]
-    assert "Monthly batch 1" in row and "clerk" in row
+    assert f'<a href="/billing/schedules/{schedule.pk}/">Monthly batch 1</a>' in row
+    assert "clerk" in row
     assert "Monthly on day 1 at 06:00 America/New_York" in row
     assert "2026-04-01 06:00 America/New_York" in row
     assert "Active" in row
@@ -403,3 +404,13 @@ def test_the_list_exports_as_csv_and_xlsx(client, viewer, clerk):
     assert "<" not in response.content.decode()
     sheet = openpyxl.load_workbook(io.BytesIO(workbook.content)).active
     assert sheet.cell(row=1, column=1).value == "Name"
+
+
+@pytest.mark.parametrize("suffix", ["", "edit/"])
+def test_the_schedule_pages_are_under_schedules_in_the_menu(client, clerk, suffix):
+    schedule = a_schedule(clerk)
+    client.force_login(clerk)
+    for url in (NEW, page(schedule, suffix)):
+        html = client.get(url).content.decode()
+        assert 'href="/billing/schedules/" aria-current="page"' in html
+        assert 'href="/billing/bill-runs/" aria-current="page"' not in html
