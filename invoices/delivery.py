@@ -42,7 +42,7 @@ class EmailOutcome:
 
 def document_email_subject(document: Document) -> str:
     kind = "Invoice" if document.is_invoice else "Credit memo"
-    return f"{kind} {document.number} from {settings.SITE_DOMAIN}"
+    return f"{kind} {document.number} from {settings.BILLING_ISSUER.splitlines()[0]}"
 
 
 def _body(document: Document) -> str:

@@ -42,7 +42,7 @@ def document_pdf(*, document: Document) -> bytes:
         {
             "document": document,
             "items": document.items.select_related("subscription"),
-            "issuer": settings.SITE_DOMAIN,
+            "issuer": settings.BILLING_ISSUER,
         },
     )
     return html_class(string=html).write_pdf()

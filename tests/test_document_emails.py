@@ -73,7 +73,7 @@ def test_auto_email_after_posting_sends_each_posted_document_once_with_its_pdf(
     invoices = list(run.documents.order_by("id"))
     assert [m.to for m in document_emails()] == [[a.bill_to_email] for a in accounts]
     for message, invoice in zip(document_emails(), invoices, strict=True):
-        assert message.subject == f"Invoice {invoice.number} from {settings.SITE_DOMAIN}"
+        assert message.subject == f"Invoice {invoice.number} from {settings.BILLING_ISSUER}"
         assert message.from_email == settings.DEFAULT_FROM_EMAIL
         assert f"Amount: {invoice.amount:,.2f} USD" in message.body
         assert f"Due date: {invoice.due_date.isoformat()}" in message.body
@@ -306,7 +306,7 @@ def test_a_credit_memo_is_emailed_as_a_credit_memo(superuser):
     )
     documents_email(document_ids=[memo.id], resend=False, skip_zero_amount=True, requested_by=None)
     [message] = document_emails()
-    assert message.subject == f"Credit memo {memo.number} from {settings.SITE_DOMAIN}"
+    assert message.subject == f"Credit memo {memo.number} from {settings.BILLING_ISSUER}"
     assert "Credit: 40.00 USD" in message.body
 
 
@@ -461,3 +461,21 @@ def test_two_concurrent_emails_of_one_document_send_it_once(superuser):
     assert sorted(o.sent for o in outcomes) == [0, 1]
     assert len(document_emails()) == 1
     assert DocumentDelivery.objects.get().status == DeliveryStatus.SENT
+
+
+@pytest.mark.django_db
+def test_the_issuer_names_the_sender_in_the_subject_and_heads_the_pdf(superuser, settings):
+    from django.template.loader import render_to_string
+
+    settings.BILLING_ISSUER = "Acme Billing Ltd\n1 Main Street, Springfield"
+    billed_account()
+    run = bill_run_post(run=completed_run(user=superuser), user=superuser, wait=True)
+    invoice = run.documents.get()
+    bill_run_email(run=run, user=superuser)
+    [message] = document_emails()
+    assert message.subject == f"Invoice {invoice.number} from Acme Billing Ltd"
+    html = render_to_string(
+        "invoices/document_print.html",
+        {"document": invoice, "items": invoice.items.all(), "issuer": settings.BILLING_ISSUER},
+    )
+    assert '<p class="issuer">Acme Billing Ltd<br>1 Main Street, Springfield</p>' in html

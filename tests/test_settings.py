@@ -233,3 +233,13 @@ def test_pages_work_with_debug_off_before_and_after_collectstatic(tmp_path):
     status, css, css_status = after.stdout.split()
     assert (status, css_status) == ("200", "200")
     assert re.search(r"\.[0-9a-f]{12}\.css$", css), css
+
+
+def test_the_issuer_defaults_to_the_site_host_and_reads_escaped_new_lines():
+    assert read_settings(["BILLING_ISSUER"], **PRODUCTION)["BILLING_ISSUER"] == (
+        "billing.example.com"
+    )
+    issuer = read_settings(
+        ["BILLING_ISSUER"], **PRODUCTION, BILLING_ISSUER="Acme Ltd\\n1 Main Street"
+    )["BILLING_ISSUER"]
+    assert issuer == "Acme Ltd\n1 Main Street"
