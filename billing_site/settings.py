@@ -215,9 +215,7 @@ SITE_DOMAIN = urlparse(SITE_URL).hostname or "localhost"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f"support@{SITE_DOMAIN}")
 # Who sends the invoices: the top of every PDF (one line each; "\n" in the
 # variable separates them) and, its first line, the documents' email subjects.
-BILLING_ISSUER = (
-    os.environ.get("BILLING_ISSUER", "").replace("\\n", "\n").strip() or SITE_DOMAIN
-)
+BILLING_ISSUER = os.environ.get("BILLING_ISSUER", "").replace("\\n", "\n").strip() or SITE_DOMAIN
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Security. Production sits behind a TLS-terminating proxy; these are on
