@@ -8,4 +8,4 @@ class BillingSiteConfig(AppConfig):
     verbose_name = "Billing site"
 
     def ready(self):
-        from billing_site import checks  # noqa: F401 - registers the checks
+        from billing_site import checks, receivers  # noqa: F401 - registers them

@@ -36,8 +36,9 @@ def test_sign_out_is_a_post(client, clerk):
     client.force_login(clerk)
     html = client.get("/billing/bill-runs/").content.decode()
     assert 'action="/accounts/logout/"' in html
-    response = client.post("/accounts/logout/")
-    assert response.status_code == 302
+    response = client.post("/accounts/logout/", follow=True)
+    assert response.redirect_chain[0][1] == 302
+    assert "You are signed out." in response.content.decode()
     assert client.get("/billing/bill-runs/").status_code == 302
 
 
