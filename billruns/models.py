@@ -231,6 +231,14 @@ class BillRunEvent(models.Model):
     def __str__(self):
         return f"{self.from_status or 'new'} -> {self.to_status}"
 
+    @property
+    def from_label(self):
+        return RunStatus(self.from_status).label if self.from_status else ""
+
+    @property
+    def to_label(self):
+        return RunStatus(self.to_status).label
+
 
 class Schedule(models.Model):
     """A recurring bill run.
