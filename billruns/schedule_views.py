@@ -20,11 +20,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_tables2 import SingleTableView
-from django_tables2.export import ExportMixin
 
 from billruns import schedules
 from billruns.models import BillRun, Schedule
 from billruns.schedule_forms import ScheduleForm
+from customers.exports import BoundedExportMixin
 from customers.tables import BaseTable
 
 STATUS_BADGES = {
@@ -100,12 +100,11 @@ class ScheduleTable(BaseTable):
         return value or ""
 
 
-class ScheduleListView(PermissionRequiredMixin, ExportMixin, SingleTableView):
+class ScheduleListView(PermissionRequiredMixin, BoundedExportMixin, SingleTableView):
     permission_required = "billruns.view_schedule"
     template_name = "schedules/schedule_list.html"
     table_class = ScheduleTable
     table_pagination = {"per_page": 25}
-    export_formats = ("csv", "xlsx")
     export_name = "schedules"
 
     def get_queryset(self):
@@ -262,7 +261,9 @@ def schedule_cancel_view(request, pk):
         )
     try:
         occurrence = datetime.datetime.fromisoformat(request.POST.get("occurrence", ""))
-    except ValueError:
+        if occurrence.tzinfo is not None:
+            occurrence = occurrence.astimezone(datetime.UTC)
+    except (ValueError, OverflowError):  # 9999-12-31T23:59-01:00 is past the calendar
         occurrence = None
     if scope != "occurrence" or occurrence is None or occurrence.tzinfo is None:
         messages.error(request, "Choose the run to cancel, or cancel the whole schedule.")

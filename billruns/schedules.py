@@ -229,6 +229,12 @@ EDITABLE_FIELDS = (
 )
 
 
+FIRST_DATE = datetime.date(1970, 1, 1)
+LAST_DATE = datetime.date(9000, 12, 31)
+# How far ahead one run can be canceled: finding it walks the occurrences.
+CANCEL_HORIZON = datetime.timedelta(days=3660)
+
+
 def _clean(schedule, fields):
     """Check ``fields`` and set them on ``schedule`` (not saved); raise InvalidSchedule."""
     errors = {}
@@ -277,6 +283,11 @@ def _clean(schedule, fields):
         error("time_zone", f"{values['time_zone']!r} is not an IANA time zone (Europe/Berlin).")
 
     start, end = values["start_date"], values["end_date"]
+    for field, day in (("start_date", start), ("end_date", end)):
+        # Occurrences are computed some way past a schedule's dates; near the
+        # end of the calendar that would overflow.
+        if isinstance(day, datetime.date) and not FIRST_DATE <= day <= LAST_DATE:
+            error(field, f"Dates are between {FIRST_DATE} and {LAST_DATE}.")
     if not isinstance(start, datetime.date):
         error("start_date", "Enter the start date.")
     elif repeats == Repeats.ONCE:
@@ -466,7 +477,14 @@ def schedule_cancel(*, schedule, user, occurrence=None, all_occurrences=False, n
             _record(locked, ScheduleEvent.Kind.CANCELED, user=user)
             logger.info("schedule %s canceled by %s", locked.name, user)
             return locked
-        occurrence = occurrence.astimezone(datetime.UTC)
+        try:
+            occurrence = occurrence.astimezone(datetime.UTC)
+        except OverflowError:
+            raise ScheduleActionRefused(f"{locked.name} has no run at {occurrence}.") from None
+        if occurrence > now + CANCEL_HORIZON:
+            raise ScheduleActionRefused(
+                f"{locked.name}: a run can be canceled at most ten years ahead."
+            )
         upcoming = iter_occurrences(locked, after=now)
         if occurrence not in _takewhile_not_after(upcoming, occurrence):
             raise ScheduleActionRefused(

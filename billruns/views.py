@@ -9,7 +9,6 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import DetailView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
-from django_tables2.export import ExportMixin
 from django_tables2.paginators import LazyPaginator
 
 from billruns import selectors
@@ -32,9 +31,9 @@ from billruns.tables import (
     RunDocumentsTable,
     totals_lines,
 )
+from customers.exports import BoundedExportMixin
 from invoices.models import DocumentType
 
-EXPORT_FORMATS = ("csv", "xlsx")
 RUNNING = {RunStatus.PENDING, RunStatus.PROCESSING}
 # Statuses a worker moves on by itself: the page keeps polling while in one.
 IN_PROGRESS = RUNNING | {RunStatus.POST_IN_PROGRESS, RunStatus.CANCEL_IN_PROGRESS}
@@ -47,12 +46,11 @@ def runs_for_pages():
     ).prefetch_related("subscriptions")
 
 
-class BillRunListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+class BillRunListView(PermissionRequiredMixin, BoundedExportMixin, SingleTableMixin, FilterView):
     permission_required = "billruns.view_billrun"
     template_name = "billruns/billrun_list.html"
     table_class = BillRunTable
     filterset_class = BillRunFilter
-    export_formats = EXPORT_FORMATS
     export_name = "bill-runs"
     table_pagination = {"per_page": 25}
 
@@ -80,13 +78,12 @@ TABS = {
 }
 
 
-class BillRunDetailView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, DetailView):
+class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTableMixin, DetailView):
     permission_required = "billruns.view_billrun"
     template_name = "billruns/billrun_detail.html"
     context_object_name = "run"
     slug_field = "number"
     slug_url_kwarg = "number"
-    export_formats = EXPORT_FORMATS
     # A run can hold 100,000 documents: page through them without counting.
     table_pagination = {"per_page": 25, "paginator_class": LazyPaginator}
 

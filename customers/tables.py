@@ -1,6 +1,7 @@
 import re
 
 import django_tables2 as tables
+from django.core.paginator import Paginator
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -37,10 +38,25 @@ def spreadsheet_safe(value):
     return value
 
 
+# A page's rows come from ?per_page= and ?page=, which anyone can type: a
+# million rows per page would hold a web worker for minutes, and a page
+# number past a bigint breaks the query. Within these bounds a page is a
+# page; ?per_page= below 1 is the table's own size.
+MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000
+
+
 class BaseTable(tables.Table):
     class Meta:
         template_name = TABLE_TEMPLATE
         attrs = {"class": "data-table"}
+
+    def paginate(self, paginator_class=Paginator, per_page=None, page=1, *args, **kwargs):
+        per_page = per_page if isinstance(per_page, int) and per_page > 0 else None
+        per_page = min(per_page or self._meta.per_page, MAX_PER_PAGE)
+        if isinstance(page, int):
+            page = min(max(page, 1), MAX_PAGE)
+        return super().paginate(paginator_class, per_page, page, *args, **kwargs)
 
     def as_values(self, exclude_columns=None):
         """Every CSV and XLSX export reads its cells here (django-tables2's

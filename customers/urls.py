@@ -1,10 +1,11 @@
 from django.urls import path
 
+import customers.converters  # noqa: F401 - registers <number:...>
 from customers import views
 
 app_name = "customers"
 
 urlpatterns = [
     path("", views.AccountListView.as_view(), name="account_list"),
-    path("<str:number>/", views.AccountDetailView.as_view(), name="account_detail"),
+    path("<number:number>/", views.AccountDetailView.as_view(), name="account_detail"),
 ]

@@ -3,8 +3,8 @@ from django.db.models import Prefetch
 from django.views.generic import DetailView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
-from django_tables2.export import ExportMixin
 
+from customers.exports import BoundedExportMixin
 from customers.filters import AccountFilter
 from customers.models import Account, Charge
 from customers.tables import AccountTable
@@ -14,13 +14,12 @@ from customers.tables import AccountTable
 RECENT_ROWS = 20
 
 
-class AccountListView(PermissionRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+class AccountListView(PermissionRequiredMixin, BoundedExportMixin, SingleTableMixin, FilterView):
     permission_required = "customers.view_account"
     template_name = "customers/account_list.html"
     model = Account
     table_class = AccountTable
     filterset_class = AccountFilter
-    export_formats = ("csv", "xlsx")
     export_name = "accounts"
     table_pagination = {"per_page": 25}
 

@@ -1,13 +1,14 @@
 from django.urls import path
 
+import customers.converters  # noqa: F401 - registers <number:...>
 from invoices import views
 
 app_name = "invoices"
 
 urlpatterns = [
     path("", views.DocumentListView.as_view(), name="list"),
-    path("<str:number>/", views.DocumentDetailView.as_view(), name="detail"),
-    path("<str:number>/pdf/", views.document_pdf_view, name="pdf"),
-    path("<str:number>/post/", views.document_post_view, name="post"),
-    path("<str:number>/payments/", views.payment_create_view, name="payment_create"),
+    path("<number:number>/", views.DocumentDetailView.as_view(), name="detail"),
+    path("<number:number>/pdf/", views.document_pdf_view, name="pdf"),
+    path("<number:number>/post/", views.document_post_view, name="post"),
+    path("<number:number>/payments/", views.payment_create_view, name="payment_create"),
 ]

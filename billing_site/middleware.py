@@ -1,0 +1,30 @@
+"""Request guards shared by every page, the admin's included."""
+
+from django.shortcuts import render
+
+# No search, filter or page parameter of this product needs more; a longer
+# one is a mistake or an attack (a 50,000-character search is "LIKE pattern
+# too complex" on SQLite, and seconds of work on PostgreSQL).
+MAX_QUERY_VALUE_LENGTH = 1000
+
+
+class BoundedQueryMiddleware:
+    """Answer 400, with a page that says why, to a query string value longer
+    than MAX_QUERY_VALUE_LENGTH characters, before any view runs."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        for name, values in request.GET.lists():
+            if any(len(value) > MAX_QUERY_VALUE_LENGTH for value in values):
+                return render(
+                    request,
+                    "400.html",
+                    {
+                        "problem": f"The value of “{name[:40]}” is longer than "
+                        f"{MAX_QUERY_VALUE_LENGTH:,} characters."
+                    },
+                    status=400,
+                )
+        return self.get_response(request)
