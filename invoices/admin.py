@@ -8,6 +8,7 @@ document is read-only. Payments and credit applications move balances, so
 they are recorded through services too and are read-only here.
 """
 
+import uuid
 from decimal import Decimal
 
 from django import forms
@@ -156,6 +157,8 @@ class CreditMemoApplyForm(forms.Form):
 
     invoice = forms.CharField(label="Invoice", max_length=32, widget=forms.Select)
     amount = forms.DecimalField(max_digits=18, decimal_places=2, min_value=Decimal("0.01"))
+    # Made when the form is drawn: submitting it twice applies the credit once.
+    request_key = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, credit_memo, **kwargs):
         super().__init__(*args, **kwargs)
@@ -175,6 +178,7 @@ class CreditMemoApplyForm(forms.Form):
         ]
         if not self.is_bound:
             self.initial.setdefault("amount", credit_memo.balance)
+            self.initial.setdefault("request_key", uuid.uuid4())
 
     def clean_invoice(self):
         number = self.cleaned_data["invoice"].strip()
@@ -385,6 +389,7 @@ class CreditMemoAdmin(DocumentAdmin):
                         invoice_id=form.cleaned_data["invoice"],
                         amount=form.cleaned_data["amount"],
                         user=request.user,
+                        request_key=form.cleaned_data["request_key"],
                     )
                 except DocumentActionRefused as refusal:
                     form.add_error(None, str(refusal))

@@ -1,3 +1,5 @@
+import uuid
+
 from django import forms
 from django.utils import timezone
 
@@ -19,11 +21,14 @@ class PaymentForm(forms.Form):
     )
     method = forms.ChoiceField(choices=PaymentMethod.choices, initial=PaymentMethod.BANK_TRANSFER)
     reference = forms.CharField(max_length=255, required=False)
+    # Made when the form is drawn: submitting it twice records one payment.
+    request_key = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, balance=None, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         if not self.is_bound:
+            self.initial.setdefault("request_key", uuid.uuid4())
             self.initial.setdefault("payment_date", timezone.localdate())
             if balance is not None:
                 self.initial.setdefault("amount", balance)

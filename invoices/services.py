@@ -8,6 +8,7 @@ commands into a line on stderr.
 """
 
 import datetime
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
 
@@ -282,6 +283,7 @@ def payment_record(
     method: str,
     reference: str = "",
     user,
+    request_key: uuid.UUID | None = None,
 ) -> Payment:
     """Record a payment on a Posted invoice and lower its open balance.
 
@@ -293,8 +295,9 @@ def payment_record(
     lowers the balance with ``F()``. Locking: the invoice's row,
     ``select_for_update``; the balance is re-checked under the lock, and the
     UPDATE also requires ``balance >= amount``, so concurrent payments never
-    overdraw. Idempotency: none; each call records a payment (a duplicate is
-    refused only once the balance is used up).
+    overdraw. Idempotency: by ``request_key`` (the payment form's key): a
+    call with the key of a payment already recorded on this invoice returns
+    that payment and changes nothing; without a key each call records one.
     """
     amount = _parse_money(amount, what="Payment amount", refusal=PaymentRefused)
     payment_date = _parse_date(payment_date, what="Payment date", refusal=PaymentRefused)
@@ -309,6 +312,11 @@ def payment_record(
 
     with transaction.atomic():
         document = _lock_document(document_id, PaymentRefused)
+        # Under the invoice's lock: a second submit of the same form waits
+        # for the first, then finds its payment.
+        earlier = _earlier_request(Payment, request_key, document_id, PaymentRefused)
+        if earlier is not None:
+            return earlier
         if not document.is_invoice:
             raise PaymentRefused(
                 f"{document.number} is a credit memo: payments can only be recorded "
@@ -331,9 +339,24 @@ def payment_record(
             method=method,
             reference=reference,
             created_by=user,
+            request_key=request_key,
         )
         _lower_balance(document, amount, PaymentRefused)
     return payment
+
+
+def _earlier_request(model, request_key, document_id, refusal):
+    """The payment or credit application already made with ``request_key``,
+    or None; refused when that key was used for another document."""
+    if request_key is None:
+        return None
+    earlier = model.objects.filter(request_key=request_key).first()
+    if earlier is None:
+        return None
+    document_field = "document_id" if model is Payment else "invoice_id"
+    if getattr(earlier, document_field) != document_id:
+        raise refusal("This form was already used for another document; open it again.")
+    return earlier
 
 
 def _lower_balance(
@@ -350,7 +373,12 @@ def _lower_balance(
 
 
 def credit_memo_apply(
-    *, credit_memo_id: int, invoice_id: int, amount: str | Decimal, user
+    *,
+    credit_memo_id: int,
+    invoice_id: int,
+    amount: str | Decimal,
+    user,
+    request_key: uuid.UUID | None = None,
 ) -> CreditApplication:
     """Apply part of a Posted credit memo to a Posted invoice of the same
     account and currency, lowering both open balances by ``amount``.
@@ -362,7 +390,8 @@ def credit_memo_apply(
     Transaction: one short ``transaction.atomic``. Locking: both rows,
     ``select_for_update`` in id order, so two applications touching the same
     pair from opposite ends cannot deadlock; balances are checked under the
-    locks. Idempotency: none; each call applies ``amount`` once more.
+    locks. Idempotency: by ``request_key`` (the apply form's key), as
+    payment_record; without a key each call applies ``amount`` once more.
     """
     if credit_memo_id == invoice_id:
         raise CreditApplicationRefused("A credit memo cannot be applied to itself.")
@@ -385,6 +414,11 @@ def credit_memo_apply(
                     f"There is no invoice or credit memo with id {document_id}."
                 )
         credit_memo, invoice = locked[credit_memo_id], locked[invoice_id]
+        earlier = _earlier_request(
+            CreditApplication, request_key, invoice_id, CreditApplicationRefused
+        )
+        if earlier is not None:
+            return earlier
         if credit_memo.document_type != DocumentType.CREDIT_MEMO:
             raise CreditApplicationRefused(
                 f"{credit_memo.number} is an invoice: only a credit memo can be applied."
@@ -417,7 +451,11 @@ def credit_memo_apply(
                     f"{document.currency} of {_kind(document)} {document.number}."
                 )
         application = CreditApplication.objects.create(
-            credit_memo=credit_memo, invoice=invoice, amount=amount, applied_by=user
+            credit_memo=credit_memo,
+            invoice=invoice,
+            amount=amount,
+            applied_by=user,
+            request_key=request_key,
         )
         _lower_balance(credit_memo, amount, CreditApplicationRefused)
         _lower_balance(invoice, amount, CreditApplicationRefused)

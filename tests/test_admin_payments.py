@@ -434,3 +434,20 @@ def test_who_posted_a_document_shows_on_its_page_and_filters_the_list(client, st
     shown = {document.pk for document in response.context["cl"].result_list}
     assert shown == {posted.pk}
     assert other.pk not in shown
+
+
+def test_submitting_the_apply_form_twice_applies_the_credit_once(
+    client, staff_clerk, advanced_ar_settlement, credit_memo, invoice
+):
+    import re
+
+    html = client.get(apply_url(credit_memo)).content.decode()
+    key = re.search(r'name="request_key" value="([0-9a-f-]{36})"', html).group(1)
+    form = {"invoice": invoice.number, "amount": "10.00", "request_key": key}
+
+    client.post(apply_url(credit_memo), form)
+    client.post(apply_url(credit_memo), form)
+
+    assert CreditApplication.objects.count() == 1
+    credit_memo.refresh_from_db()
+    assert credit_memo.balance == Decimal("20.00")

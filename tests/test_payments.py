@@ -260,3 +260,75 @@ def test_concurrent_payments_never_overdraw_an_invoice(superuser):
     assert sorted(outcomes) == ["paid"] * 3 + ["refused"] * 5
     assert balance_of(invoice) == Decimal("10.00")
     assert Payment.objects.filter(document=invoice).count() == 3
+
+
+@pytest.mark.django_db
+def test_a_request_key_used_again_returns_the_same_payment(clerk):
+    import uuid
+
+    invoice = make_document(amount=Decimal("100.00"))
+    other = make_document(amount=Decimal("100.00"))
+    key = uuid.uuid4()
+    first = payment_record(
+        document_id=invoice.pk,
+        amount="30.00",
+        payment_date="2026-02-10",
+        method=PaymentMethod.CARD,
+        user=clerk,
+        request_key=key,
+    )
+    again = payment_record(
+        document_id=invoice.pk,
+        amount="30.00",
+        payment_date="2026-02-10",
+        method=PaymentMethod.CARD,
+        user=clerk,
+        request_key=key,
+    )
+    assert again.pk == first.pk
+    assert balance_of(invoice) == Decimal("70.00")
+    with pytest.raises(PaymentRefused, match="already used for another document"):
+        payment_record(
+            document_id=other.pk,
+            amount="30.00",
+            payment_date="2026-02-10",
+            method=PaymentMethod.CARD,
+            user=clerk,
+            request_key=key,
+        )
+    assert balance_of(other) == Decimal("100.00")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_form_submitted_from_eight_connections_at_once_records_one_payment(superuser):
+    import uuid
+
+    invoice = make_document(amount=Decimal("100.00"))
+    key = uuid.uuid4()
+    start = threading.Barrier(8)
+    payments = []
+
+    def submit():
+        try:
+            start.wait()
+            payments.append(
+                payment_record(
+                    document_id=invoice.pk,
+                    amount="30.00",
+                    payment_date="2026-02-10",
+                    method=PaymentMethod.CARD,
+                    user=superuser,
+                    request_key=key,
+                ).pk
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(payments) == 8 and len(set(payments)) == 1
+    assert balance_of(invoice) == Decimal("70.00")

@@ -169,3 +169,32 @@ def test_credit_memo_page(client, viewer):
     client.force_login(viewer)
     html = client.get(page(memo)).content.decode()
     assert "Credit memo" in html and memo.number in html
+
+
+def test_submitting_the_payment_form_twice_records_one_payment(client, clerk):
+    import re
+
+    from invoices.models import Payment
+
+    invoice = document_row(status=DocumentStatus.POSTED, amount="100.00")
+    client.force_login(clerk)
+    html = client.get(page(invoice)).content.decode()
+    key = re.search(r'name="request_key" value="([0-9a-f-]{36})"', html).group(1)
+    form = {
+        "amount": "40.00",
+        "payment_date": "2026-02-10",
+        "method": "card",
+        "reference": "R1",
+        "request_key": key,
+    }
+
+    first = client.post(page(invoice, "payments/"), form)
+    second = client.post(page(invoice, "payments/"), form)
+
+    assert (first.status_code, second.status_code) == (302, 302)
+    assert Payment.objects.filter(document=invoice).count() == 1
+    invoice.refresh_from_db()
+    assert str(invoice.balance) == "60.00"
+    # and the page draws a new key for the next payment
+    again = client.get(page(invoice)).content.decode()
+    assert key not in again
