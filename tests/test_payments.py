@@ -29,7 +29,15 @@ def make_document(*, document_type=DocumentType.INVOICE, status=DocumentStatus.P
     )
 
 
-def pay(document, amount, *, payment_date="2026-02-10", method=PaymentMethod.BANK_TRANSFER, user):
+def pay(
+    document,
+    amount,
+    *,
+    payment_date="2026-02-10",
+    method=PaymentMethod.BANK_TRANSFER,
+    user,
+    request_key=None,
+):
     return payment_record(
         document_id=document.pk,
         amount=amount,
@@ -37,6 +45,7 @@ def pay(document, amount, *, payment_date="2026-02-10", method=PaymentMethod.BAN
         method=method,
         reference="wire 1",
         user=user,
+        request_key=request_key,
     )
 
 
@@ -269,33 +278,12 @@ def test_a_request_key_used_again_returns_the_same_payment(clerk):
     invoice = make_document(amount=Decimal("100.00"))
     other = make_document(amount=Decimal("100.00"))
     key = uuid.uuid4()
-    first = payment_record(
-        document_id=invoice.pk,
-        amount="30.00",
-        payment_date="2026-02-10",
-        method=PaymentMethod.CARD,
-        user=clerk,
-        request_key=key,
-    )
-    again = payment_record(
-        document_id=invoice.pk,
-        amount="30.00",
-        payment_date="2026-02-10",
-        method=PaymentMethod.CARD,
-        user=clerk,
-        request_key=key,
-    )
+    first = pay(invoice, "30.00", user=clerk, request_key=key)
+    again = pay(invoice, "30.00", user=clerk, request_key=key)
     assert again.pk == first.pk
     assert balance_of(invoice) == Decimal("70.00")
     with pytest.raises(PaymentRefused, match="already used for another document"):
-        payment_record(
-            document_id=other.pk,
-            amount="30.00",
-            payment_date="2026-02-10",
-            method=PaymentMethod.CARD,
-            user=clerk,
-            request_key=key,
-        )
+        pay(other, "30.00", user=clerk, request_key=key)
     assert balance_of(other) == Decimal("100.00")
 
 
@@ -312,16 +300,7 @@ def test_one_form_submitted_from_eight_connections_at_once_records_one_payment(s
     def submit():
         try:
             start.wait()
-            payments.append(
-                payment_record(
-                    document_id=invoice.pk,
-                    amount="30.00",
-                    payment_date="2026-02-10",
-                    method=PaymentMethod.CARD,
-                    user=superuser,
-                    request_key=key,
-                ).pk
-            )
+            payments.append(pay(invoice, "30.00", user=superuser, request_key=key).pk)
         finally:
             connection.close()
 
