@@ -1,10 +1,10 @@
 import re
 
 import django_tables2 as tables
-from django_tables2 import utils as tables_utils
 from django.core.paginator import Paginator
 from django.urls import reverse
 from django.utils.html import format_html
+from django_tables2 import utils as tables_utils
 
 from customers.models import Account
 
