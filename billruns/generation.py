@@ -26,7 +26,13 @@ from billruns.models import BillRun, BillRunChunk, BillRunFailure, ChunkStatus, 
 from customers import bulk
 from customers.models import Account, Charge, Status, Subscription
 from invoices import sequences
-from invoices.models import Document, DocumentItem, DocumentType, TenantSettings
+from invoices.models import (
+    Document,
+    DocumentItem,
+    DocumentStatus,
+    DocumentType,
+    TenantSettings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,10 @@ DEFAULT_CHUNK_SIZE = 1000
 # small enough to stay under SQLite's variable limit and PostgreSQL's
 # comfortable statement size.
 WRITE_BATCH_SIZE = 2000
+
+ACCOUNT_IN_ANOTHER_RUN = (
+    "Account is being billed by {run}, which is still processing; retry once that run has completed"
+)
 
 
 ACCOUNT_FIELDS = (
@@ -146,6 +156,32 @@ def _reason(exc):
     return message or exc.__class__.__name__
 
 
+def _accounts_in_other_runs(run, account_ids):
+    """{account id: run number} for the accounts of ``account_ids`` that hold
+    a Draft document of another run still Processing.
+
+    Such an account is not billed by this run: that run may yet end in
+    Error, which cancels its documents and rolls their charges back, and
+    must never roll a charge back under a period this run billed after it.
+    Called under the accounts' row locks, which both runs take before they
+    write, so of two runs reaching one account, the second sees the first's
+    documents. One indexed query, and none at all while no other run is
+    Processing (the usual case)."""
+    others = BillRun.objects.filter(status=RunStatus.PROCESSING).exclude(pk=run.pk)
+    if not others.exists():
+        return {}
+    return dict(
+        Document.objects.filter(
+            account_id__in=account_ids,
+            status=DocumentStatus.DRAFT,
+            bill_run__in=others,
+        )
+        .order_by("account_id", "bill_run_id")
+        .values_list("account_id", "bill_run__number")
+        .distinct()
+    )
+
+
 def _bill_accounts(run, account_ids, subscription_ids, advanced_ar):
     # Lock in id order: concurrent runs over overlapping accounts queue here
     # instead of deadlocking, and read the charges only once they hold the lock.
@@ -179,7 +215,17 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar):
 
     failures = []
     billed = []
+    busy = _accounts_in_other_runs(run, [account.id for account in accounts])
     for account in accounts:
+        if account.id in busy:
+            failures.append(
+                BillRunFailure(
+                    bill_run=run,
+                    account_id=account.id,
+                    reason=ACCOUNT_IN_ANOTHER_RUN.format(run=busy[account.id]),
+                )
+            )
+            continue
         try:
             result = engine.bill_account(
                 account,

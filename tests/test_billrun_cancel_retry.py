@@ -467,37 +467,62 @@ def test_a_run_in_error_can_be_deleted_with_its_canceled_documents(second_chunk_
 # --- runs that interleave ----------------------------------------------------
 
 
-def interleaved_runs(settings):
+@pytest.mark.django_db
+def test_an_account_billed_by_another_run_still_processing_fails_with_the_reason(settings, clerk):
     """Run A (target January) bills account X in its first chunk; run B
-    (target February, account X only) then bills X's next period; then A's
-    second chunk bills account Y, so A's last document is newer than B's."""
+    (target February, account X only) reaches X while A is still processing:
+    B must not bill X's next period, because A may yet end in Error and roll
+    X's charge back under it."""
+    # given
     settings.BILLRUN_CHUNK_SIZE = 1
     charge = ChargeFactory(subscription__account__number="A00000001")
     ChargeFactory(subscription__account__number="A00000002")
     earlier = services.bill_run_create(target_date=JAN, enqueue=False)
     first_chunk, second_chunk = services.bill_run_start(run_id=earlier.pk, enqueue_chunks=False)
     services.bill_run_process_chunk(chunk_id=first_chunk)
+    # when
     later = run_to_end(FEB, account="A00000001")
+    # then
+    assert later.status == RunStatus.COMPLETED
+    assert (later.accounts_failed, later.invoices_count) == (1, 0)
+    assert list(later.failures.values_list("account__number", "reason")) == [
+        (
+            "A00000001",
+            f"Account is being billed by {earlier.number}, which is still processing; "
+            "retry once that run has completed",
+        )
+    ]
+    assert charged_through(charge) == [FEB]
+    # and once the earlier run has completed, the retry bills the next period
     services.bill_run_process_chunk(chunk_id=second_chunk)
-    earlier.refresh_from_db()
-    assert earlier.status == RunStatus.COMPLETED
+    assert BillRun.objects.get(pk=earlier.pk).status == RunStatus.COMPLETED
+    retry = services.bill_run_retry(run=later, user=clerk, wait=True)
+    assert retry.invoices_count == 1
     assert charged_through(charge) == [MAR]
-    return earlier, later, charge
 
 
 @pytest.mark.django_db
-def test_canceling_a_run_is_refused_when_a_run_that_overlapped_it_billed_its_charges_again(
-    settings, clerk
+def test_a_run_in_error_after_an_overlapping_run_leaves_every_charge_consistent(
+    settings, monkeypatch, clerk
 ):
-    # given
-    earlier, later, charge = interleaved_runs(settings)
-    before = state()
+    """The case the rule above exists for: the earlier run ends in Error
+    after the later one reached the same account."""
+    # given: A bills X in its first chunk, B reaches X, then A's second chunk fails for good
+    settings.BILLRUN_CHUNK_SIZE = 1
+    charge = ChargeFactory(subscription__account__number="A00000001")
+    ChargeFactory(subscription__account__number="A00000002")
+    earlier = services.bill_run_create(target_date=JAN, enqueue=False)
+    first_chunk, _ = services.bill_run_start(run_id=earlier.pk, enqueue_chunks=False)
+    services.bill_run_process_chunk(chunk_id=first_chunk)
+    later = run_to_end(FEB, account="A00000001")
     # when
-    with pytest.raises(BillRunActionRefused) as refused:
-        services.bill_run_cancel(run=earlier, user=clerk)
-    # then
-    assert f"Cancel {later.number} first" in str(refused.value)
-    assert state() == before
+    services.bill_run_fail(run_id=earlier.pk, message="chunk 2 failed")
+    # then: nothing is live for X, its charge is back where it started, and it bills again
+    assert not DocumentItem.objects.filter(charge=charge, document_canceled=False).exists()
+    assert charged_through(charge) == [None]
+    retry = services.bill_run_retry(run=later, user=clerk, wait=True)
+    assert (retry.accounts_failed, retry.invoices_count) == (0, 1)
+    assert charged_through(charge) == [MAR]
 
 
 # --- a run's documents while it generates or is being canceled -----------------
