@@ -270,11 +270,13 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["poll"] = 0.5
+    # How long an idle cluster waits before it asks the database for tasks
+    # again: what a queued run waits before it starts (django-q2's default).
+    Q_CLUSTER["poll"] = 0.2
 
 # Bill runs: accounts per chunk task (many chunks let many workers share a
 # run), and the name this host records on the chunks it processes.
-BILLRUN_CHUNK_SIZE = int(os.environ.get("BILLRUN_CHUNK_SIZE", "1000"))
+BILLRUN_CHUNK_SIZE = int(os.environ.get("BILLRUN_CHUNK_SIZE", "2000"))
 BILLING_NODE = os.environ.get("BILLING_NODE", "")
 # Documents posted per UPDATE when a run is posted (each batch commits on its own).
 POST_BATCH_SIZE = int(os.environ.get("POST_BATCH_SIZE", "5000"))

@@ -423,6 +423,10 @@ def bill_run_finish_if_done(*, run_id):
     Safe to call any number of times, from any chunk: the run row lock makes
     exactly one caller complete the run.
     """
+    # Every chunk but the last finds chunks still pending: it need not queue
+    # for the run's row lock to learn that.
+    if BillRunChunk.objects.filter(bill_run_id=run_id, status=ChunkStatus.PENDING).exists():
+        return BillRun.objects.get(pk=run_id)
     with transaction.atomic():
         run = _lock(run_id)
         if run.status != RunStatus.PROCESSING:

@@ -1,0 +1,85 @@
+"""customers.bulk: COPY's text format written by the project, and __anyof."""
+
+import datetime
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from customers import bulk
+from customers.models import Account, Status
+from invoices.models import DocumentType
+from tests.factories import AccountFactory
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "\\N"),
+        ("plain", "plain"),
+        ("tab\there", "tab\\there"),
+        ("line\nbreak\rreturn", "line\\nbreak\\rreturn"),
+        ("back\\slash", "back\\\\slash"),
+        ("ünïcode €", "ünïcode €"),
+        (True, "t"),
+        (False, "f"),
+        (42, "42"),
+        (Decimal("-0.50"), "-0.50"),
+        (datetime.date(2026, 2, 28), "2026-02-28"),
+        (uuid.UUID(int=1), "00000000-0000-0000-0000-000000000001"),
+        ({"a": [1, "x\ty"]}, '{"a": [1, "x\\\\ty"]}'),
+        (DocumentType.CREDIT_MEMO, "credit_memo"),
+        (Status.ACTIVE, "Active"),
+    ],
+)
+def test_values_are_written_in_copys_text_format(value, text):
+    assert bulk._copy_text(value) == text
+
+
+def test_an_unknown_type_is_an_error_not_a_guess():
+    with pytest.raises(TypeError, match="cannot COPY a float"):
+        bulk._copy_text(1.5)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_rows_written_by_copy_read_back_as_they_were():
+    # given names with every character COPY's text format escapes
+    names = ["tab\tname", "new\nline", "back\\slash\\", "carriage\rreturn", "€ ünïcode", ""]
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        ids = bulk.reserve_ids(cursor, Account, len(names))
+        bulk.copy_rows(
+            cursor,
+            Account,
+            (
+                {
+                    "id": id_,
+                    "number": f"COPY{i}",
+                    "name": name,
+                    "currency": "USD",
+                    "bill_cycle_day": 1,
+                    "created_at": now,
+                }
+                for i, (id_, name) in enumerate(zip(ids, names, strict=True))
+            ),
+        )
+    # then
+    stored = dict(Account.objects.filter(id__in=ids).values_list("id", "name"))
+    assert [stored[id_] for id_ in ids] == names
+    account = Account.objects.get(id=ids[0])
+    assert (account.batch, account.status, account.created_at) == (1, Status.ACTIVE, now)
+
+
+@pytest.mark.django_db
+def test_anyof_selects_the_rows_with_one_of_the_ids():
+    accounts = [AccountFactory() for _ in range(3)]
+    chosen = [accounts[0].id, accounts[2].id, 10**12]
+    assert sorted(Account.objects.filter(id__anyof=chosen).values_list("id", flat=True)) == [
+        accounts[0].id,
+        accounts[2].id,
+    ]
+    assert not Account.objects.filter(id__anyof=[]).exists()
+    assert Account.objects.filter(id__anyof=[]).count() == 0
