@@ -36,9 +36,10 @@ from invoices.models import (
 
 logger = logging.getLogger(__name__)
 
-# Accounts per chunk task. A chunk of 1,000 accounts with a few charges each
-# holds a few MB of rows in a worker and commits in well under a second; many
-# chunks let several workers (and hosts) share a run.
+# Accounts per chunk task (settings.BILLRUN_CHUNK_SIZE). A chunk of 2,000
+# accounts with a few charges each holds a few MB of rows in a worker and
+# commits in well under a second; many chunks let several workers (and hosts)
+# share a run, and larger ones cost less each (docs/benchmarks.md).
 DEFAULT_CHUNK_SIZE = 2000
 
 # Rows per INSERT / UPDATE statement: large enough to amortise round trips,
