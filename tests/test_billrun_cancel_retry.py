@@ -467,6 +467,18 @@ def test_a_run_in_error_can_be_deleted_with_its_canceled_documents(second_chunk_
 # --- runs that interleave ----------------------------------------------------
 
 
+def a_run_that_billed_x_and_is_still_processing(settings):
+    """Run A (target January) over accounts X and Y, one chunk each, with
+    only X's chunk done: returns A, Y's chunk and X's charge."""
+    settings.BILLRUN_CHUNK_SIZE = 1
+    charge = ChargeFactory(subscription__account__number="A00000001")
+    ChargeFactory(subscription__account__number="A00000002")
+    earlier = services.bill_run_create(target_date=JAN, enqueue=False)
+    first_chunk, second_chunk = services.bill_run_start(run_id=earlier.pk, enqueue_chunks=False)
+    services.bill_run_process_chunk(chunk_id=first_chunk)
+    return earlier, second_chunk, charge
+
+
 @pytest.mark.django_db
 def test_an_account_billed_by_another_run_still_processing_fails_with_the_reason(settings, clerk):
     """Run A (target January) bills account X in its first chunk; run B
@@ -474,12 +486,7 @@ def test_an_account_billed_by_another_run_still_processing_fails_with_the_reason
     B must not bill X's next period, because A may yet end in Error and roll
     X's charge back under it."""
     # given
-    settings.BILLRUN_CHUNK_SIZE = 1
-    charge = ChargeFactory(subscription__account__number="A00000001")
-    ChargeFactory(subscription__account__number="A00000002")
-    earlier = services.bill_run_create(target_date=JAN, enqueue=False)
-    first_chunk, second_chunk = services.bill_run_start(run_id=earlier.pk, enqueue_chunks=False)
-    services.bill_run_process_chunk(chunk_id=first_chunk)
+    earlier, second_chunk, charge = a_run_that_billed_x_and_is_still_processing(settings)
     # when
     later = run_to_end(FEB, account="A00000001")
     # then
@@ -502,18 +509,11 @@ def test_an_account_billed_by_another_run_still_processing_fails_with_the_reason
 
 
 @pytest.mark.django_db
-def test_a_run_in_error_after_an_overlapping_run_leaves_every_charge_consistent(
-    settings, monkeypatch, clerk
-):
+def test_a_run_in_error_after_an_overlapping_run_leaves_every_charge_consistent(settings, clerk):
     """The case the rule above exists for: the earlier run ends in Error
     after the later one reached the same account."""
     # given: A bills X in its first chunk, B reaches X, then A's second chunk fails for good
-    settings.BILLRUN_CHUNK_SIZE = 1
-    charge = ChargeFactory(subscription__account__number="A00000001")
-    ChargeFactory(subscription__account__number="A00000002")
-    earlier = services.bill_run_create(target_date=JAN, enqueue=False)
-    first_chunk, _ = services.bill_run_start(run_id=earlier.pk, enqueue_chunks=False)
-    services.bill_run_process_chunk(chunk_id=first_chunk)
+    earlier, _, charge = a_run_that_billed_x_and_is_still_processing(settings)
     later = run_to_end(FEB, account="A00000001")
     # when
     services.bill_run_fail(run_id=earlier.pk, message="chunk 2 failed")
