@@ -30,19 +30,15 @@ def _copy_text(value) -> str:
     kind = type(value)
     if kind is str:
         return value.translate(_ESCAPES)
-    if kind is bool:
-        return "t" if value else "f"
     if kind is int or kind is Decimal:
         return str(value)
-    if kind is datetime.date:
-        return value.isoformat()
-    if kind is datetime.datetime:
+    if kind is datetime.date or kind is datetime.datetime:
         return value.isoformat()
     if kind is uuid.UUID:
         return str(value)
     if kind is dict or kind is list:
         return json.dumps(value).translate(_ESCAPES)
-    # Subclasses, such as the str and int enums of model choices: their values.
+    # bool, and subclasses such as the str and int enums of model choices.
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, int):
@@ -101,9 +97,6 @@ class AnyOf(Lookup):
 
     lookup_name = "anyof"
     prepare_rhs = False
-
-    def get_db_prep_lookup(self, value, connection):
-        return "%s", [[int(item) for item in value]]
 
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)

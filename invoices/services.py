@@ -314,7 +314,9 @@ def payment_record(
         document = _lock_document(document_id, PaymentRefused)
         # Under the invoice's lock: a second submit of the same form waits
         # for the first, then finds its payment.
-        earlier = _earlier_request(Payment, request_key, document_id, PaymentRefused)
+        earlier = _earlier_request(
+            Payment.objects.filter(document_id=document_id), request_key, PaymentRefused
+        )
         if earlier is not None:
             return earlier
         if not document.is_invoice:
@@ -345,16 +347,16 @@ def payment_record(
     return payment
 
 
-def _earlier_request(model, request_key, document_id, refusal):
-    """The payment or credit application already made with ``request_key``,
-    or None; refused when that key was used for another document."""
+def _earlier_request(same_documents, request_key, refusal):
+    """The payment or credit application already made with ``request_key``
+    (``same_documents``: those of this call's documents), or None; refused
+    when that key was used for other documents."""
     if request_key is None:
         return None
-    earlier = model.objects.filter(request_key=request_key).first()
+    earlier = same_documents.model.objects.filter(request_key=request_key).first()
     if earlier is None:
         return None
-    document_field = "document_id" if model is Payment else "invoice_id"
-    if getattr(earlier, document_field) != document_id:
+    if not same_documents.filter(pk=earlier.pk).exists():
         raise refusal("This form was already used for another document; open it again.")
     return earlier
 
@@ -415,7 +417,9 @@ def credit_memo_apply(
                 )
         credit_memo, invoice = locked[credit_memo_id], locked[invoice_id]
         earlier = _earlier_request(
-            CreditApplication, request_key, invoice_id, CreditApplicationRefused
+            CreditApplication.objects.filter(credit_memo_id=credit_memo_id, invoice_id=invoice_id),
+            request_key,
+            CreditApplicationRefused,
         )
         if earlier is not None:
             return earlier
