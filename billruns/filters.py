@@ -50,8 +50,10 @@ class BillRunFilter(django_filters.FilterSet):
         form = FilterForm
 
     def filter_number(self, queryset, name, value):
-        value = value.strip().upper()
-        if value.isdigit():
+        # Exactly as written, case included (INTERFACES.md, "Numbers and
+        # dates"); plain digits are a shorthand for BR- and eight digits.
+        value = value.strip()
+        if value.isascii() and value.isdigit():
             value = f"BR-{int(value):08d}"
         return queryset.filter(number=value)
 

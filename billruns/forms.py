@@ -4,6 +4,7 @@ import uuid
 from django import forms
 from django.utils import timezone
 
+from customers.dates import DateInRangeField
 from customers.models import Account
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -28,12 +29,14 @@ class BillRunForm(forms.Form):
     """A new ad hoc bill run. The service validates the rules again; this form
     turns what the clerk typed into the service's arguments."""
 
-    target_date = forms.DateField(
+    target_date = DateInRangeField(
         widget=DATE_INPUT,
         help_text="Charges with a service period starting on or before this day are billed.",
     )
-    invoice_date = forms.DateField(
-        required=False, widget=DATE_INPUT, help_text="Leave empty to use the target date."
+    invoice_date = DateInRangeField(
+        required=False,
+        widget=DATE_INPUT,
+        help_text="Leave empty to use the target date; it may be before or after it.",
     )
     mode = forms.ChoiceField(
         label="Select accounts by",
@@ -84,14 +87,18 @@ class BillRunForm(forms.Form):
             self.initial.setdefault("request_key", uuid.uuid4())
 
     def clean_account(self):
-        number = self.cleaned_data["account"].strip().upper()
+        # Numbers are compared exactly, case included: mixcase1 and MIXCASE1
+        # would be two customers (INTERFACES.md, "Numbers and dates").
+        number = self.cleaned_data["account"]
         if self.data.get("mode") != SelectionMode.ACCOUNT:
             return None
         if not number:
             raise forms.ValidationError("Enter the account number.")
         account = Account.objects.filter(number=number).first()
         if account is None:
-            raise forms.ValidationError(f"There is no account {number}.")
+            raise forms.ValidationError(
+                f"There is no account {number} (numbers are matched exactly, case included)."
+            )
         return account
 
     def clean(self):
@@ -106,7 +113,7 @@ class BillRunForm(forms.Form):
             self.data[self.add_prefix("request_key")] = str(uuid.uuid4())
         account = cleaned.get("account")
         raw = cleaned.get("subscriptions") or ""
-        numbers = [n.upper() for n in re.split(r"[\s,;]+", raw) if n]
+        numbers = [n for n in re.split(r"[\s,;]+", raw) if n]
         if cleaned.get("mode") != SelectionMode.ACCOUNT:
             cleaned["subscriptions"] = []
             return cleaned
@@ -120,7 +127,8 @@ class BillRunForm(forms.Form):
         if missing:
             self.add_error(
                 "subscriptions",
-                f"Not subscriptions of {account.number}: {', '.join(missing)}.",
+                f"Not subscriptions of {account.number}: {', '.join(missing)} "
+                "(numbers are matched exactly, case included).",
             )
         cleaned["subscriptions"] = [found[n] for n in numbers if n in found]
         return cleaned

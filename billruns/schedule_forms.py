@@ -6,6 +6,7 @@ from django.utils import timezone
 from billruns.forms import BATCH_CHOICES, DATE_INPUT
 from billruns.models import Schedule
 from billruns.schedules import MAX_OFFSET_DAYS, WEEKDAY_NAMES, time_zone_names
+from customers.dates import DateInRangeField
 
 LAST_DAY = "last"
 MONTH_DAY_CHOICES = [(str(day), str(day)) for day in range(1, 32)] + [
@@ -79,8 +80,8 @@ class ScheduleForm(forms.Form):
         initial="UTC",
         error_messages={"invalid_choice": "Choose an IANA time zone, such as Europe/Berlin."},
     )
-    start_date = forms.DateField(widget=DATE_INPUT)
-    end_date = forms.DateField(
+    start_date = DateInRangeField(widget=DATE_INPUT)
+    end_date = DateInRangeField(
         required=False, widget=DATE_INPUT, help_text="Optional; the last day a run may fall on."
     )
     target_date_offset_days = forms.IntegerField(
@@ -95,7 +96,7 @@ class ScheduleForm(forms.Form):
         initial=0,
         min_value=-MAX_OFFSET_DAYS,
         max_value=MAX_OFFSET_DAYS,
-        help_text="Days from the run date; not before the target date.",
+        help_text="Days from the run date; may be before or after the target date.",
     )
     batches = forms.TypedMultipleChoiceField(
         choices=BATCH_CHOICES,

@@ -54,6 +54,7 @@ from django.utils import timezone
 
 from billruns.models import Schedule, ScheduleEvent
 from billruns.services import InvalidRunParameters, bill_run_create
+from customers.dates import DATE_RANGE, FIRST_DATE, LAST_DATE, date_range_problem
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +107,27 @@ def _monthly_date(schedule, year, month):
     return datetime.date(year, month, min(schedule.day_of_month, last))
 
 
+def run_dates_window(target_offset, invoice_offset):
+    """The first and last run dates whose own, target and invoice dates all
+    lie between FIRST_DATE and LAST_DATE (the dates the product accepts)."""
+    offsets = (0, target_offset, invoice_offset)
+    return (
+        FIRST_DATE - datetime.timedelta(days=min(offsets)),
+        LAST_DATE - datetime.timedelta(days=max(offsets)),
+    )
+
+
 def _local_dates(schedule, first):
-    """The schedule's local dates on or after ``first``, in order, up to its end date."""
-    first = max(first, schedule.start_date)
-    end = schedule.end_date
+    """The schedule's local dates on or after ``first``, in order, up to its
+    end date; a schedule without an end date ends where its runs' dates would
+    pass LAST_DATE."""
+    earliest, latest = run_dates_window(
+        schedule.target_date_offset_days, schedule.invoice_date_offset_days
+    )
+    first = max(first, schedule.start_date, earliest)
+    end = min(schedule.end_date or latest, latest)
     if schedule.repeats == Repeats.ONCE:
-        if schedule.start_date >= first:
+        if first <= schedule.start_date <= end:
             yield schedule.start_date
         return
     if schedule.repeats == Repeats.MONTHLY:
@@ -229,8 +245,6 @@ EDITABLE_FIELDS = (
 )
 
 
-FIRST_DATE = datetime.date(1970, 1, 1)
-LAST_DATE = datetime.date(9000, 12, 31)
 # How far ahead one run can be canceled: finding it walks the occurrences.
 CANCEL_HORIZON = datetime.timedelta(days=3660)
 
@@ -283,26 +297,39 @@ def _clean(schedule, fields):
         error("time_zone", f"{values['time_zone']!r} is not an IANA time zone (Europe/Berlin).")
 
     start, end = values["start_date"], values["end_date"]
-    for field, day in (("start_date", start), ("end_date", end)):
-        # Occurrences are computed some way past a schedule's dates; near the
-        # end of the calendar that would overflow.
-        if isinstance(day, datetime.date) and not FIRST_DATE <= day <= LAST_DATE:
-            error(field, f"Dates are between {FIRST_DATE} and {LAST_DATE}.")
-    if not isinstance(start, datetime.date):
+    dates_valid = True
+    for field, day, label in (
+        ("start_date", start, "The start date"),
+        ("end_date", end, "The end date"),
+    ):
+        if day is not None and not isinstance(day, datetime.date):
+            error(field, f"{label} must be a date.")
+            dates_valid = False
+        elif day is not None and date_range_problem(day):
+            error(field, f"{label} {date_range_problem(day)}.")
+            dates_valid = False
+    if start is None:
         error("start_date", "Enter the start date.")
-    elif repeats == Repeats.ONCE:
+        dates_valid = False
+    if dates_valid and repeats == Repeats.ONCE:
         values["end_date"] = None
-    elif end is not None and end < start:
+    elif dates_valid and end is not None and end < start:
         error("end_date", "The end date cannot be before the start date.")
 
+    offsets_valid = True
     for field in ("target_date_offset_days", "invoice_date_offset_days"):
         offset = values[field]
-        if not isinstance(offset, int) or not -MAX_OFFSET_DAYS <= offset <= MAX_OFFSET_DAYS:
+        if (
+            isinstance(offset, bool)
+            or not isinstance(offset, int)
+            or not -MAX_OFFSET_DAYS <= offset <= MAX_OFFSET_DAYS
+        ):
             error(field, f"An offset is whole days, at most {MAX_OFFSET_DAYS} either way.")
-    if not errors and values["invoice_date_offset_days"] < values["target_date_offset_days"]:
-        # A run may invoice later than its target date, never earlier (as an
-        # ad hoc run's invoice date defaults to its target date).
-        error("invoice_date_offset_days", "The invoice date cannot be before the target date.")
+            offsets_valid = False
+    # The invoice date may be before or after the target date (INTERFACES.md,
+    # "Numbers and dates"), but every run's dates must lie in the range.
+    if dates_valid and offsets_valid:
+        _check_run_dates(values, error)
 
     batches = sorted(set(values["batches"] or ()))
     if any(not isinstance(batch, int) or not 1 <= batch <= 50 for batch in batches):
@@ -317,6 +344,33 @@ def _clean(schedule, fields):
         raise InvalidSchedule(errors)
     for field, value in values.items():
         setattr(schedule, field, value)
+
+
+RUN_DATE_LABELS = {
+    "target_date_offset_days": ("target date", "a target date offset"),
+    "invoice_date_offset_days": ("invoice date", "an invoice date offset"),
+}
+
+
+def _check_run_dates(values, error):
+    """Refuse offsets that move the first or last run's target or invoice
+    date out of the accepted range. A schedule without an end date is not
+    refused: its runs end where their dates would pass LAST_DATE."""
+    start, end = values["start_date"], values["end_date"]
+    for field, (what, offset_label) in RUN_DATE_LABELS.items():
+        offset = values[field]
+        for run_day, which in ((start, "start"), (end, "end")):
+            if run_day is None:
+                continue
+            day = run_day + datetime.timedelta(days=offset)
+            if not FIRST_DATE <= day <= LAST_DATE:
+                error(
+                    field,
+                    f"With {offset_label} of {offset} days, a run on the {which} date "
+                    f"{run_day.isoformat()} would have the {what} {day.isoformat()}: "
+                    f"dates must be {DATE_RANGE}.",
+                )
+                break
 
 
 def _shown(value) -> str:

@@ -12,7 +12,6 @@ sweeper taking up a dead worker's run does no harm.
 
 import datetime
 import logging
-import re
 import uuid
 from collections import defaultdict
 from decimal import Decimal
@@ -35,6 +34,7 @@ from billruns.models import (
     RunStatus,
 )
 from billruns.signals import bill_run_finished, bill_run_posted
+from customers.dates import date_range_problem, parse_date
 from customers.models import Account, Charge, Status, Subscription
 from invoices import sequences
 from invoices.delivery import EmailOutcome, documents_email
@@ -120,20 +120,23 @@ def _enqueue(func, *args):
 # --- create ------------------------------------------------------------------
 
 
-# Only the extended form: date.fromisoformat also reads "20260101" and "2026-W01-1".
-DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+DATE_LABELS = {"target_date": "The target date", "invoice_date": "The invoice date"}
 
 
 def _parse_date(value, field, errors):
-    if isinstance(value, datetime.date):
-        return value
+    """A date (or ``YYYY-MM-DD``) between 2000-01-01 and 2099-12-31, or None
+    after adding the reason to ``errors``."""
+    if isinstance(value, datetime.datetime):
+        value = value.date()
     try:
-        text = str(value).strip()
-        if not DATE_PATTERN.fullmatch(text):
-            raise ValueError(text)
-        return datetime.date.fromisoformat(text)
-    except ValueError:
-        errors.setdefault(field, []).append(f"{value!r} is not a date (expected YYYY-MM-DD).")
+        if isinstance(value, datetime.date):
+            problem = date_range_problem(value)
+            if problem:
+                raise ValueError(problem)
+            return value
+        return parse_date(str(value).strip())
+    except ValueError as exc:
+        errors.setdefault(field, []).append(f"{DATE_LABELS[field]} {exc}.")
         return None
 
 
@@ -188,7 +191,10 @@ def bill_run_create(
             return existing
     errors = {}
     target = _parse_date(target_date, "target_date", errors)
-    invoice = _parse_date(invoice_date, "invoice_date", errors) if invoice_date else target
+    # Only None means "the target date": an empty value is a mistake (a
+    # script's empty variable), not a choice. The invoice date may be before
+    # or after the target date (INTERFACES.md, "Numbers and dates").
+    invoice = target if invoice_date is None else _parse_date(invoice_date, "invoice_date", errors)
     batch_list = _parse_int_list(batches, "batches", 1, 50, errors, "A batch")
     day_list = _parse_int_list(
         bill_cycle_days, "bill_cycle_days", 1, 31, errors, "A bill cycle day"
@@ -196,7 +202,11 @@ def bill_run_create(
 
     account_obj = None
     subscription_objs = []
-    if account not in (None, ""):
+    # Only None means "no account": an empty number (a script's empty
+    # variable) must not select every account.
+    if isinstance(account, str) and not account.strip():
+        errors.setdefault("account", []).append("Enter the account number.")
+    elif account is not None:
         if batch_list or day_list:
             errors.setdefault("__all__", []).append(
                 "Select either one account or batches and bill cycle days, not both."
@@ -214,7 +224,7 @@ def bill_run_create(
                 "only Active accounts are billed."
             )
     for subscription in subscriptions:
-        if account in (None, ""):
+        if account is None:
             errors.setdefault("subscriptions", []).append(
                 "Subscriptions can be chosen only together with their account."
             )

@@ -40,12 +40,10 @@ class AccountFilter(django_filters.FilterSet):
         form = FilterForm
 
     def filter_search(self, queryset, name, value):
+        # A number is matched exactly, case included (INTERFACES.md, "Numbers
+        # and dates"); a name is searched for, in any case.
         value = value.strip()
-        return (
-            queryset.filter(Q(number=value.upper()) | Q(name__icontains=value))
-            if value
-            else queryset
-        )
+        return queryset.filter(Q(number=value) | Q(name__icontains=value)) if value else queryset
 
     def filter_currency(self, queryset, name, value):
         return queryset.filter(currency=value.strip().upper())

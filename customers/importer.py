@@ -8,6 +8,7 @@ PostgreSQL, ``bulk_create`` elsewhere).
 Importing is not an update: a number that is already in use is a problem.
 """
 
+import codecs
 import datetime
 import gc
 import json
@@ -23,10 +24,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db import IntegrityError, connection, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from customers import bulk
 from customers.currencies import currency_problem
+from customers.dates import DATE_PATTERN, date_range_problem
 from customers.models import (
     Account,
     BillingPeriod,
@@ -73,8 +76,6 @@ CHARGE_FIELDS = frozenset(
     {"name", "type", "amount", "currency", "period", "start_date", "end_date"}
 )
 
-# Only ASCII digits: ``\d`` also matches other scripts' digits.
-DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 AMOUNT_RE = re.compile(r"-?[0-9]+(?:\.[0-9]{1,2})?")
 
 _email_validator = EmailValidator()
@@ -185,23 +186,57 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# What json.detect_encoding names when a file is not UTF-8, as people say it.
+OTHER_ENCODINGS = {
+    "utf-16": "UTF-16",
+    "utf-16-be": "UTF-16 (big-endian)",
+    "utf-16-le": "UTF-16 (little-endian)",
+    "utf-32": "UTF-32",
+    "utf-32-be": "UTF-32 (big-endian)",
+    "utf-32-le": "UTF-32 (little-endian)",
+}
+ENCODING_RULE = "import files are UTF-8 text (a byte order mark is allowed)"
+
+
+def decode_import_text(*, raw: bytes) -> str:
+    """An import file's text. Import files are UTF-8, with or without a byte
+    order mark; anything else (UTF-16, as some spreadsheet programs save,
+    or bytes that are not UTF-8) raises ImportRefused saying so.
+
+    json.loads would read UTF-16 and UTF-32 too, guessing from the first
+    bytes: the import takes one encoding, the one its documentation names."""
+    other = OTHER_ENCODINGS.get(json.detect_encoding(raw))
+    if other:
+        raise ImportRefused([f"the file is {other} text; {ENCODING_RULE}: save it as UTF-8"])
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # The codec counts from after the byte order mark.
+        offset = exc.start + (len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0)
+        raise ImportRefused(
+            [
+                f"the file is not UTF-8 text (byte 0x{raw[offset]:02x} at offset {offset} "
+                f"is not UTF-8); {ENCODING_RULE}"
+            ]
+        ) from exc
+
+
 def parse_import_json(*, raw: bytes) -> Any:
     """Parse an import file's bytes into Python values.
 
-    Any malformed input (syntax, encoding, NaN/Infinity, numbers too long to
+    Any malformed input (encoding, syntax, NaN/Infinity, numbers too long to
     convert, nesting too deep) raises ImportRefused with one clean message,
     never another exception. No database access.
     """
+    text = decode_import_text(raw=raw)
     try:
         return json.loads(
-            raw, object_pairs_hook=_object_from_pairs, parse_constant=_refuse_constant
+            text, object_pairs_hook=_object_from_pairs, parse_constant=_refuse_constant
         )
     except json.JSONDecodeError as exc:
         raise ImportRefused(
             [f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
         ) from exc
-    except UnicodeDecodeError as exc:
-        raise ImportRefused([f"invalid JSON: the file is not UTF-8 text ({exc.reason})"]) from exc
     except RecursionError as exc:
         raise ImportRefused(["invalid JSON: nested too deeply"]) from exc
     except ValueError as exc:
@@ -321,14 +356,19 @@ class _Validator:
         if not isinstance(value, str):
             self.problems.add(where, f"must be a date string YYYY-MM-DD, not {_type_name(value)}")
             return None
-        if not DATE_RE.fullmatch(value):
+        if not DATE_PATTERN.fullmatch(value):
             self.problems.add(where, f"must be a date YYYY-MM-DD, not {_quote(value)}")
             return None
         try:
-            return datetime.date.fromisoformat(value)
+            day = datetime.date.fromisoformat(value)
         except ValueError:
             self.problems.add(where, f"is not a calendar date: {_quote(value)}")
             return None
+        problem = date_range_problem(day)
+        if problem:
+            self.problems.add(where, problem)
+            return None
+        return day
 
     def amount(self, obj, path):
         value = obj.get("amount")
@@ -537,52 +577,87 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def _numbers_in_use(model, numbers: list[str]) -> set[str]:
-    """Which of ``numbers`` the database already has."""
-    if connection.vendor == "postgresql":
-        # One array parameter: a single index-driven query for any count,
-        # where an IN list would bind (and plan) one parameter per number.
-        table = connection.ops.quote_name(model._meta.db_table)
-        with connection.cursor() as cursor:
-            # The table name is the model's own; the numbers are a parameter.
-            cursor.execute(f"SELECT number FROM {table} WHERE number = ANY(%s)", [numbers])  # noqa: S608
-            return {row[0] for row in cursor.fetchall()}
-    in_use: set[str] = set()
-    # SQLite binds at most 999 parameters per statement.
-    for chunk in _chunks(numbers, connection.features.max_query_params or 999):
-        in_use.update(model.objects.filter(number__in=chunk).values_list("number", flat=True))
+def _numbers_in_use(model, numbers: list[str]) -> dict[str, str]:
+    """The numbers of ``numbers`` that the database already has, ignoring
+    case: each maps to the number it is stored as.
+
+    Both sides are lowered by the database, as its unique constraint on
+    ``Lower("number")`` does (SQLite lowers only ASCII letters, PostgreSQL
+    every letter), so the check refuses what the constraint would."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    in_use: dict[str, str] = {}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One array parameter: a single query driven by the index on
+            # lower(number), for any count, where an IN list would bind (and
+            # plan) one parameter per number.
+            cursor.execute(
+                "SELECT given.number, t.number FROM unnest(%s::text[]) AS given(number) "  # noqa: S608
+                f"JOIN {table} AS t ON lower(t.number) = lower(given.number)",
+                [numbers],
+            )
+            in_use.update(cursor.fetchall())
+            return in_use
+        # SQLite binds at most 999 parameters per statement.
+        for chunk in _chunks(numbers, connection.features.max_query_params or 999):
+            values = ", ".join(["(%s)"] * len(chunk))
+            # The table name is the model's own; the numbers are parameters.
+            cursor.execute(
+                f"WITH given(number) AS (VALUES {values}) "  # noqa: S608
+                f"SELECT given.number, t.number FROM given "
+                f"JOIN {table} AS t ON lower(t.number) = lower(given.number)",
+                chunk,
+            )
+            in_use.update(cursor.fetchall())
     return in_use
 
 
 def _check_unique_numbers(problems: _Problems, rows: list[_Row], model, noun: str) -> None:
-    """Report numbers given twice in the file or already in the database."""
-    first_seen: dict[str, str] = {}
+    """Report numbers given twice in the file or already in the database,
+    ignoring case: numbers are compared exactly (a clerk types ``mixcase1``
+    to bill that customer), so two that differ only in case must not exist."""
+    first_seen: dict[str, _Row] = {}
     for row in rows:
         number = row.values["number"]
         if number is None:
             continue
-        if number in first_seen:
+        first = first_seen.setdefault(number.lower(), row)
+        if first is row:
+            continue
+        earlier = first.values["number"]
+        if earlier == number:
             problems.add(
                 f"{row.path}.number",
                 f"{noun} number {number} appears more than once in the file "
-                f"(first at {first_seen[number]}.number)",
+                f"(first at {first.path}.number)",
             )
         else:
-            first_seen[number] = row.path
-    existing = _numbers_in_use(model, list(first_seen)) if first_seen else set()
-    if existing:
-        for row in rows:
-            number = row.values["number"]
-            if number in existing and first_seen.get(number) == row.path:
-                problems.add(
-                    f"{row.path}.number",
-                    f"{noun} {number} already exists (importing does not update)",
-                )
+            problems.add(
+                f"{row.path}.number",
+                f"{noun} number {number} differs only in case from {earlier} at "
+                f"{first.path}.number (numbers must differ in more than case)",
+            )
+    if not first_seen:
+        return
+    existing = _numbers_in_use(model, [row.values["number"] for row in first_seen.values()])
+    for row in first_seen.values():
+        number = row.values["number"]
+        stored = existing.get(number)
+        if stored is None:
+            continue
+        if stored == number:
+            message = f"{noun} {number} already exists (importing does not update)"
+        else:
+            message = (
+                f"{noun} number {number} differs only in case from {noun} {stored}, which "
+                "already exists (numbers must differ in more than case)"
+            )
+        problems.add(f"{row.path}.number", message)
 
 
 def _free_numbers(model, *, prefix: str, digits: int, count: int, taken: set[str]) -> list[str]:
     """The ``count`` lowest numbers ``<prefix><digits>`` used neither in the
-    file (``taken``) nor in the database."""
+    file (``taken``, lowered) nor in the database, ignoring case."""
     found: list[str] = []
     candidate = 1
     while len(found) < count:
@@ -590,16 +665,16 @@ def _free_numbers(model, *, prefix: str, digits: int, count: int, taken: set[str
         while len(wanted) < max(count - len(found), NUMBER_PROBE_SIZE):
             number = f"{prefix}{candidate:0{digits}d}"
             candidate += 1
-            if number not in taken:
+            if number.lower() not in taken:
                 wanted.append(number)
         # Fixed-width numbers sort like their values, so one range scan of the
-        # unique index finds every candidate already in use.
+        # index on lower(number) finds every candidate already in use.
         in_use = set(
-            model.objects.filter(number__gte=wanted[0], number__lte=wanted[-1]).values_list(
-                "number", flat=True
-            )
+            model.objects.annotate(lowered=Lower("number"))
+            .filter(lowered__gte=wanted[0].lower(), lowered__lte=wanted[-1].lower())
+            .values_list("lowered", flat=True)
         )
-        found.extend(number for number in wanted if number not in in_use)
+        found.extend(number for number in wanted if number.lower() not in in_use)
     return found[:count]
 
 
@@ -608,7 +683,7 @@ def _assign_numbers(rows: list[_Row], model, number_format: tuple[str, int]) -> 
     if not missing:
         return
     prefix, digits = number_format
-    taken = {row.values["number"] for row in rows if row.values["number"] is not None}
+    taken = {row.values["number"].lower() for row in rows if row.values["number"] is not None}
     numbers = _free_numbers(model, prefix=prefix, digits=digits, count=len(missing), taken=taken)
     for row, number in zip(missing, numbers, strict=True):
         row.values["number"] = number

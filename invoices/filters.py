@@ -25,13 +25,15 @@ class DocumentFilter(django_filters.FilterSet):
     document_type = django_filters.ChoiceFilter(
         choices=DocumentType.choices, label="Type", empty_label="Invoices and credit memos"
     )
+    # Numbers are matched exactly, case included (INTERFACES.md, "Numbers and
+    # dates"); a currency code is upper-cased, as codes have one spelling.
     account = django_filters.CharFilter(
-        field_name="account__number", label="Account number", method="filter_upper_exact"
+        field_name="account__number", label="Account number", method="filter_exact"
     )
     bill_run = django_filters.CharFilter(
         field_name="bill_run__number",
         label="Bill run",
-        method="filter_upper_exact",
+        method="filter_exact",
         widget=forms.TextInput(attrs={"placeholder": "BR-00000001"}),
     )
     currency = django_filters.CharFilter(
@@ -55,11 +57,13 @@ class DocumentFilter(django_filters.FilterSet):
         value = value.strip()
         if not value:
             return queryset
-        number = value.upper()
         # Exact numbers use the unique indexes; a name search looks through the
         # accounts (far fewer rows than documents) first.
-        accounts = Account.objects.filter(Q(number=number) | Q(name__icontains=value))
-        return queryset.filter(Q(number=number) | Q(account__in=accounts.values("id")))
+        accounts = Account.objects.filter(Q(number=value) | Q(name__icontains=value))
+        return queryset.filter(Q(number=value) | Q(account__in=accounts.values("id")))
+
+    def filter_exact(self, queryset, name, value):
+        return queryset.filter(**{name: value.strip()})
 
     def filter_upper_exact(self, queryset, name, value):
         return queryset.filter(**{name: value.strip().upper()})

@@ -3,6 +3,7 @@ import uuid
 from django import forms
 from django.utils import timezone
 
+from customers.dates import PaymentDateField
 from invoices.models import PaymentMethod
 
 
@@ -16,7 +17,8 @@ class PaymentForm(forms.Form):
         min_value=0.01,
         widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
     )
-    payment_date = forms.DateField(
+    # Between 2000-01-01 and today (INTERFACES.md, "Numbers and dates").
+    payment_date = PaymentDateField(
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
     method = forms.ChoiceField(choices=PaymentMethod.choices, initial=PaymentMethod.BANK_TRANSFER)

@@ -18,6 +18,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from customers.dates import payment_date_problem
 from invoices.models import (
     CreditApplication,
     Document,
@@ -301,6 +302,9 @@ def payment_record(
     """
     amount = _parse_money(amount, what="Payment amount", refusal=PaymentRefused)
     payment_date = _parse_date(payment_date, what="Payment date", refusal=PaymentRefused)
+    date_problem = payment_date_problem(payment_date)
+    if date_problem:
+        raise PaymentRefused(f"The payment date {date_problem}.")
     if method not in PaymentMethod.values:
         raise PaymentRefused(
             f"Payment method {method!r} is not one of: {', '.join(PaymentMethod.values)}."

@@ -545,7 +545,19 @@ def test_it_reports_every_problem_of_one_object(tmp_path):
         ('{"accounts": [-Infinity]}', "invalid JSON: -Infinity is not valid JSON"),
         ('{"accounts": [' + "1" * 5000 + "]}", "invalid JSON: Exceeds the limit"),
         ("[" * 100_000 + "]" * 100_000, "invalid JSON: nested too deeply"),
-        (b'{"accounts": ["\xff"]}', "invalid JSON: the file is not UTF-8 text"),
+        (
+            b'{"accounts": ["\xff"]}',
+            "the file is not UTF-8 text (byte 0xff at offset 15 is not UTF-8); import files "
+            "are UTF-8 text (a byte order mark is allowed)",
+        ),
+        (
+            '{"accounts": []}'.encode("utf-16"),
+            "the file is UTF-16 text; import files are UTF-8 text (a byte order mark is "
+            "allowed): save it as UTF-8",
+        ),
+        ('{"accounts": []}'.encode("utf-16-le"), "the file is UTF-16 (little-endian) text;"),
+        ('{"accounts": []}'.encode("utf-16-be"), "the file is UTF-16 (big-endian) text;"),
+        ('{"accounts": []}'.encode("utf-32"), "the file is UTF-32 text;"),
         ("[]", '(top level): must be a JSON object with an "accounts" array, not an array'),
         ('"accounts"', "(top level): must be a JSON object"),
         ("{}", "accounts: required field is missing"),
@@ -565,6 +577,10 @@ def test_it_reports_every_problem_of_one_object(tmp_path):
         "huge-integer",
         "deep-nesting",
         "not-utf8",
+        "utf-16-with-bom",
+        "utf-16-le",
+        "utf-16-be",
+        "utf-32",
         "top-level-array",
         "top-level-string",
         "no-accounts",

@@ -69,7 +69,18 @@ def test_the_next_run_is_stored_in_utc_from_the_schedules_time_zone(clerk):
         ({"batches": [51]}, "batches"),
         ({"bill_cycle_day": "32"}, "bill_cycle_day"),
         ({"target_date_offset_days": 400}, "target_date_offset_days"),
-        ({"target_date_offset_days": 2, "invoice_date_offset_days": 1}, "invoice_date_offset_days"),
+        ({"target_date_offset_days": True}, "target_date_offset_days"),
+        ({"start_date": datetime.date(1999, 12, 31)}, "start_date"),
+        ({"end_date": datetime.date(2100, 1, 1)}, "end_date"),
+        ({"start_date": "2026-01-01"}, "start_date"),
+        (
+            {"start_date": datetime.date(2000, 1, 1), "target_date_offset_days": -1},
+            "target_date_offset_days",
+        ),
+        (
+            {"end_date": datetime.date(2099, 12, 31), "invoice_date_offset_days": 1},
+            "invoice_date_offset_days",
+        ),
     ],
 )
 def test_bad_fields_are_refused_and_nothing_is_created(clerk, fields, field):
@@ -85,6 +96,36 @@ def test_a_schedule_with_no_run_left_is_refused(clerk):
         make(clerk, repeats="once", start_date=datetime.date(2026, 1, 5))
 
     assert "__all__" in refused.value.errors
+
+
+def test_a_date_outside_2000_to_2099_is_refused_with_the_range(clerk):
+    with pytest.raises(schedules.InvalidSchedule) as refused:
+        make(clerk, start_date=datetime.date(9000, 1, 1))
+
+    assert refused.value.errors["start_date"] == [
+        "The start date must be between 2000-01-01 and 2099-12-31, not 9000-01-01."
+    ]
+
+
+def test_an_offset_that_moves_a_run_date_out_of_the_range_is_refused(clerk):
+    with pytest.raises(schedules.InvalidSchedule) as refused:
+        make(clerk, start_date=datetime.date(2000, 1, 1), invoice_date_offset_days=-3)
+
+    assert refused.value.errors["invoice_date_offset_days"] == [
+        "With an invoice date offset of -3 days, a run on the start date 2000-01-01 would "
+        "have the invoice date 1999-12-29: dates must be between 2000-01-01 and 2099-12-31."
+    ]
+
+
+def test_an_invoice_date_before_the_target_date_is_allowed_and_fires(clerk):
+    make(clerk, target_date_offset_days=0, invoice_date_offset_days=-10)
+
+    (run,) = schedules.schedules_fire_due(now=utc(2026, 1, 15, 6, 0, 30))
+
+    assert (run.target_date, run.invoice_date) == (
+        datetime.date(2026, 1, 15),
+        datetime.date(2026, 1, 5),
+    )
 
 
 def test_two_schedules_cannot_share_a_name(clerk):

@@ -144,7 +144,7 @@ def test_monthly_on_the_31st_falls_on_the_last_day_of_shorter_months():
         (29, 2028, "2028-02-29"),
         (30, 2026, "2026-02-28"),
         (30, 2028, "2028-02-29"),
-        (31, 2100, "2100-02-28"),  # 2100 is not a leap year
+        (31, 2099, "2099-02-28"),  # the last year the product bills
         (28, 2028, "2028-02-28"),
     ],
 )
@@ -345,3 +345,36 @@ def test_as_run_day_uses_the_local_run_date_not_the_utc_one():
 )
 def test_repeats_in_words(fields, words):
     assert describe_repeats(rule(**fields)) == words
+
+
+def test_a_schedule_without_an_end_date_has_no_run_after_2099():
+    schedule = rule(repeats=Schedule.Repeats.DAILY, start_date=datetime.date(2099, 12, 29))
+
+    occurrences = next_occurrences(schedule, after=utc(2099, 12, 29, 12), count=5)
+
+    assert dates(occurrences) == [d("2099-12-30"), d("2099-12-31")]
+
+
+def test_its_runs_end_where_their_target_or_invoice_date_would_pass_2099():
+    schedule = rule(
+        repeats=Schedule.Repeats.DAILY,
+        start_date=datetime.date(2099, 12, 20),
+        target_date_offset_days=-2,
+        invoice_date_offset_days=3,
+    )
+
+    occurrences = next_occurrences(schedule, after=utc(2099, 12, 27, 12), count=5)
+
+    assert dates(occurrences) == [d("2099-12-28")]
+
+
+def test_its_runs_start_where_their_dates_reach_2000():
+    schedule = rule(
+        repeats=Schedule.Repeats.DAILY,
+        start_date=datetime.date(2000, 1, 1),
+        target_date_offset_days=-2,
+    )
+
+    occurrences = next_occurrences(schedule, after=utc(1999, 12, 1), count=2)
+
+    assert dates(occurrences) == [d("2000-01-03"), d("2000-01-04")]

@@ -141,6 +141,22 @@ def test_weekly_on_chosen_days(client, clerk):
         ({"month_day": "32"}, "month_day", "Choose a day from 1 to 31, or the last day."),
         ({"run_time": "25:00"}, "run_time", "Enter a valid time."),
         ({"name": ""}, "name", "This field is required."),
+        (
+            {"start_date": "9999-12-31"},
+            "start_date",
+            "The date must be between 2000-01-01 and 2099-12-31, not 9999-12-31.",
+        ),
+        (
+            {"end_date": "2100-01-01"},
+            "end_date",
+            "The date must be between 2000-01-01 and 2099-12-31, not 2100-01-01.",
+        ),
+        (
+            {"end_date": "2099-12-31", "target_date_offset_days": "3"},
+            "target_date_offset_days",
+            "With a target date offset of 3 days, a run on the end date 2099-12-31 would "
+            "have the target date 2100-01-03: dates must be between 2000-01-01 and 2099-12-31.",
+        ),
     ],
 )
 def test_bad_input_shows_the_error_at_its_field(client, clerk, fields, field, message):
@@ -152,6 +168,28 @@ def test_bad_input_shows_the_error_at_its_field(client, clerk, fields, field, me
     assert message in response.context["form"].errors[field][0]
     assert message in response.content.decode()
     assert not Schedule.objects.exists()
+
+
+def test_an_invoice_date_before_the_target_date_is_allowed(client, clerk):
+    # INTERFACES.md, "Numbers and dates": as in the ad hoc form and the command.
+    client.force_login(clerk)
+
+    response = client.post(
+        NEW, form_data(target_date_offset_days="0", invoice_date_offset_days="-5")
+    )
+
+    assert response.status_code == 302
+    schedule = Schedule.objects.get(name="Month end")
+    assert (schedule.target_date_offset_days, schedule.invoice_date_offset_days) == (0, -5)
+
+
+def test_the_date_pickers_offer_the_accepted_range(client, clerk):
+    client.force_login(clerk)
+
+    html = client.get(NEW).content.decode()
+
+    start = html.split('name="start_date"')[1].split(">")[0]
+    assert 'min="2000-01-01"' in start and 'max="2099-12-31"' in start
 
 
 def test_a_duplicate_name_is_a_field_error(client, clerk):

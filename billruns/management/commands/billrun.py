@@ -1,7 +1,9 @@
 """``manage.py billrun``: operate bill runs from the shell (INTERFACES.md).
 
 A refused action prints one line to stderr and exits 1; a malformed command
-line exits 2 (argparse).
+line exits 2 (argparse), and so does an empty or malformed option value: it
+is never taken for the option's default. Output piped into a reader that
+stops early (``| head -1``) ends quietly (customers.cli).
 """
 
 import argparse
@@ -14,6 +16,8 @@ from django.utils import timezone
 
 from billruns import selectors, services
 from billruns.models import BillRun, RunStatus
+from customers.cli import QuietWhenStdoutClosed, date_argument, non_empty, whole_number
+from customers.dates import DATE_RANGE
 
 PERMISSIONS = {
     "create": "billruns.add_billrun",
@@ -35,34 +39,57 @@ class StoreOnce(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def bill_cycle_day(value):
-    if value == "all":
-        return value
+day_of_month = whole_number(1, 31, "a day")
+batch_number = whole_number(1, 50, "a batch")
+
+
+def bill_cycle_day(text):
+    """A day from 1 to 31, or ``all``. Zero is not "all days": only ``all`` is."""
+    if text.strip() == "all":
+        return "all"
     try:
-        return int(value)
-    except ValueError:
-        raise ValueError(value) from None
+        return day_of_month(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be a day from 1 to 31 or all, not {text!r}"
+        ) from None
 
 
-class Command(BaseCommand):
+class Command(QuietWhenStdoutClosed, BaseCommand):
     help = "Create, post, cancel, retry, email, show and list bill runs."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
 
+        # Every value is checked as it is parsed: an empty or malformed one
+        # exits 2 and is never taken for the default (customers.cli).
+        user_help = "who acts (default: the first superuser); not empty"
         create = sub.add_parser("create", help="Create an ad hoc bill run.")
-        create.add_argument("--target-date", help="YYYY-MM-DD (default: today)")
-        create.add_argument("--invoice-date", help="YYYY-MM-DD (default: the target date)")
-        create.add_argument("--batch", type=int, action="append", default=[], dest="batches")
+        create.add_argument(
+            "--target-date",
+            type=date_argument,
+            help=f"YYYY-MM-DD {DATE_RANGE} (default: today in the site's time zone)",
+        )
+        create.add_argument(
+            "--invoice-date",
+            type=date_argument,
+            help=f"YYYY-MM-DD {DATE_RANGE}, before or after the target date "
+            "(default: the target date)",
+        )
+        create.add_argument(
+            "--batch", type=batch_number, action="append", default=[], dest="batches", help="1-50"
+        )
         create.add_argument(
             "--bill-cycle-day", type=bill_cycle_day, action=StoreOnce, help="1-31 or all (default)"
         )
-        create.add_argument("--account", action=StoreOnce)
-        create.add_argument("--subscription", action="append", default=[], dest="subscriptions")
+        create.add_argument("--account", type=non_empty, action=StoreOnce)
+        create.add_argument(
+            "--subscription", type=non_empty, action="append", default=[], dest="subscriptions"
+        )
         create.add_argument("--auto-post", action="store_true")
         create.add_argument("--auto-email", action="store_true")
         create.add_argument("--no-email-for-zero-amount", action="store_true")
-        create.add_argument("--user")
+        create.add_argument("--user", type=non_empty, help=user_help)
         create.add_argument("--wait", action="store_true")
 
         for name, text in (
@@ -71,23 +98,23 @@ class Command(BaseCommand):
             ("delete", "Delete a Canceled or Error run."),
         ):
             action = sub.add_parser(name, help=text)
-            action.add_argument("number")
-            action.add_argument("--user")
+            action.add_argument("number", type=non_empty)
+            action.add_argument("--user", type=non_empty, help=user_help)
 
         retry = sub.add_parser("retry", help="A new run for the failed accounts of a run.")
-        retry.add_argument("number")
-        retry.add_argument("--user")
+        retry.add_argument("number", type=non_empty)
+        retry.add_argument("--user", type=non_empty, help=user_help)
         retry.add_argument("--wait", action="store_true")
 
         email = sub.add_parser(
             "email", help="Email a Posted run's documents to their bill-to contacts."
         )
-        email.add_argument("number")
+        email.add_argument("number", type=non_empty)
         email.add_argument("--resend", action="store_true", help="Also documents already emailed.")
-        email.add_argument("--user")
+        email.add_argument("--user", type=non_empty, help=user_help)
 
         show = sub.add_parser("show", help="A run's summary.")
-        show.add_argument("number")
+        show.add_argument("number", type=non_empty)
         show.add_argument("--json", action="store_true")
         show.add_argument("--documents", action="store_true")
 
@@ -111,7 +138,9 @@ class Command(BaseCommand):
 
     def _user(self, username, action):
         users = get_user_model().objects
-        if username:
+        # Only an absent --user means the first superuser (an empty one is
+        # refused when the command line is parsed).
+        if username is not None:
             user = users.filter(username=username).first()
             if user is None:
                 raise CommandError(f"No user is named {username!r}.")
@@ -139,21 +168,23 @@ class Command(BaseCommand):
 
     def handle_create(self, **options):
         # Options that cannot go together make a malformed command line: exit 2.
-        if options["account"] and (options["batches"] or options["bill_cycle_day"] is not None):
+        account = options["account"]
+        if account is not None and (options["batches"] or options["bill_cycle_day"] is not None):
             raise CommandError(
                 "--account cannot be combined with --batch or --bill-cycle-day.", returncode=2
             )
-        if options["subscriptions"] and not options["account"]:
+        if options["subscriptions"] and account is None:
             raise CommandError("--subscription needs --account.", returncode=2)
         user = self._user(options["user"], "create")
-        day = options["bill_cycle_day"] or "all"
+        day = "all" if options["bill_cycle_day"] is None else options["bill_cycle_day"]
+        target_date = options["target_date"]
         try:
             run = services.bill_run_create(
-                target_date=options["target_date"] or timezone.localdate(),
+                target_date=timezone.localdate() if target_date is None else target_date,
                 invoice_date=options["invoice_date"],
                 batches=options["batches"],
                 bill_cycle_days=[] if day == "all" else [day],
-                account=options["account"],
+                account=account,
                 subscriptions=options["subscriptions"],
                 auto_post=options["auto_post"],
                 auto_email=options["auto_email"],
@@ -257,6 +288,8 @@ class Command(BaseCommand):
         if status:
             runs = runs.filter(status=status)
         for run in runs.iterator():
+            if self.stdout_reader_gone:
+                break
             totals = ", ".join(f"{c} {t}" for c, t in run.totals.items())
             self.stdout.write(
                 f"{run.number}  {run.status:<16} target {run.target_date}  "
