@@ -97,7 +97,7 @@ class BillRunForm(forms.Form):
         account = Account.objects.filter(number=number).first()
         if account is None:
             raise forms.ValidationError(
-                f"There is no account {number} (numbers are matched exactly, case included)."
+                f"There is no account {number}. Numbers are matched exactly, case included."
             )
         return account
 
@@ -127,8 +127,8 @@ class BillRunForm(forms.Form):
         if missing:
             self.add_error(
                 "subscriptions",
-                f"Not subscriptions of {account.number}: {', '.join(missing)} "
-                "(numbers are matched exactly, case included).",
+                f"Not subscriptions of {account.number}: {', '.join(missing)}. "
+                "Numbers are matched exactly, case included.",
             )
         cleaned["subscriptions"] = [found[n] for n in numbers if n in found]
         return cleaned

@@ -132,11 +132,11 @@ def _parse_date(value, field, errors):
         if isinstance(value, datetime.date):
             problem = date_range_problem(value)
             if problem:
-                raise ValueError(problem)
+                raise ValueError(f"{DATE_LABELS[field]} {problem}")
             return value
-        return parse_date(str(value).strip())
+        return parse_date(str(value).strip(), label=DATE_LABELS[field])
     except ValueError as exc:
-        errors.setdefault(field, []).append(f"{DATE_LABELS[field]} {exc}.")
+        errors.setdefault(field, []).append(f"{exc}.")
         return None
 
 

@@ -29,7 +29,7 @@ def non_empty(text: str) -> str:
 def date_argument(text: str):
     """A date ``YYYY-MM-DD`` between 2000-01-01 and 2099-12-31."""
     try:
-        return parse_date(text.strip())
+        return parse_date(text.strip(), label="the date")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -45,18 +45,19 @@ def payment_date_problem(day: datetime.date, *, today: datetime.date | None = No
     return None
 
 
-def parse_date(text: str) -> datetime.date:
-    """``YYYY-MM-DD`` within the accepted range, or ValueError saying why
-    (its message follows the name of the date: "The target date ...")."""
-    if not DATE_PATTERN.fullmatch(text):
-        raise ValueError(f"must be a date written YYYY-MM-DD, not {text!r}")
+def parse_date(text: str, *, label: str = "The date") -> datetime.date:
+    """``YYYY-MM-DD`` within the accepted range, or ValueError whose message
+    says why ("'2026-02-30' is not a date (expected YYYY-MM-DD)", "The target
+    date must be between 2000-01-01 and 2099-12-31, not 9999-12-31")."""
     try:
+        if not DATE_PATTERN.fullmatch(text):
+            raise ValueError(text)
         day = datetime.date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"is not a calendar date: {text!r}") from None
+        raise ValueError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
     problem = date_range_problem(day)
     if problem:
-        raise ValueError(problem)
+        raise ValueError(f"{label} {problem}")
     return day
 
 

@@ -215,9 +215,15 @@ def test_create_for_an_account_and_some_subscriptions_bills_only_those(superuser
         ),
         (["--subscription", "S00000001"], "--subscription needs --account."),
         (["--account", "A99999999"], "account: No account has the number 'A99999999'."),
-        (["--bill-cycle-day", "32"], "A bill cycle day must be between 1 and 31, not 32."),
-        (["--batch", "51"], "A batch must be between 1 and 50, not 51."),
-        (["--target-date", "2026-02-30"], "'2026-02-30' is not a date (expected YYYY-MM-DD)."),
+        (
+            ["--bill-cycle-day", "32"],
+            "argument --bill-cycle-day: must be a day from 1 to 31 or all, not '32'",
+        ),
+        (["--batch", "51"], "argument --batch: must be a batch from 1 to 50, not '51'"),
+        (
+            ["--target-date", "2026-02-30"],
+            "argument --target-date: '2026-02-30' is not a date (expected YYYY-MM-DD)",
+        ),
     ],
     ids=[
         "account-batch",
@@ -687,7 +693,7 @@ def test_a_malformed_command_line_exits_2_from_a_shell():
     )
     # then
     assert result.returncode == 2
-    assert "argument --batch: invalid int value: 'x'" in result.stderr
+    assert "argument --batch: must be a batch from 1 to 50, not 'x'" in result.stderr
     assert result.stdout == ""
 
 
@@ -732,7 +738,7 @@ def test_options_that_cannot_go_together_exit_2_from_a_shell(argv):
 @pytest.mark.parametrize("date", ["20260101", "2026-W01-1", "2026-1-1", "2026-13-01"])
 def test_a_date_not_written_yyyy_mm_dd_is_refused(superuser, date):
     message = refused("create", "--target-date", date)
-    assert message == f"target_date: {date!r} is not a date (expected YYYY-MM-DD)."
+    assert message == f"Error: argument --target-date: {date!r} is not a date (expected YYYY-MM-DD)"
     assert not BillRun.objects.exists()
 
 
@@ -771,3 +777,209 @@ def test_a_refusal_is_the_one_line_on_stderr_from_a_shell(tmp_path):
         "CommandError: No bill run has the number 'BR-99999999'."
     ]
     assert loud.returncode == 0 and "Enqueued" in loud.stderr
+
+
+# --- empty and malformed values (issue 11, item 3) -------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["create", "--account", ""], "argument --account: must not be empty"),
+        (["create", "--account", "  "], "argument --account: must not be empty"),
+        (
+            ["create", "--account", "A00000001", "--subscription", ""],
+            "argument --subscription: must not be empty",
+        ),
+        (["create", "--user", ""], "argument --user: must not be empty"),
+        (
+            ["create", "--target-date", ""],
+            "argument --target-date: '' is not a date (expected YYYY-MM-DD)",
+        ),
+        (
+            ["create", "--invoice-date", ""],
+            "argument --invoice-date: '' is not a date (expected YYYY-MM-DD)",
+        ),
+        (
+            ["create", "--bill-cycle-day", "0"],
+            "argument --bill-cycle-day: must be a day from 1 to 31 or all, not '0'",
+        ),
+        (
+            ["create", "--bill-cycle-day", "-1"],
+            "argument --bill-cycle-day: must be a day from 1 to 31 or all, not '-1'",
+        ),
+        (
+            ["create", "--bill-cycle-day", ""],
+            "argument --bill-cycle-day: must be a day from 1 to 31 or all, not ''",
+        ),
+        (["create", "--batch", "0"], "argument --batch: must be a batch from 1 to 50, not '0'"),
+        (["create", "--batch", ""], "argument --batch: must be a batch from 1 to 50, not ''"),
+        (
+            ["create", "--target-date", "9999-12-31"],
+            "argument --target-date: the date must be between 2000-01-01 and 2099-12-31, "
+            "not 9999-12-31",
+        ),
+        (
+            ["create", "--invoice-date", "1999-12-31"],
+            "argument --invoice-date: the date must be between 2000-01-01 and 2099-12-31, "
+            "not 1999-12-31",
+        ),
+        (["post", ""], "argument number: must not be empty"),
+        (["post", "BR-00000001", "--user", ""], "argument --user: must not be empty"),
+        (["cancel", "BR-00000001", "--user", ""], "argument --user: must not be empty"),
+        (["delete", "BR-00000001", "--user", ""], "argument --user: must not be empty"),
+        (["retry", "BR-00000001", "--user", ""], "argument --user: must not be empty"),
+        (["email", "BR-00000001", "--user", ""], "argument --user: must not be empty"),
+        (["show", ""], "argument number: must not be empty"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
+)
+def test_an_empty_or_malformed_value_is_refused_never_a_default(argv, message, superuser):
+    # given accounts that a run for "everyone" would bill
+    AccountFactory(number="A00000001")
+    ChargeFactory()
+    # when
+    got = refused(*argv)
+    # then
+    assert got == f"Error: {message}"
+    assert not BillRun.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--account", ""],
+        ["--bill-cycle-day", "0"],
+        ["--user", ""],
+        ["--target-date", ""],
+    ],
+    ids=lambda argv: " ".join(argv),
+)
+def test_an_empty_value_exits_2_from_a_shell(argv):
+    # given: parsing fails before the command touches a database
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "billing_site.settings_test"}
+    # when
+    result = subprocess.run(
+        [sys.executable, "manage.py", "billrun", "create", *argv],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # then
+    assert result.returncode == 2
+    assert f"argument {argv[0]}:" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.django_db
+def test_an_empty_account_given_to_the_service_selects_no_one(superuser):
+    # given
+    ChargeFactory()
+    # when
+    with pytest.raises(services.InvalidRunParameters) as refusal:
+        services.bill_run_create(target_date=JAN, account="", enqueue=False)
+    # then
+    assert refusal.value.errors == {"account": ["Enter the account number."]}
+    assert not BillRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_bill_cycle_day_all_is_still_every_day(superuser):
+    # when
+    number = billrun("create", "--target-date", "2026-01-01", "--bill-cycle-day", "all").strip()
+    # then
+    assert BillRun.objects.get(number=number).bill_cycle_days == []
+
+
+# --- a reader that stops early (issue 11, item 15) -------------------------------
+
+
+class ClosedPipe(io.StringIO):
+    """Standard output whose reader has gone (``| head -1`` after one line)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.django_db
+def test_list_into_a_closed_pipe_ends_quietly(superuser):
+    # given
+    billrun("create", "--target-date", "2026-01-01")
+    billrun("create", "--target-date", "2026-01-02")
+    # when (no exception: exit 0)
+    call_command("billrun", "list", stdout=ClosedPipe(), stderr=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_create_wait_into_a_closed_pipe_still_runs_the_run(superuser):
+    # given
+    ChargeFactory()
+    # when
+    call_command("billrun", "create", "--target-date", "2026-01-01", "--wait", stdout=ClosedPipe())
+    # then
+    run = BillRun.objects.get()
+    assert run.status == RunStatus.COMPLETED
+    assert run.invoices_count == 1
+
+
+@pytest.mark.django_db
+def test_create_wait_into_a_closed_pipe_still_exits_1_on_error(superuser, monkeypatch):
+    # given
+    ChargeFactory()
+
+    def fails(chunk_id, *, cluster=""):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(generation, "process_chunk", fails)
+    # when / then
+    with pytest.raises(CommandError, match="ended in Error"):
+        call_command(
+            "billrun", "create", "--target-date", "2026-01-01", "--wait", stdout=ClosedPipe()
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_output_piped_into_head_exits_0_without_a_traceback(tmp_path):
+    # given a database in a file with a few runs
+    db = tmp_path / "db.sqlite3"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "billing_site.settings",
+        "DATABASE_URL": f"sqlite:///{db}",
+        "SECRET_KEY": "x" * 50,
+    }
+
+    def manage(*argv, **kwargs):
+        return subprocess.Popen(
+            [sys.executable, "manage.py", *argv],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            **kwargs,
+        )
+
+    assert manage("migrate", "-v", "0").wait(timeout=120) == 0
+    for _ in range(3):
+        assert manage("billrun", "create", "--target-date", "2026-01-01").wait(timeout=60) == 0
+
+    # when the reader is gone before the first line (the surest broken pipe)
+    listing = manage("billrun", "list")
+    listing.stdout.close()
+    listing.wait(timeout=60)
+    # and when it reads one line and goes, as head -1 does
+    waiting = manage("billrun", "create", "--target-date", "2026-01-01", "--wait")
+    first_line = waiting.stdout.readline()
+    waiting.stdout.close()
+    waiting.wait(timeout=120)
+
+    # then
+    assert (listing.returncode, listing.stderr.read()) == (0, "")
+    assert first_line.startswith("BR-")
+    assert (waiting.returncode, waiting.stderr.read()) == (0, "")

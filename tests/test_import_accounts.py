@@ -799,7 +799,7 @@ def test_a_number_taken_by_a_concurrent_writer_is_a_clean_refusal(tmp_path, monk
     # given an account that appears after the import checked the numbers,
     # as when another import commits in between
     AccountFactory(number="A00000001")
-    monkeypatch.setattr("customers.importer._numbers_in_use", lambda model, numbers: set())
+    monkeypatch.setattr("customers.importer._numbers_in_use", lambda model, numbers: {})
     before = counts()
 
     # when

@@ -38,7 +38,7 @@ def test_a_subscription_number_with_a_slash_is_refused(tmp_path):
 
 
 def test_markup_and_unicode_in_a_number_are_kept_as_written(tmp_path):
-    number = '"><img src=x onerror=alert(1)>Ω'
+    number = '"><img>Ω&amp;<b>'
 
     code, _, err = import_document(tmp_path, {"accounts": [account(number=number)]})
 

@@ -134,5 +134,5 @@ def test_canceling_a_run_at_the_edge_of_time_is_a_message(client, clerk, occurre
 def test_dates_at_the_edge_of_the_calendar_are_refused(clerk, fields):
     with pytest.raises(schedules.InvalidSchedule) as refused:
         a_schedule(clerk, name="Edge", **fields)
-    assert "Dates are between 1970-01-01 and 9000-12-31." in str(refused.value.errors)
+    assert "must be between 2000-01-01 and 2099-12-31" in str(refused.value.errors)
     assert not Schedule.objects.filter(name="Edge").exists()

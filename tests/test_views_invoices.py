@@ -26,8 +26,12 @@ def test_search_by_number_and_by_account(client, viewer):
     other = document_row()
     client.force_login(viewer)
 
-    html = client.get(LIST, {"q": wanted.number.lower()}).content.decode()
+    html = client.get(LIST, {"q": wanted.number}).content.decode()
     assert wanted.number in html and other.number not in html
+
+    # numbers are matched exactly, case included (INTERFACES.md)
+    html = client.get(LIST, {"q": wanted.number.lower()}).content.decode()
+    assert wanted.number not in html
 
     html = client.get(LIST, {"q": "acme"}).content.decode()
     assert wanted.number in html and other.number not in html
