@@ -672,6 +672,7 @@ def _free_numbers(model, *, prefix: str, digits: int, count: int, taken: set[str
         in_use = set(
             model.objects.annotate(lowered=Lower("number"))
             .filter(lowered__gte=wanted[0].lower(), lowered__lte=wanted[-1].lower())
+            .order_by()
             .values_list("lowered", flat=True)
         )
         found.extend(number for number in wanted if number.lower() not in in_use)
