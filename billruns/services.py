@@ -784,7 +784,15 @@ def bill_run_delete(*, run, user) -> None:
                 f"{locked.number} cannot be deleted: its document {kept[0]} is {kept[1]}, "
                 "and only canceled documents are deleted with their run."
             )
+        retry = locked.retries.order_by("id").values_list("number", flat=True).first()
+        if retry is not None:
+            raise BillRunActionRefused(
+                f"{locked.number} cannot be deleted: {retry} retried it, "
+                "and that run's details name it."
+            )
         logger.info("bill run %s deleted by %s", locked.number, user)
+        # Documents are PROTECT from their run: only these, all canceled, go.
+        Document.objects.filter(bill_run=locked).delete()
         locked.delete()
 
 
