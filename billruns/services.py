@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Count, Exists, OuterRef, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -35,6 +35,7 @@ from billruns.models import (
     RunStatus,
 )
 from billruns.signals import bill_run_finished, bill_run_posted
+from customers.fields import ExactSum
 from customers.models import Account, Charge, Status, Subscription
 from invoices import sequences
 from invoices.delivery import EmailOutcome, documents_email
@@ -392,7 +393,7 @@ def _document_counters(run):
         Document.objects.filter(bill_run=run)
         .exclude(status=DocumentStatus.CANCELED)
         .values("document_type", "currency")
-        .annotate(count=Count("id"), total=Sum("amount"))
+        .annotate(count=Count("id"), total=ExactSum("amount"))
     )
     counts = defaultdict(int)
     totals = defaultdict(lambda: Decimal("0.00"))

@@ -4,9 +4,11 @@ from django.db import models
 from django.db.models import Q
 
 from customers.currencies import currency_problem
+from customers.fields import ExactDecimalField
 
 # Money columns: imported amounts stay below 10^13 (INTERFACES.md); documents
-# sum many of them, so every money column has room for 10^16.
+# sum many of them, so every money column has room for 10^16. Exact on every
+# database: on SQLite, integer cents (customers.fields).
 MONEY = {"max_digits": 18, "decimal_places": 2}
 
 
@@ -134,7 +136,7 @@ class Charge(models.Model):
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="charges")
     name = models.CharField(max_length=255)
     charge_type = models.CharField(max_length=16, choices=ChargeType.choices)
-    amount = models.DecimalField(**MONEY, help_text="Negative for a credit.")
+    amount = ExactDecimalField(**MONEY, help_text="Negative for a credit.")
     currency = models.CharField(max_length=3, validators=[validate_currency])
     period = models.CharField(max_length=16, choices=BillingPeriod.choices, blank=True, default="")
     start_date = models.DateField()

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from customers.fields import ExactDecimalField
 from customers.models import MONEY, Account, Charge, Subscription
 
 
@@ -96,10 +97,10 @@ class Document(models.Model):
         max_length=16, choices=DocumentStatus.choices, default=DocumentStatus.DRAFT
     )
     currency = models.CharField(max_length=3)
-    amount = models.DecimalField(
+    amount = ExactDecimalField(
         **MONEY, help_text="Invoice: net total (may be negative). Credit memo: the credit."
     )
-    balance = models.DecimalField(**MONEY, help_text="Open balance.")
+    balance = ExactDecimalField(**MONEY, help_text="Open balance.")
     invoice_date = models.DateField()
     due_date = models.DateField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -230,7 +231,7 @@ class DocumentItem(models.Model):
     charge_name = models.CharField(max_length=255)
     service_start = models.DateField()
     service_end = models.DateField(help_text="Inclusive: the period's last day.")
-    amount = models.DecimalField(**MONEY, help_text="Signed, as computed.")
+    amount = ExactDecimalField(**MONEY, help_text="Signed, as computed.")
     previous_charged_through = models.DateField(
         null=True,
         blank=True,
@@ -267,7 +268,7 @@ class PaymentMethod(models.TextChoices):
 
 class Payment(models.Model):
     document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="payments")
-    amount = models.DecimalField(**MONEY)
+    amount = ExactDecimalField(**MONEY)
     payment_date = models.DateField()
     method = models.CharField(max_length=32, choices=PaymentMethod.choices)
     reference = models.CharField(max_length=255, blank=True)
@@ -296,7 +297,7 @@ class CreditApplication(models.Model):
         Document, on_delete=models.PROTECT, related_name="applications_made"
     )
     invoice = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="credits_applied")
-    amount = models.DecimalField(**MONEY)
+    amount = ExactDecimalField(**MONEY)
     applied_at = models.DateTimeField(auto_now_add=True)
     applied_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

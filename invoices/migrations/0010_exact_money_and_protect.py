@@ -4,16 +4,66 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+import customers.fields
+
+# On SQLite the money columns now hold integer cents (customers.fields): the
+# amounts written before, as floating-point or integer numbers, are scaled.
+MONEY_COLUMNS = [
+    ("invoices_document", "amount"),
+    ("invoices_document", "balance"),
+    ("invoices_documentitem", "amount"),
+    ("invoices_payment", "amount"),
+    ("invoices_creditapplication", "amount"),
+]
+
+REPAIR_ORPHANED_ITEMS = """
+UPDATE invoices_documentitem SET subscription_id = (
+    SELECT c.subscription_id FROM customers_charge c WHERE c.id = invoices_documentitem.charge_id
+)
+WHERE NOT EXISTS (
+    SELECT 1 FROM customers_subscription s WHERE s.id = invoices_documentitem.subscription_id
+)
+"""
+
+
+def to_units(apps, schema_editor):
+    if schema_editor.connection.vendor == "sqlite":
+        for table, column in MONEY_COLUMNS:
+            schema_editor.execute(
+                f'UPDATE {table} SET "{column}" = CASE WHEN typeof("{column}") = \'integer\' '
+                f'THEN "{column}" * 100 ELSE CAST(ROUND("{column}" * 100) AS INTEGER) END'
+            )
+
+
+def to_decimals(apps, schema_editor):
+    if schema_editor.connection.vendor == "sqlite":
+        for table, column in MONEY_COLUMNS:
+            schema_editor.execute(f'UPDATE {table} SET "{column}" = "{column}" / 100.0')
+
 
 class Migration(migrations.Migration):
     dependencies = [
         ("billruns", "0009_protect_history"),
-        ("customers", "0002_number_validators"),
+        ("customers", "0004_exact_money"),
         ("invoices", "0009_request_keys"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
+        # Items whose subscription was deleted (possible while the column had
+        # no constraint) point again at their charge's subscription, so that
+        # the constraint below can be made.
+        migrations.RunSQL(REPAIR_ORPHANED_ITEMS, migrations.RunSQL.noop),
+        migrations.AlterField(
+            model_name="documentitem",
+            name="subscription",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="customers.subscription",
+            ),
+        ),
         migrations.AlterField(
             model_name="creditapplication",
             name="applied_by",
@@ -73,16 +123,6 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.AlterField(
-            model_name="documentitem",
-            name="subscription",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="customers.subscription",
-            ),
-        ),
-        migrations.AlterField(
             model_name="payment",
             name="created_by",
             field=models.ForeignKey(
@@ -93,4 +133,38 @@ class Migration(migrations.Migration):
                 to=settings.AUTH_USER_MODEL,
             ),
         ),
+        migrations.AlterField(
+            model_name="creditapplication",
+            name="amount",
+            field=customers.fields.ExactDecimalField(decimal_places=2, max_digits=18),
+        ),
+        migrations.AlterField(
+            model_name="document",
+            name="amount",
+            field=customers.fields.ExactDecimalField(
+                decimal_places=2,
+                help_text="Invoice: net total (may be negative). Credit memo: the credit.",
+                max_digits=18,
+            ),
+        ),
+        migrations.AlterField(
+            model_name="document",
+            name="balance",
+            field=customers.fields.ExactDecimalField(
+                decimal_places=2, help_text="Open balance.", max_digits=18
+            ),
+        ),
+        migrations.AlterField(
+            model_name="documentitem",
+            name="amount",
+            field=customers.fields.ExactDecimalField(
+                decimal_places=2, help_text="Signed, as computed.", max_digits=18
+            ),
+        ),
+        migrations.AlterField(
+            model_name="payment",
+            name="amount",
+            field=customers.fields.ExactDecimalField(decimal_places=2, max_digits=18),
+        ),
+        migrations.RunPython(to_units, to_decimals),
     ]
