@@ -42,6 +42,7 @@ def test_a_user_who_posted_or_ran_cannot_be_deleted_in_the_admin(admin_client, c
 
     assert response.status_code == 200
     assert b"Cannot delete user" in response.content
+    assert b"would require deleting the following protected related objects" in response.content
     run.refresh_from_db()
     assert run.created_by == clerk and run.posted_by == clerk
     assert Document.objects.get(bill_run=run).posted_by == clerk
