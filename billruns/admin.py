@@ -7,6 +7,8 @@ through their services.
 """
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
@@ -19,6 +21,7 @@ from billruns.models import (
     Schedule,
     ScheduleEvent,
 )
+from customers.admin import ProtectedDeleteMixin
 from invoices.admin import ReadOnlyAdminMixin, ReadOnlyInline
 
 # A run over 100,000 accounts can have thousands of failures and hundreds of
@@ -239,3 +242,16 @@ class ScheduleEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ["schedule", "user", "bill_run"]
     date_hierarchy = "at"
     show_full_result_count = False
+
+
+# Runs, their history and documents name the users who acted (PROTECT): the
+# user's delete page says so, rather than that the operator may not delete
+# bill runs. Deactivate such a user instead.
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class ProtectedUserAdmin(ProtectedDeleteMixin, UserAdmin):
+    pass

@@ -11,9 +11,19 @@ from decimal import Decimal
 
 from billruns import periods
 from customers.models import PERIOD_MONTHS, ChargeType
-from invoices.models import DocumentType
+from invoices.models import Document, DocumentType
 
 MISSING_CONTACT = "Bill-to contact is missing"
+# The smallest total a document cannot hold (10^16 with cents).
+DOCUMENT_AMOUNT_LIMIT = Document._meta.get_field("amount").limit
+
+
+def document_too_large_reason(total):
+    largest = DOCUMENT_AMOUNT_LIMIT - Decimal("0.01")
+    return (
+        f"The document total {total:,.2f} exceeds the largest amount a document "
+        f"can hold ({largest:,.2f} in absolute value)"
+    )
 
 
 def currency_mismatch_reason(charge_currency, account_currency):
@@ -119,6 +129,12 @@ def bill_account(account, subscriptions, charges_by_subscription, *, target_date
                         previous_charged_through=charge.charged_through_date,
                     )
                 )
+    total = result.total
+    if abs(total) >= DOCUMENT_AMOUNT_LIMIT:
+        # Refused here, for this account alone: the database would refuse the
+        # whole chunk's write ("numeric field overflow").
+        result.failures.append(AccountFailure(None, document_too_large_reason(total)))
+        result.items.clear()
     return result
 
 

@@ -55,7 +55,9 @@ class BillRun(models.Model):
     account = models.ForeignKey(
         Account, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
-    subscriptions = models.ManyToManyField(Subscription, blank=True, related_name="+")
+    subscriptions = models.ManyToManyField(
+        Subscription, blank=True, related_name="+", through="BillRunSubscription"
+    )
     batches = models.JSONField(default=list, blank=True)
     bill_cycle_days = models.JSONField(default=list, blank=True)
 
@@ -64,10 +66,10 @@ class BillRun(models.Model):
     no_email_for_zero_amount = models.BooleanField(default=False)
 
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     schedule = models.ForeignKey(
-        "billruns.Schedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+        "billruns.Schedule", on_delete=models.PROTECT, null=True, blank=True, related_name="runs"
     )
     occurrence = models.DateTimeField(
         null=True, blank=True, help_text="The schedule occurrence that made this run."
@@ -79,8 +81,10 @@ class BillRun(models.Model):
         blank=True,
         help_text="Idempotency key of the request that created the run (a double submit).",
     )
+    # PROTECT: a retry's details name the run it retried (bill_run_delete
+    # refuses to delete a run that was retried).
     retry_of = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="retries"
     )
 
     # Counters: final when the run completes. While it processes, progress is
@@ -100,11 +104,11 @@ class BillRun(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     posted_at = models.DateTimeField(null=True, blank=True)
     posted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     canceled_at = models.DateTimeField(null=True, blank=True)
     canceled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     # Set once the run's end (Completed, after any auto-post, or Error) has
     # been announced; the sweeper announces runs a dead worker left unannounced.
@@ -159,6 +163,25 @@ class BillRun(models.Model):
         batches = ", ".join(f"Batch{b}" for b in self.batches) if self.batches else "All batches"
         days = ", ".join(str(d) for d in self.bill_cycle_days) if self.bill_cycle_days else "all"
         return f"{batches}; bill cycle day {days}"
+
+
+class BillRunSubscription(models.Model):
+    """One subscription of a run's selection (``BillRun.subscriptions``).
+
+    The table Django made for the many-to-many field, declared so that a
+    subscription a run selected cannot be deleted (PROTECT; Django's own
+    table deletes the row, and the run's details would then name fewer
+    subscriptions than it billed)."""
+
+    billrun = models.ForeignKey(BillRun, on_delete=models.CASCADE)
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        db_table = "billruns_billrun_subscriptions"
+        unique_together = [("billrun", "subscription")]
+
+    def __str__(self):
+        return f"{self.billrun_id}: {self.subscription_id}"
 
 
 class ChunkStatus(models.TextChoices):
@@ -220,7 +243,7 @@ class BillRunEvent(models.Model):
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     at = models.DateTimeField()
     note = models.TextField(blank=True)
@@ -336,7 +359,7 @@ class ScheduleEvent(models.Model):
     schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=24, choices=Kind.choices)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     at = models.DateTimeField(default=timezone.now)
     detail = models.TextField(blank=True)

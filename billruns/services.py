@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Count, Exists, OuterRef, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -35,6 +35,7 @@ from billruns.models import (
 )
 from billruns.signals import bill_run_finished, bill_run_posted
 from customers.dates import date_range_problem, parse_date
+from customers.fields import ExactSum
 from customers.models import Account, Charge, Status, Subscription
 from invoices import sequences
 from invoices.delivery import EmailOutcome, documents_email
@@ -402,7 +403,7 @@ def _document_counters(run):
         Document.objects.filter(bill_run=run)
         .exclude(status=DocumentStatus.CANCELED)
         .values("document_type", "currency")
-        .annotate(count=Count("id"), total=Sum("amount"))
+        .annotate(count=Count("id"), total=ExactSum("amount"))
     )
     counts = defaultdict(int)
     totals = defaultdict(lambda: Decimal("0.00"))
@@ -794,7 +795,15 @@ def bill_run_delete(*, run, user) -> None:
                 f"{locked.number} cannot be deleted: its document {kept[0]} is {kept[1]}, "
                 "and only canceled documents are deleted with their run."
             )
+        retry = locked.retries.order_by("id").values_list("number", flat=True).first()
+        if retry is not None:
+            raise BillRunActionRefused(
+                f"{locked.number} cannot be deleted: {retry} retried it, "
+                "and that run's details name it."
+            )
         logger.info("bill run %s deleted by %s", locked.number, user)
+        # Documents are PROTECT from their run: only these, all canceled, go.
+        Document.objects.filter(bill_run=locked).delete()
         locked.delete()
 
 

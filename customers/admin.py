@@ -9,6 +9,72 @@ the full result count, a second COUNT(*) over the whole table, is not shown.
 from django.contrib import admin
 
 from customers.models import Account, Charge, Subscription
+from invoices.models import DocumentItem
+
+# How many of the documents that billed a charge or subscription its page names.
+BILLED_ON_SHOWN = 3
+
+
+def billed_on(items):
+    """The numbers of the documents (not canceled) ``items`` are on, for a
+    sentence: "INV00000001, INV00000002 and 4 more", or "" if none."""
+    numbers = list(
+        items.filter(document_canceled=False)
+        .order_by("document_id")
+        .values_list("document__number", flat=True)
+        .distinct()[: BILLED_ON_SHOWN + 1]
+    )
+    if len(numbers) > BILLED_ON_SHOWN:
+        return f"{', '.join(numbers[:BILLED_ON_SHOWN])} and more"
+    return ", ".join(numbers)
+
+
+class ProtectedDeleteMixin:
+    """A delete that billed items (or runs, documents) refuse says so.
+
+    Django's page lists first the objects the user may not delete, and the
+    items are never deleted by anyone: the page would say "your account
+    doesn't have permission to delete document items" when the truth is that
+    nobody may, because a document shows them."""
+
+    def get_deleted_objects(self, objs, request):
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if protected:
+            perms_needed = set()
+        return deleted, model_count, perms_needed, protected
+
+
+class BilledReadOnlyMixin(ProtectedDeleteMixin):
+    """Once billed, the parent a charge or subscription hangs from is
+    read-only: the documents that billed it show it under that parent, so
+    moving it would make them say something else than what was billed.
+
+    ``billed_items(obj)`` gives the items to check (through the items'
+    charge, the leading column of their partial unique index);
+    ``billed_parent`` names the field that becomes read-only."""
+
+    billed_parent = ""
+
+    def billed_items(self, obj):
+        raise NotImplementedError
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = [*super().get_readonly_fields(request, obj), "billing"]
+        if obj is not None and billed_on(self.billed_items(obj)):
+            fields.append(self.billed_parent)
+        return fields
+
+    @admin.display(description="Billed")
+    def billing(self, obj):
+        numbers = billed_on(self.billed_items(obj)) if obj and obj.pk else ""
+        if not numbers:
+            return "Not billed yet."
+        verbose = self.model._meta.verbose_name
+        parent = self.model._meta.get_field(self.billed_parent).verbose_name
+        return (
+            f"This {verbose} is billed on {numbers}: its {parent} cannot be changed, "
+            f"and it cannot be deleted."
+        )
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -19,7 +85,7 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(ProtectedDeleteMixin, admin.ModelAdmin):
     list_display = [
         "number",
         "name",
@@ -61,7 +127,7 @@ class ChargeInline(admin.TabularInline):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
     list_display = ["number", "account", "status", "start_date", "created_at"]
     list_filter = ["status"]
     list_select_related = ["account"]
@@ -70,10 +136,15 @@ class SubscriptionAdmin(admin.ModelAdmin):
     date_hierarchy = "start_date"
     show_full_result_count = False
     inlines = [ChargeInline]
+    fields = ["number", "account", "status", "start_date", "billing"]
+    billed_parent = "account"
+
+    def billed_items(self, subscription):
+        return DocumentItem.objects.filter(charge__subscription=subscription)
 
 
 @admin.register(Charge)
-class ChargeAdmin(admin.ModelAdmin):
+class ChargeAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "subscription",
@@ -93,6 +164,22 @@ class ChargeAdmin(admin.ModelAdmin):
     readonly_fields = ["charged_through_date"]
     date_hierarchy = "start_date"
     show_full_result_count = False
+    fields = [
+        "subscription",
+        "name",
+        "charge_type",
+        "amount",
+        "currency",
+        "period",
+        "start_date",
+        "end_date",
+        "charged_through_date",
+        "billing",
+    ]
+    billed_parent = "subscription"
+
+    def billed_items(self, charge):
+        return DocumentItem.objects.filter(charge=charge)
 
     @admin.display(description="Account", ordering="subscription__account__number")
     def account_number(self, charge):

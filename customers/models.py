@@ -8,9 +8,11 @@ from django.db.models.functions import Lower
 
 from customers.currencies import currency_problem
 from customers.dates import validate_date_in_range
+from customers.fields import ExactDecimalField
 
 # Money columns: imported amounts stay below 10^13 (INTERFACES.md); documents
-# sum many of them, so every money column has room for 10^16.
+# sum many of them, so every money column has room for 10^16. Exact on every
+# database: on SQLite, integer cents (customers.fields).
 MONEY = {"max_digits": 18, "decimal_places": 2}
 
 
@@ -168,7 +170,7 @@ class Charge(models.Model):
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="charges")
     name = models.CharField(max_length=255)
     charge_type = models.CharField(max_length=16, choices=ChargeType.choices)
-    amount = models.DecimalField(**MONEY, help_text="Negative for a credit.")
+    amount = ExactDecimalField(**MONEY, help_text="Negative for a credit.")
     currency = models.CharField(max_length=3, validators=[validate_currency])
     period = models.CharField(max_length=16, choices=BillingPeriod.choices, blank=True, default="")
     start_date = models.DateField(validators=[validate_date_in_range])

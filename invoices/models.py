@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from customers.fields import ExactDecimalField
 from customers.models import MONEY, Account, Charge, Subscription
 
 
@@ -82,9 +83,11 @@ class Document(models.Model):
     account = models.ForeignKey(
         Account, on_delete=models.PROTECT, related_name="documents", db_index=False
     )
+    # PROTECT: a run is deleted only by bill_run_delete, which deletes its
+    # canceled documents first and refuses a run holding any other one.
     bill_run = models.ForeignKey(
         "billruns.BillRun",
-        on_delete=models.CASCADE,
+        on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="documents",
@@ -94,19 +97,20 @@ class Document(models.Model):
         max_length=16, choices=DocumentStatus.choices, default=DocumentStatus.DRAFT
     )
     currency = models.CharField(max_length=3)
-    amount = models.DecimalField(
+    amount = ExactDecimalField(
         **MONEY, help_text="Invoice: net total (may be negative). Credit memo: the credit."
     )
-    balance = models.DecimalField(**MONEY, help_text="Open balance.")
+    balance = ExactDecimalField(**MONEY, help_text="Open balance.")
     invoice_date = models.DateField()
     due_date = models.DateField()
     created_at = models.DateTimeField(auto_now_add=True)
     posted_at = models.DateTimeField(null=True, blank=True)
     # No index on who posted or canceled: nothing searches by it, and every
-    # posting would pay for one.
+    # posting would pay for one. PROTECT, as every user a document or a run
+    # names: deleting the user would erase who did it (deactivate instead).
     posted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
@@ -115,7 +119,7 @@ class Document(models.Model):
     canceled_at = models.DateTimeField(null=True, blank=True)
     canceled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
@@ -212,22 +216,22 @@ class DocumentItem(models.Model):
     # Items are the largest table and a run writes hundreds of thousands of
     # them: the charge is found through the partial unique index below (its
     # leading column), and the subscription is a copy of the charge's, kept
-    # for display, so neither gets an index of its own nor, for the copy, a
-    # foreign-key check per row.
+    # for display, so neither gets an index of its own. Both are real foreign
+    # keys with PROTECT: what a Posted document shows must never be deleted
+    # from under it (issue 11: a subscription deleted in the admin left its
+    # invoice with "No items."). The subscription's check costs one primary
+    # key lookup per written row; without an index on it, deleting a
+    # subscription (rare, and refused once billed) scans the items once.
     charge = models.ForeignKey(
         Charge, on_delete=models.PROTECT, related_name="items", db_index=False
     )
     subscription = models.ForeignKey(
-        Subscription,
-        on_delete=models.DO_NOTHING,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
+        Subscription, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     charge_name = models.CharField(max_length=255)
     service_start = models.DateField()
     service_end = models.DateField(help_text="Inclusive: the period's last day.")
-    amount = models.DecimalField(**MONEY, help_text="Signed, as computed.")
+    amount = ExactDecimalField(**MONEY, help_text="Signed, as computed.")
     previous_charged_through = models.DateField(
         null=True,
         blank=True,
@@ -264,13 +268,13 @@ class PaymentMethod(models.TextChoices):
 
 class Payment(models.Model):
     document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="payments")
-    amount = models.DecimalField(**MONEY)
+    amount = ExactDecimalField(**MONEY)
     payment_date = models.DateField()
     method = models.CharField(max_length=32, choices=PaymentMethod.choices)
     reference = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     # The key of the form (or call) that recorded it: the same key again is
     # the same payment, never a second one (a double submit, a retry).
@@ -293,10 +297,10 @@ class CreditApplication(models.Model):
         Document, on_delete=models.PROTECT, related_name="applications_made"
     )
     invoice = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="credits_applied")
-    amount = models.DecimalField(**MONEY)
+    amount = ExactDecimalField(**MONEY)
     applied_at = models.DateTimeField(auto_now_add=True)
     applied_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     # As Payment.request_key: the same key again is the same application.
     request_key = models.UUIDField(null=True, blank=True, unique=True, editable=False)
@@ -339,7 +343,7 @@ class DocumentDelivery(models.Model):
         null=True, blank=True, editable=False, help_text="The resend request this row answers."
     )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)

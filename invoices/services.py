@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
 
 from django.db import connection, transaction
-from django.db.models import F, Window
+from django.db.models import F, Value, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.dateparse import parse_date
@@ -370,8 +370,11 @@ def _lower_balance(
 ) -> None:
     # The row is locked and its balance was checked; the condition on the
     # UPDATE makes the database refuse an overdraft whatever the caller did.
+    # The amount goes into SQL as the column's own type: on SQLite the
+    # balance is integer cents, and a bare Decimal would be bound as text.
+    amount_sql = Value(amount, output_field=Document._meta.get_field("balance"))
     updated = Document.objects.filter(pk=document.pk, balance__gte=amount).update(
-        balance=F("balance") - amount
+        balance=F("balance") - amount_sql
     )
     if updated != 1:
         raise refusal(f"{amount} exceeds the open balance of {document.number}.")

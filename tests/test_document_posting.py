@@ -176,7 +176,8 @@ class DocumentAdmin(PostDocumentsAdminMixin, admin.ModelAdmin):
 
 
 def admin_request(user):
-    request = RequestFactory().post("/admin/invoices/document/")
+    # As the action's confirmation page sends it back (post=yes).
+    request = RequestFactory().post("/admin/invoices/document/", {"post": "yes"})
     request.user = user
     request.session = {}
     request._messages = FallbackStorage(request)
