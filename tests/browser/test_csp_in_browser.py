@@ -121,3 +121,13 @@ def test_a_refreshing_run_page_and_its_dialogs_report_no_policy_violation(
     expect(page.locator("dialog[open]")).to_have_count(1)
     screenshot("csp-run-dialog")
     assert violations() == []
+
+    # Chromium's viewer shows a PDF under the policy (object-src 'none' too)
+    invoice = completed.documents.first()
+    # (tests/test_security_headers.py checks the PDF's header; Chromium's
+    # viewer reports its own headers to Playwright)
+    page.goto(f"{live_server.url}/billing/invoices/{invoice.number}/pdf/", timeout=30_000)
+    assert page.evaluate("document.contentType") == "application/pdf"
+    page.wait_for_timeout(1500)
+    screenshot("csp-invoice-pdf")
+    assert violations() == []
