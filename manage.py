@@ -16,7 +16,14 @@ def main():
             "available on your PYTHONPATH environment variable? Did you "
             "forget to activate a virtual environment?"
         ) from exc
-    execute_from_command_line(sys.argv)
+    from billing_site.environment import SettingError
+
+    try:
+        execute_from_command_line(sys.argv)
+    except SettingError as exc:
+        # The message names the variable and what it must hold; a traceback
+        # would only point into the settings module.
+        sys.exit(f"Configuration error: {exc}")
 
 
 if __name__ == "__main__":

@@ -6,26 +6,18 @@ project folder and the django-q2 ORM broker.
 """
 
 import datetime
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 from urllib.parse import urlparse
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
+from csp.constants import NONE, SELF
+
+from billing_site.environment import SettingError, env_bool, env_int, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_bool(name, default=False):
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name, default=""):
-    return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -48,7 +40,7 @@ def local_secret_key(path):
     except FileExistsError:
         key = Path(path).read_text().strip()
     except OSError as exc:
-        raise ImproperlyConfigured(
+        raise SettingError(
             f"SECRET_KEY must be set: it is not in the environment and "
             f"{path} cannot be created ({exc.strerror})."
         ) from exc
@@ -57,7 +49,7 @@ def local_secret_key(path):
         with os.fdopen(descriptor, "w") as file:
             file.write(key + "\n")
     if len(key) < 50:
-        raise ImproperlyConfigured(f"SECRET_KEY must be set: {path} holds no usable key.")
+        raise SettingError(f"SECRET_KEY must be set: {path} holds no usable key.")
     return key
 
 
@@ -83,6 +75,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "axes",
+    "csp",
     "customers",
     "invoices",
     "billruns",
@@ -93,10 +86,12 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "billing_site.middleware.PrivateCacheMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "billing_site.middleware.BoundedQueryMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -139,7 +134,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "60"))
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -184,7 +179,7 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
-AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
 # Fixed, because the lockout page (registration/lockout.html) states it.
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -207,16 +202,35 @@ EMAIL_BACKEND = os.environ.get(
 )
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "sent-mail"))
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", os.environ.get("EMAIL_USER", ""))
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", os.environ.get("EMAIL_PASSWORD", ""))
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1)
 SITE_DOMAIN = urlparse(SITE_URL).hostname or "localhost"
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f"support@{SITE_DOMAIN}")
+
+
+def is_domain_name(host):
+    """Whether ``host`` can end an email address: a dotted name, not an
+    address (the demo's 127.0.0.1 made "support@127.0.0.1")."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return "." in host
+    return False
+
+
+# The sender: support@ the site's domain, or, where the site has no domain
+# name (the demo, on 127.0.0.1), an address that says it is the demo's.
+DEMO_FROM_EMAIL = "Billing demo <billing-demo@example.com>"
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or (
+    f"support@{SITE_DOMAIN}" if is_domain_name(SITE_DOMAIN) else DEMO_FROM_EMAIL
+)
 # Who sends the invoices: the top of every PDF (one line each; "\n" in the
 # variable separates them) and, its first line, the documents' email subjects.
-BILLING_ISSUER = os.environ.get("BILLING_ISSUER", "").replace("\\n", "\n").strip() or SITE_DOMAIN
+# The default says what to set; check --deploy warns while it is in use.
+DEMO_ISSUER = "Billing (demo issuer: set BILLING_ISSUER)"
+BILLING_ISSUER = os.environ.get("BILLING_ISSUER", "").replace("\\n", "\n").strip() or DEMO_ISSUER
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Security. Production sits behind a TLS-terminating proxy; these are on
@@ -224,13 +238,32 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECURE_PROXY_SSL_HEADER", not DEBUG) else None
 )
+# Content-Security-Policy on every page (django-csp): only this site's own
+# scripts, styles, images and forms, in no frame. No 'unsafe-inline' anywhere:
+# the pages have no inline script, event handler or style attribute (their
+# behaviour is static/js/app.js; htmx's injected indicator style is turned off
+# in base.html and its rules are in app.css), and the admin has none either.
+# data: for images only (an image cannot run script), so that a stylesheet's
+# small icon can be inline.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    },
+}
 # The client's address for sign-in throttling: the last X-Forwarded-For entry
 # (the one our proxy wrote) when behind the proxy, else the socket's address.
 TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", SECURE_PROXY_SSL_HEADER is not None)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", "")
@@ -246,15 +279,15 @@ if not SECURE_HSTS_PRELOAD and not DEBUG and "security.W021" not in SILENCED_SYS
 # The largest import file accepted, in bytes (refused before it is read).
 # Rows in one CSV or XLSX export of a table (customers.exports): it is built
 # in the web request, at 0.15 to 0.3 ms a row (CSV, XLSX).
-EXPORT_MAX_ROWS = int(os.environ.get("EXPORT_MAX_ROWS", "100000"))
-IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(200 * 1024 * 1024)))
+EXPORT_MAX_ROWS = env_int("EXPORT_MAX_ROWS", 100000, minimum=1)
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
 
 # Task queue. retry must exceed timeout, or a long task is handed to a second
 # worker while the first still runs it. Every task is idempotent anyway.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 Q_CLUSTER = {
     "name": "billing",
-    "workers": int(os.environ.get("Q_WORKERS", "2")),
+    "workers": env_int("Q_WORKERS", 2, minimum=1),
     "timeout": 600,
     "retry": 720,
     "max_attempts": 3,
@@ -264,7 +297,7 @@ Q_CLUSTER = {
     "label": "Task queue",
     # Tasks a cluster takes from the broker ahead of its workers: few, so
     # that the chunks of one run spread over every host.
-    "queue_limit": int(os.environ.get("Q_QUEUE_LIMIT", "4")),
+    "queue_limit": env_int("Q_QUEUE_LIMIT", 4, minimum=1),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -276,12 +309,12 @@ else:
 
 # Bill runs: accounts per chunk task (many chunks let many workers share a
 # run), and the name this host records on the chunks it processes.
-BILLRUN_CHUNK_SIZE = int(os.environ.get("BILLRUN_CHUNK_SIZE", "2000"))
+BILLRUN_CHUNK_SIZE = env_int("BILLRUN_CHUNK_SIZE", 2000, minimum=1)
 BILLING_NODE = os.environ.get("BILLING_NODE", "")
 # Documents posted per UPDATE when a run is posted (each batch commits on its own).
-POST_BATCH_SIZE = int(os.environ.get("POST_BATCH_SIZE", "5000"))
+POST_BATCH_SIZE = env_int("POST_BATCH_SIZE", 5000, minimum=1)
 # Connections that post a run's batches side by side (PostgreSQL only).
-POST_WORKERS = int(os.environ.get("POST_WORKERS", "2"))
+POST_WORKERS = env_int("POST_WORKERS", 2, minimum=1)
 # How long a chunk, a posting or a cancel may go unfinished before the
 # sweeper hands it to another worker (default: the task timeout + 60 s).
 BILLRUN_LEASE_SECONDS = int(os.environ.get("BILLRUN_LEASE_SECONDS", str(Q_CLUSTER["timeout"] + 60)))

@@ -105,3 +105,46 @@ def test_the_deploy_check_catches_a_setting_turned_off(variables, warning):
 
     assert result.returncode != 0
     assert warning in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("hosts", ["billing.example.com,203.0.113.7", "billing.example.com,*"])
+def test_the_deploy_check_warns_when_forwarded_for_is_trusted_on_a_site_reached_by_address(hosts):
+    # X-Forwarded-For is believed, and the site answers to an address: a client
+    # that reaches gunicorn directly could rotate the header past the throttle
+    result = deploy_check(ALLOWED_HOSTS=hosts)
+
+    assert result.returncode != 0
+    assert "billing.W002" in result.stderr
+    assert "TRUST_X_FORWARDED_FOR is on" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variables"),
+    [
+        # loopback is what a proxy on the same host sends as Host
+        {"ALLOWED_HOSTS": "billing.example.com,127.0.0.1,[::1]"},
+        {"ALLOWED_HOSTS": "billing.example.com,203.0.113.7", "TRUST_X_FORWARDED_FOR": "0"},
+    ],
+)
+def test_the_deploy_check_is_quiet_about_addresses_it_need_not_warn_of(variables):
+    result = deploy_check(**variables)
+
+    assert "billing.W002" not in result.stdout + result.stderr
+
+
+def test_the_deploy_check_warns_while_the_demo_issuer_and_sender_are_in_use():
+    production = {name: value for name, value in PRODUCTION.items() if name != "BILLING_ISSUER"}
+    production["SITE_URL"] = "http://10.0.0.5:8000"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=PROJECT,
+        env=environment(**production),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert "billing.W003" in result.stderr
+    assert "BILLING_ISSUER is not set" in result.stderr
+    assert "billing.W004" in result.stderr
+    assert "DEFAULT_FROM_EMAIL is not set" in result.stderr

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 # The subprocesses start from an empty environment, so that nothing leaks in
@@ -19,6 +21,7 @@ PRODUCTION = {
     "SECRET_KEY": secrets.token_urlsafe(50),
     "ALLOWED_HOSTS": "billing.example.com",
     "SITE_URL": "https://billing.example.com",
+    "BILLING_ISSUER": "Example Billing Ltd\\n1 Main Street, Springfield",
 }
 
 READ_SETTINGS = """
@@ -113,8 +116,7 @@ def test_a_secret_key_that_cannot_be_generated_fails_clearly(tmp_path):
     )
 
     assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
-    assert "SECRET_KEY must be set" in result.stderr
+    assert "SettingError: SECRET_KEY must be set" in result.stderr
 
 
 def test_the_deploy_check_asks_for_a_secret_key_in_the_environment(tmp_path):
@@ -235,11 +237,105 @@ def test_pages_work_with_debug_off_before_and_after_collectstatic(tmp_path):
     assert re.search(r"\.[0-9a-f]{12}\.css$", css), css
 
 
-def test_the_issuer_defaults_to_the_site_host_and_reads_escaped_new_lines():
-    assert read_settings(["BILLING_ISSUER"], **PRODUCTION)["BILLING_ISSUER"] == (
-        "billing.example.com"
+def test_the_issuer_defaults_to_a_demo_issuer_and_reads_escaped_new_lines():
+    # the default names the product and the variable, never the site's host
+    without = {name: value for name, value in PRODUCTION.items() if name != "BILLING_ISSUER"}
+    assert read_settings(["BILLING_ISSUER"], **without)["BILLING_ISSUER"] == (
+        "Billing (demo issuer: set BILLING_ISSUER)"
     )
-    issuer = read_settings(
-        ["BILLING_ISSUER"], **PRODUCTION, BILLING_ISSUER="Acme Ltd\\n1 Main Street"
-    )["BILLING_ISSUER"]
-    assert issuer == "Acme Ltd\n1 Main Street"
+    assert read_settings(["BILLING_ISSUER"], DEBUG="1", BILLING_ISSUER="  ")["BILLING_ISSUER"] == (
+        "Billing (demo issuer: set BILLING_ISSUER)"
+    )
+    issuer = read_settings(["BILLING_ISSUER"], **without, BILLING_ISSUER="Acme Ltd\\n1 Main St")
+    assert issuer["BILLING_ISSUER"] == "Acme Ltd\n1 Main St"
+
+
+@pytest.mark.parametrize(
+    "site_url", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"]
+)
+def test_a_site_without_a_domain_name_sends_from_the_demo_sender(site_url):
+    # the demo used to send from support@127.0.0.1
+    values = read_settings(["DEFAULT_FROM_EMAIL", "SERVER_EMAIL"], DEBUG="1", SITE_URL=site_url)
+
+    assert values["DEFAULT_FROM_EMAIL"] == "Billing demo <billing-demo@example.com>"
+    assert values["SERVER_EMAIL"] == values["DEFAULT_FROM_EMAIL"]
+
+
+NUMERIC_SETTINGS = [
+    "CONN_MAX_AGE",
+    "AXES_FAILURE_LIMIT",
+    "EMAIL_PORT",
+    "EMAIL_TIMEOUT",
+    "SECURE_HSTS_SECONDS",
+    "EXPORT_MAX_ROWS",
+    "IMPORT_MAX_BYTES",
+    "Q_WORKERS",
+    "Q_QUEUE_LIMIT",
+    "BILLRUN_CHUNK_SIZE",
+    "POST_BATCH_SIZE",
+    "POST_WORKERS",
+]
+# CONN_MAX_AGE is read for PostgreSQL only (the URL is never connected to here).
+POSTGRES = {"DATABASE_URL": "postgres://billing@db.internal:5432/billing"}
+
+
+@pytest.mark.parametrize(
+    ("name", "junk"),
+    [(name, "abc") for name in NUMERIC_SETTINGS]
+    + [("IMPORT_MAX_BYTES", junk) for junk in ["12.5", "1e3", "1_000", "٣", "0x10"]],
+)
+def test_a_numeric_setting_that_is_not_a_whole_number_is_refused_by_name(name, junk):
+    result = run_python("import billing_site.settings", **PRODUCTION, **POSTGRES, **{name: junk})
+
+    assert result.returncode != 0
+    assert f"{name} must be a whole number (got {junk!r})." in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("EMAIL_PORT", "0", "EMAIL_PORT must be between 1 and 65535 (got 0)."),
+        ("EMAIL_PORT", "65536", "EMAIL_PORT must be between 1 and 65535 (got 65536)."),
+        ("Q_WORKERS", "0", "Q_WORKERS must be at least 1 (got 0)."),
+        ("IMPORT_MAX_BYTES", "-1", "IMPORT_MAX_BYTES must be at least 1 (got -1)."),
+        ("CONN_MAX_AGE", "-5", "CONN_MAX_AGE must be at least 0 (got -5)."),
+    ],
+)
+def test_a_numeric_setting_out_of_its_range_is_refused_by_name(name, value, message):
+    result = run_python("import billing_site.settings", **PRODUCTION, **POSTGRES, **{name: value})
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_numeric_settings_read_their_value_and_an_empty_one_means_the_default():
+    values = read_settings(
+        ["EMAIL_PORT", "IMPORT_MAX_BYTES", "EXPORT_MAX_ROWS", "DATABASES"],
+        **PRODUCTION,
+        **POSTGRES,
+        EMAIL_PORT=" 587 ",
+        IMPORT_MAX_BYTES="",
+        EXPORT_MAX_ROWS="250",
+        CONN_MAX_AGE="0",
+    )
+
+    assert values["EMAIL_PORT"] == 587
+    assert values["IMPORT_MAX_BYTES"] == 200 * 1024 * 1024
+    assert values["EXPORT_MAX_ROWS"] == 250
+    assert values["DATABASES"]["default"]["CONN_MAX_AGE"] == 0
+
+
+def test_manage_py_reports_a_junk_setting_in_one_line_without_a_traceback():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=PROJECT,
+        env=environment(DEBUG="0", IMPORT_MAX_BYTES="abc"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Configuration error: IMPORT_MAX_BYTES must be a whole number (got 'abc').\n"
+    )
