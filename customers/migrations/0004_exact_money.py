@@ -23,7 +23,7 @@ def to_decimals(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("customers", "0002_number_validators"),
+        ("customers", "0003_number_case_insensitive"),
     ]
 
     operations = [
