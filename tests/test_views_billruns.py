@@ -60,8 +60,8 @@ def test_list_shows_the_alert_icon_only_for_runs_with_failures(client, viewer):
 
 
 def test_list_rows_expand_to_the_runs_selection_and_counters(client, viewer):
-    original = run_row(failures=1)
-    retry = run_row(retry_of=original, batches=[2, 3], bill_cycle_days=[15])
+    original = run_row(failures=8, batches=[2, 3], bill_cycle_days=[15])
+    retry = run_row(retry_of=original, accounts_selected=8)
     client.force_login(viewer)
 
     html = client.get(LIST).content.decode()
@@ -69,7 +69,23 @@ def test_list_rows_expand_to_the_runs_selection_and_counters(client, viewer):
     assert html.count('data-testid="billrun-expand"') == 2
     assert f'aria-controls="run-details-{retry.pk}"' in html
     assert "Batch2, Batch3; bill cycle day 15" in html
-    assert reverse("billruns:detail", args=[original.number]) in html
+    link = reverse("billruns:detail", args=[original.number])
+    assert (
+        f'Retry of <a href="{link}" data-testid="retry-of">{original.number}</a>: '
+        "8 failed accounts"
+    ) in html
+
+
+def test_a_retry_runs_page_says_what_it_retries_not_all_batches(client, viewer):
+    original = run_row(failures=8)
+    retry = run_row(retry_of=original, accounts_selected=8)
+    client.force_login(viewer)
+
+    html = client.get(detail(retry)).content.decode()
+
+    selection = html.split('data-testid="run-selection">', 1)[1].split("</dd>", 1)[0]
+    assert "All batches" not in selection
+    assert f">{original.number}</a>: 8 failed accounts" in selection
 
 
 def test_viewers_see_no_new_run_button_and_clerks_do(client, viewer, clerk):
@@ -146,7 +162,7 @@ def test_run_page_shows_banner_and_failures_tab_rows(client, viewer):
 
     html = client.get(detail(run), {"tab": "failures"}).content.decode()
 
-    assert "There are subscriptions that failed to generate invoices. See details below." in html
+    assert "1 account failed to generate invoices and was not billed." in html
     assert 'data-testid="failures-tab"' in html
     assert html.count('data-testid="failure-row"') == 1
     assert failure.account.number in html
