@@ -16,7 +16,7 @@ from django_tables2.utils import signature
 
 from billruns.models import BillRun, BillRunFailure
 from customers.tables import BaseTable, money
-from invoices.tables import RunDocumentTable
+from invoices.tables import PHONE_HIDDEN, RunDocumentTable
 
 
 def totals_lines(totals, *, currency_first=True):
@@ -264,6 +264,7 @@ class BillRunTable(PythonRowsMixin, BaseTable):
 
     class Meta(BaseTable.Meta):
         model = BillRun
+        attrs = {"class": "data-table billrun-table"}
         fields = ()
         sequence = (
             "expand",
@@ -415,8 +416,8 @@ class RunDocumentsTable(PythonRowsMixin, RunDocumentTable):
         verbose_name="Account",
         linkify=account_url,
     )
-    invoice_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Date")
-    due_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Due date")
+    invoice_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Date", attrs=PHONE_HIDDEN)
+    due_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Due date", attrs=PHONE_HIDDEN)
 
     class Meta(RunDocumentTable.Meta):
         pass
