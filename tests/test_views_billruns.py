@@ -563,7 +563,7 @@ def test_post_is_the_main_button_only_when_there_is_something_to_post(client, cl
     assert 'class="button button-secondary" data-testid="post-billrun"' in empty_html
     assert "This run has no Draft documents to post" in empty_html
     assert 'class="button button-primary" data-testid="post-billrun"' in billed_html
-    assert "2 Draft documents of this run are posted" in billed_html
+    assert "Posting posts the run's 2 Draft documents" in billed_html
 
 
 def test_cancel_is_not_offered_on_a_run_with_posted_documents(client, clerk):
