@@ -18,6 +18,8 @@ from billruns.models import BillRun, BillRunFailure
 from customers.tables import BaseTable, money
 from invoices.tables import PHONE_HIDDEN, RunDocumentTable
 
+PHONE_HIDDEN_NUM = {"th": {"class": "phone-hidden"}, "td": {"class": "num phone-hidden"}}
+
 
 def totals_lines(totals, *, currency_first=True):
     """A run's totals, {"USD": "12.30"}, as (currency, amount) pairs sorted by
@@ -125,6 +127,7 @@ DETAIL_ROW = (
     "      <dl>\n"
     "        <dt>Status</dt><dd>{status}</dd>\n"
     "        <dt>Selection</dt><dd>{selection}</dd>\n"
+    "        <dt>Dates</dt><dd>target {target_date}, invoice {invoice_date}</dd>\n"
     "        <dt>Options</dt><dd>{options}</dd>\n"
     "      </dl>\n"
     "      <dl>\n"
@@ -246,20 +249,25 @@ class BillRunTable(PythonRowsMixin, BaseTable):
     )
     number = tables.Column(attrs={"td": {"class": "nowrap"}})
     status = tables.Column()
-    target_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Target date")
-    invoice_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Invoice date")
-    accounts_processed = tables.Column(verbose_name="Processed", attrs={"td": {"class": "num"}})
-    accounts_failed = tables.Column(verbose_name="Failed", attrs={"td": {"class": "num"}})
-    invoices_count = tables.Column(verbose_name="Invoices", attrs={"td": {"class": "num"}})
-    credit_memos_count = tables.Column(verbose_name="Credit memos", attrs={"td": {"class": "num"}})
+    # On a phone the row keeps number, status and totals; the expanded row
+    # has the rest.
+    target_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Target date", attrs=PHONE_HIDDEN)
+    invoice_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Invoice date", attrs=PHONE_HIDDEN)
+    accounts_processed = tables.Column(verbose_name="Processed", attrs=PHONE_HIDDEN_NUM)
+    accounts_failed = tables.Column(verbose_name="Failed", attrs=PHONE_HIDDEN_NUM)
+    invoices_count = tables.Column(verbose_name="Invoices", attrs=PHONE_HIDDEN_NUM)
+    credit_memos_count = tables.Column(verbose_name="Credit memos", attrs=PHONE_HIDDEN_NUM)
     totals = tables.Column(orderable=False, empty_values=(), attrs={"td": {"class": "num"}})
     created_by = tables.Column(
         verbose_name="Created by",
+        attrs=PHONE_HIDDEN,
         empty_values=(),
         order_by=("schedule__name", "created_by__username"),
     )
     created_at = FormattedDateColumn(
-        "%Y-%m-%d %H:%M", verbose_name="Created", attrs={"td": {"class": "nowrap"}}
+        "%Y-%m-%d %H:%M",
+        verbose_name="Created",
+        attrs={"th": {"class": "phone-hidden"}, "td": {"class": "nowrap phone-hidden"}},
     )
 
     class Meta(BaseTable.Meta):
@@ -328,6 +336,8 @@ class BillRunTable(PythonRowsMixin, BaseTable):
             colspan=self._colspan,
             status=status_html(record),
             selection=selection_html(record),
+            target_date=record.target_date.isoformat(),
+            invoice_date=record.invoice_date.isoformat(),
             options=options,
             created=local_format(record.created_at, SECONDS),
             started=local_format(record.started_at, SECONDS) if record.started_at else "—",
