@@ -16,8 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from invoices.models import DeliveryStatus, Document, DocumentDelivery, DocumentStatus
-from invoices.templatetags.money import format_money
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
+from invoices.templatetags.money import format_money
 
 logger = logging.getLogger(__name__)
 
