@@ -1,7 +1,20 @@
 """Reads of bill runs shared by views, commands and tables."""
 
-from billruns.models import BillRun
-from invoices.models import Document, DocumentItem
+import datetime
+from dataclasses import dataclass
+
+from django.db.models import Count, Max, Min, Q
+
+from billruns.models import BillRun, RunStatus
+from invoices.models import (
+    DeliveryStatus,
+    Document,
+    DocumentDelivery,
+    DocumentItem,
+    DocumentStatus,
+    DocumentType,
+    TenantSettings,
+)
 
 
 def run_progress(run: BillRun) -> tuple[int, int]:
@@ -82,3 +95,166 @@ def run_summary(run: BillRun, *, documents=False) -> dict:
             document_as_dict(document, items_by_document.get(document.id, [])) for document in docs
         ]
     return summary
+
+
+# --- the run's page ----------------------------------------------------------------
+
+# The page keeps polling while emails go out; a request that shows no progress
+# for this long is taken as stopped (its worker died, or the task was lost) and
+# the page stops polling and says how many are not emailed yet.
+EMAIL_STALL_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class DocumentCounts:
+    """A run's documents by type and status."""
+
+    by_type_status: dict
+
+    def count(self, document_type=None, status=None) -> int:
+        return sum(
+            n
+            for (kind, state), n in self.by_type_status.items()
+            if document_type in (None, kind) and status in (None, state)
+        )
+
+    def canceled(self, document_type) -> int:
+        return self.count(document_type, DocumentStatus.CANCELED)
+
+
+def run_document_counts(run: BillRun) -> DocumentCounts:
+    """One grouped count over the run's documents (index document_run_status)."""
+    rows = (
+        Document.objects.filter(bill_run=run)
+        .values_list("document_type", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return DocumentCounts({(kind, state): n for kind, state, n in rows})
+
+
+def types_posted_with_run() -> list[str]:
+    """What posting a run posts: its invoices, and its credit memos when
+    Advanced AR Settlement is on (BILLING_RULES.md, the transition table)."""
+    if TenantSettings.current().advanced_ar_settlement:
+        return [DocumentType.INVOICE, DocumentType.CREDIT_MEMO]
+    return [DocumentType.INVOICE]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the run's progress bar shows: ``done`` of ``total`` ``unit``."""
+
+    label: str
+    done: int
+    total: int
+    unit: str
+
+
+def run_progress_bar(run: BillRun, counts: DocumentCounts) -> Progress | None:
+    """The bar of a run a worker is moving on: accounts while it generates,
+    documents while it posts or cancels; None once the run is settled."""
+    status = run.status
+    if status == RunStatus.PENDING:
+        return Progress("Waiting for a worker…", 0, 0, "accounts processed")
+    if status == RunStatus.PROCESSING:
+        processed, selected = run_progress(run)
+        return Progress("Generating invoices…", processed, selected, "accounts processed")
+    if status == RunStatus.POST_IN_PROGRESS:
+        posted = counts.count(status=DocumentStatus.POSTED)
+        drafts = sum(counts.count(kind, DocumentStatus.DRAFT) for kind in types_posted_with_run())
+        return Progress("Posting documents…", posted, posted + drafts, "documents posted")
+    if status == RunStatus.CANCEL_IN_PROGRESS:
+        canceled = counts.count(status=DocumentStatus.CANCELED)
+        return Progress("Canceling documents…", canceled, counts.count(), "documents canceled")
+    return None
+
+
+@dataclass(frozen=True)
+class PostPreview:
+    """What posting the run would do, for its Post button and confirmation."""
+
+    documents: int
+    past_due: int
+    past_due_first: datetime.date | None
+
+
+def run_post_preview(run: BillRun, *, today: datetime.date) -> PostPreview:
+    """The Draft documents posting would post, and how many of them are due
+    before ``today`` (posted already past due: INTERFACES.md, Numbers and dates)."""
+    drafts = Document.objects.filter(
+        bill_run=run, status=DocumentStatus.DRAFT, document_type__in=types_posted_with_run()
+    )
+    found = drafts.aggregate(
+        documents=Count("id"),
+        past_due=Count("id", filter=Q(due_date__lt=today)),
+        past_due_first=Min("due_date", filter=Q(due_date__lt=today)),
+    )
+    return PostPreview(**found)
+
+
+@dataclass(frozen=True)
+class EmailProgress:
+    """The run's latest request to email its documents to customers."""
+
+    resend: bool
+    documents: int
+    sent: int
+    failed: int
+    skipped: int
+    last_activity: datetime.datetime | None
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.skipped
+
+    @property
+    def pending(self) -> int:
+        return max(self.documents - self.done, 0)
+
+    def in_progress(self, *, now, requested_at=None) -> bool:
+        """Emails still to go out with a recent sign of life (a delivery, or
+        the request itself)."""
+        if not self.pending:
+            return False
+        latest = max((t for t in (self.last_activity, requested_at) if t), default=None)
+        return latest is not None and (now - latest).total_seconds() < EMAIL_STALL_SECONDS
+
+
+def run_email_progress(run: BillRun, *, requested=False) -> EmailProgress | None:
+    """Sent / failed / skipped / pending emails of the run's Posted documents
+    for its latest request: the first emailing (one delivery row per
+    document, retried in place), or the latest resend (rows of its request).
+    None when nothing was asked: no delivery yet, no auto-email and
+    ``requested`` false."""
+    deliveries = DocumentDelivery.objects.filter(document__bill_run=run)
+    latest = deliveries.order_by("-id").values("resend", "resend_request").first()
+    if latest is None and not (requested or run.auto_email):
+        return None
+    if latest is not None and latest["resend"]:
+        scope = deliveries.filter(resend=True, resend_request=latest["resend_request"])
+    else:
+        scope = deliveries.filter(resend=False)
+    found = scope.aggregate(
+        sent=Count("id", filter=Q(status=DeliveryStatus.SENT)),
+        failed=Count("id", filter=Q(status=DeliveryStatus.FAILED)),
+        skipped=Count("id", filter=Q(status=DeliveryStatus.SKIPPED)),
+        last_created=Max("created_at"),
+        last_sent=Max("sent_at"),
+    )
+    activity = [t for t in (found.pop("last_created"), found.pop("last_sent")) if t]
+    if run.auto_email and run.posted_at:
+        activity.append(run.posted_at)
+    documents = Document.objects.filter(bill_run=run, status=DocumentStatus.POSTED).count()
+    return EmailProgress(
+        resend=bool(latest and latest["resend"]),
+        documents=documents,
+        last_activity=max(activity, default=None),
+        **found,
+    )
+
+
+def run_accounts_failed_by_subscription(run: BillRun) -> int:
+    """How many of the run's failed accounts failed because of one of their
+    subscriptions (the others failed as a whole: no bill-to contact, ...)."""
+    return run.failures.filter(subscription__isnull=False).values("account_id").distinct().count()

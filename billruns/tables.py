@@ -16,12 +16,17 @@ from django_tables2.utils import signature
 
 from billruns.models import BillRun, BillRunFailure
 from customers.tables import BaseTable, money
-from invoices.tables import RunDocumentTable
+from invoices.tables import PHONE_HIDDEN, RunDocumentTable
+
+PHONE_HIDDEN_NUM = {"th": {"class": "phone-hidden"}, "td": {"class": "num phone-hidden"}}
 
 
-def totals_lines(totals):
-    """A run's totals, {"USD": "12.30"}, as (currency, amount) pairs, sorted by currency."""
-    return [(currency, money(Decimal(amount))) for currency, amount in sorted(totals.items())]
+def totals_lines(totals, *, currency_first=True):
+    """A run's totals, {"USD": "12.30"}, as (currency, amount) pairs sorted by
+    currency, the amount written as pages write money (invoices.templatetags.money);
+    (amount, currency) pairs with ``currency_first`` false."""
+    lines = [(currency, money(Decimal(amount))) for currency, amount in sorted(totals.items())]
+    return lines if currency_first else [(amount, currency) for currency, amount in lines]
 
 
 def run_owner(record):
@@ -64,6 +69,15 @@ def status_html(run):
 
 def selection_html(run):
     """billruns/_selection.html: the accounts a run selects."""
+    if run.retry_of_id:
+        retried = run.retry_of
+        return format_html(
+            'Retry of <a href="{}" data-testid="retry-of">{}</a>: {} failed account{}',
+            reverse("billruns:detail", args=[retried.number]),
+            retried.number,
+            retried.accounts_failed,
+            plural(retried.accounts_failed),
+        )
     if run.account_id:
         account = run.account
         subs = [s.number for s in run.subscriptions.all()]
@@ -113,8 +127,8 @@ DETAIL_ROW = (
     "      <dl>\n"
     "        <dt>Status</dt><dd>{status}</dd>\n"
     "        <dt>Selection</dt><dd>{selection}</dd>\n"
+    "        <dt>Dates</dt><dd>target {target_date}, invoice {invoice_date}</dd>\n"
     "        <dt>Options</dt><dd>{options}</dd>\n"
-    "        {retry}\n"
     "      </dl>\n"
     "      <dl>\n"
     "        <dt>Created</dt><dd>{created}</dd>\n"
@@ -127,6 +141,7 @@ DETAIL_ROW = (
     "<dd>{processed} processed of {selected} selected, {failed} failed</dd>\n"
     "        <dt>Documents</dt><dd>{invoices} invoice{invoices_s}, "
     "{credit_memos} credit memo{credit_memos_s}</dd>\n"
+    "        <dt>Totals</dt><dd>{totals}</dd>\n"
     "        {error}\n"
     "      </dl>\n"
     "    </div>\n"
@@ -234,24 +249,30 @@ class BillRunTable(PythonRowsMixin, BaseTable):
     )
     number = tables.Column(attrs={"td": {"class": "nowrap"}})
     status = tables.Column()
-    target_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Target date")
-    invoice_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Invoice date")
-    accounts_processed = tables.Column(verbose_name="Processed", attrs={"td": {"class": "num"}})
-    accounts_failed = tables.Column(verbose_name="Failed", attrs={"td": {"class": "num"}})
-    invoices_count = tables.Column(verbose_name="Invoices", attrs={"td": {"class": "num"}})
-    credit_memos_count = tables.Column(verbose_name="Credit memos", attrs={"td": {"class": "num"}})
+    # On a phone the row keeps number, status and totals; the expanded row
+    # has the rest.
+    target_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Target date", attrs=PHONE_HIDDEN)
+    invoice_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Invoice date", attrs=PHONE_HIDDEN)
+    accounts_processed = tables.Column(verbose_name="Processed", attrs=PHONE_HIDDEN_NUM)
+    accounts_failed = tables.Column(verbose_name="Failed", attrs=PHONE_HIDDEN_NUM)
+    invoices_count = tables.Column(verbose_name="Invoices", attrs=PHONE_HIDDEN_NUM)
+    credit_memos_count = tables.Column(verbose_name="Credit memos", attrs=PHONE_HIDDEN_NUM)
     totals = tables.Column(orderable=False, empty_values=(), attrs={"td": {"class": "num"}})
     created_by = tables.Column(
         verbose_name="Created by",
+        attrs=PHONE_HIDDEN,
         empty_values=(),
         order_by=("schedule__name", "created_by__username"),
     )
     created_at = FormattedDateColumn(
-        "%Y-%m-%d %H:%M", verbose_name="Created", attrs={"td": {"class": "nowrap"}}
+        "%Y-%m-%d %H:%M",
+        verbose_name="Created",
+        attrs={"th": {"class": "phone-hidden"}, "td": {"class": "nowrap phone-hidden"}},
     )
 
     class Meta(BaseTable.Meta):
         model = BillRun
+        attrs = {"class": "data-table billrun-table"}
         fields = ()
         sequence = (
             "expand",
@@ -301,12 +322,7 @@ class BillRunTable(PythonRowsMixin, BaseTable):
         options = "Auto-post" if record.auto_post else "Manual post"
         if record.auto_email:
             options += ", auto-email"
-        retry = posted = error = ""
-        if record.retry_of_id:
-            number = record.retry_of.number
-            retry = format_html(
-                '<dt>Retry of</dt><dd><a href="{}">{}</a></dd>', self.run_url(number), number
-            )
+        posted = error = ""
         if record.posted_at:
             posted_at = local_format(record.posted_at, SECONDS)
             posted = format_html("<dt>Posted</dt><dd>{}</dd>", posted_at)
@@ -320,8 +336,9 @@ class BillRunTable(PythonRowsMixin, BaseTable):
             colspan=self._colspan,
             status=status_html(record),
             selection=selection_html(record),
+            target_date=record.target_date.isoformat(),
+            invoice_date=record.invoice_date.isoformat(),
             options=options,
-            retry=retry,
             created=local_format(record.created_at, SECONDS),
             started=local_format(record.started_at, SECONDS) if record.started_at else "—",
             completed=local_format(record.completed_at, SECONDS) if record.completed_at else "—",
@@ -333,13 +350,33 @@ class BillRunTable(PythonRowsMixin, BaseTable):
             invoices_s=plural(record.invoices_count),
             credit_memos=record.credit_memos_count,
             credit_memos_s=plural(record.credit_memos_count),
+            totals=self.all_totals_html(record.totals),
             error=error,
+        )
+
+    # A run in many currencies would make its row as tall as its currencies:
+    # the row shows this many and how many more, the expanded row all of them.
+    TOTALS_SHOWN = 2
+
+    def all_totals_html(self, totals):
+        if not totals:
+            return "—"
+        return format_html_join(
+            "", '<span class="total-line">{} {}</span>', totals_lines(totals, currency_first=False)
         )
 
     def render_totals(self, value):
         if not value:
             return "—"
-        return format_html_join("", '<span class="total-line">{} {}</span>', totals_lines(value))
+        lines = totals_lines(value, currency_first=False)
+        shown = lines if len(lines) <= self.TOTALS_SHOWN else lines[: self.TOTALS_SHOWN - 1]
+        html = format_html_join("", '<span class="total-line">{} {}</span>', shown)
+        if len(shown) < len(lines):
+            more = len(lines) - len(shown)
+            html += format_html(
+                '<span class="total-line total-more muted">+ {} more currencies</span>', more
+            )
+        return html
 
     def value_totals(self, value):
         return "; ".join(f"{currency} {amount}" for currency, amount in sorted(value.items()))
@@ -389,8 +426,8 @@ class RunDocumentsTable(PythonRowsMixin, RunDocumentTable):
         verbose_name="Account",
         linkify=account_url,
     )
-    invoice_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Date")
-    due_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Due date")
+    invoice_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Date", attrs=PHONE_HIDDEN)
+    due_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Due date", attrs=PHONE_HIDDEN)
 
     class Meta(RunDocumentTable.Meta):
         pass

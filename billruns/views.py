@@ -1,3 +1,4 @@
+import datetime
 import uuid
 
 from django.contrib import messages
@@ -5,6 +6,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import DetailView
 from django_filters.views import FilterView
@@ -32,7 +34,7 @@ from billruns.tables import (
     totals_lines,
 )
 from customers.exports import BoundedExportMixin
-from invoices.models import DocumentType
+from invoices.models import DocumentStatus, DocumentType
 
 RUNNING = {RunStatus.PENDING, RunStatus.PROCESSING}
 # Statuses a worker moves on by itself: the page keeps polling while in one.
@@ -78,7 +80,36 @@ TABS = {
 }
 
 
+def failures_sentence(accounts: int, by_subscription: int) -> str:
+    """The run page's banner: how many accounts failed, and how many of those
+    because one of their subscriptions failed (BILLING_RULES.md, Failures:
+    either way the whole account is not billed)."""
+    text = (
+        f"{accounts} account{'s' if accounts != 1 else ''} failed to generate invoices "
+        f"and {'was' if accounts == 1 else 'were'} not billed"
+    )
+    if by_subscription and by_subscription == accounts:
+        reason = (
+            "because a subscription failed"
+            if accounts == 1
+            else "each because a subscription failed"
+        )
+        return f"{text}, {reason}."
+    if by_subscription:
+        return f"{text}, {by_subscription} of them because a subscription failed."
+    return f"{text}."
+
+
+def email_requested_key(number) -> str:
+    return f"billrun-email-requested-{number}"
+
+
 class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTableMixin, DetailView):
+    """The run's page. Everything on it that changes while a worker moves the
+    run on (status, actions, banners, progress, counters, details, history,
+    emails, tabs) is one region, billruns/_live.html, that the page polls as
+    a whole (BillRunLiveView): its parts never disagree."""
+
     permission_required = "billruns.view_billrun"
     template_name = "billruns/billrun_detail.html"
     context_object_name = "run"
@@ -113,29 +144,70 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
     def get_export_filename(self, export_format):
         return f"{self.object.number}-{self.tab.key}.{export_format}"
 
+    def email_requested_at(self):
+        """When this user last asked to email the run's documents (kept in
+        the session by billrun_email_view), so the page follows the emails
+        from the click on, before the first one is recorded."""
+        value = self.request.session.get(email_requested_key(self.object.number))
+        try:
+            return datetime.datetime.fromisoformat(value) if value else None
+        except ValueError:
+            return None
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         run = self.object
         user = self.request.user
-        processed, selected = selectors.run_progress(run)
+        now = timezone.now()
+        counts = selectors.run_document_counts(run)
         events = list(run.events.select_related("user"))
         last = events[-1] if events else None
+        may_post = run.allows(Action.POST) and user.has_perm("billruns.post_billrun")
+        post_preview = (
+            selectors.run_post_preview(run, today=timezone.localdate()) if may_post else None
+        )
+        has_posted = counts.count(status=DocumentStatus.POSTED) > 0
+        may_cancel = run.allows(Action.CANCEL) and user.has_perm("billruns.cancel_billrun")
+        emails = None
+        requested_at = None
+        if run.status == RunStatus.POSTED:
+            requested_at = self.email_requested_at()
+            emails = selectors.run_email_progress(run, requested=requested_at is not None)
+        emails_in_progress = bool(emails and emails.in_progress(now=now, requested_at=requested_at))
+        in_progress = run.status in IN_PROGRESS
         context.update(
             cancel_stopped=last.note
             if last is not None
             and run.status == RunStatus.COMPLETED
             and last.from_status == RunStatus.CANCEL_IN_PROGRESS
             else "",
-            processed=processed,
-            selected=selected,
+            progress=selectors.run_progress_bar(run, counts),
+            invoices_canceled=counts.canceled(DocumentType.INVOICE),
+            credit_memos_canceled=counts.canceled(DocumentType.CREDIT_MEMO),
+            failures_sentence=failures_sentence(
+                run.accounts_failed, selectors.run_accounts_failed_by_subscription(run)
+            )
+            if run.has_errors
+            else "",
             tabs=TABS.values(),
             active_tab=self.tab,
             totals=totals_lines(run.totals),
             events=events,
             retries=run.retries.only("number", "status"),
-            in_progress=run.status in IN_PROGRESS,
-            can_post=run.allows(Action.POST) and user.has_perm("billruns.post_billrun"),
-            can_cancel=run.allows(Action.CANCEL) and user.has_perm("billruns.cancel_billrun"),
+            in_progress=in_progress,
+            polling=in_progress or emails_in_progress,
+            poll_query=self.request.GET.urlencode(),
+            emails=emails,
+            emails_in_progress=emails_in_progress,
+            can_post=may_post,
+            post_preview=post_preview,
+            post_is_primary=bool(post_preview and post_preview.documents),
+            can_cancel=may_cancel and not has_posted,
+            cancel_refused=(
+                "It has posted documents, and a run with posted documents cannot be canceled."
+                if may_cancel and has_posted
+                else ""
+            ),
             can_retry=run.allows(Action.RETRY)
             and run.has_errors
             and user.has_perm("billruns.retry_billrun"),
@@ -144,6 +216,28 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
             resend_request=uuid.uuid4(),
         )
         return context
+
+
+class BillRunLiveView(BillRunDetailView):
+    """The run page's live region (billruns/_live.html), polled by htmx every
+    2 s while a worker moves the run on or its emails go out, with the page's
+    own query (tab, sort, page). The page says which status it was drawn in
+    (header X-Run-Drawn): once the run has moved on to a settled status the
+    whole page reloads (HX-Refresh), and the new page polls no more."""
+
+    template_name = "billruns/_live.html"
+
+    def get(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        drawn = request.headers.get("X-Run-Drawn", "")
+        if self.object.status not in IN_PROGRESS and drawn != self.object.status:
+            response = HttpResponse(status=204)
+            response["HX-Refresh"] = "true"
+            return response
+        return super().get(request, *args, **kwargs)
+
+
+billrun_progress_view = require_GET(BillRunLiveView.as_view())
 
 
 @login_required
@@ -160,22 +254,6 @@ def billrun_create_view(request):
             return redirect("billruns:detail", number=run.number)
     status = 400 if form.is_bound else 200
     return render(request, "billruns/billrun_form.html", {"form": form}, status=status)
-
-
-@require_GET
-@login_required
-@permission_required("billruns.view_billrun", raise_exception=True)
-def billrun_progress_view(request, number):
-    """The progress bar, polled by htmx. Once the run has moved on, the whole
-    page reloads (HX-Refresh) so its counters, actions and tabs are current."""
-    run = get_object_or_404(BillRun, number=number)
-    if run.status not in IN_PROGRESS:
-        response = HttpResponse(status=204)
-        response["HX-Refresh"] = "true"
-        return response
-    processed, selected = selectors.run_progress(run)
-    context = {"run": run, "processed": processed, "selected": selected, "in_progress": True}
-    return render(request, "billruns/_progress.html", context)
 
 
 def _run_action(request, number, act, done):
@@ -252,6 +330,8 @@ def billrun_email_view(request, number):
         resend_request = uuid.UUID(request.POST.get("resend_request", ""))
     except ValueError:
         resend_request = None
+    # The run's page follows the emails from now on (BillRunDetailView.email_requested_at).
+    request.session[email_requested_key(number)] = timezone.now().isoformat()
     return _run_action(
         request,
         number,

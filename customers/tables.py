@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from django_tables2 import utils as tables_utils
 
 from customers.models import Account
+from invoices.templatetags.money import format_money
 
 # One look for every table in the product (no settings change needed: the
 # template is named here rather than in DJANGO_TABLES2_TEMPLATE).
@@ -97,9 +98,9 @@ class BaseTable(tables.Table):
             yield [spreadsheet_safe(value) for value in row]
 
 
-def money(value):
-    """A money amount as the pages show it: thousands separated, two decimals."""
-    return f"{value:,.2f}"
+def money(value, currency=""):
+    """A money amount as the pages show it (invoices.templatetags.money)."""
+    return format_money(value, currency)
 
 
 def status_badge(label, value=None):

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from invoices.models import DeliveryStatus, Document, DocumentDelivery, DocumentStatus
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
+from invoices.templatetags.money import format_money
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def document_email_subject(document: Document) -> str:
 
 
 def _body(document: Document) -> str:
-    amount = f"{document.amount:,.2f} {document.currency}"
+    amount = format_money(document.amount, document.currency)
     if document.is_invoice:
         lines = [
             f"Please find attached invoice {document.number} dated "

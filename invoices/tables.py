@@ -1,5 +1,6 @@
 import django_tables2 as tables
 from django.urls import reverse
+from django.utils.html import format_html
 
 from customers.tables import BaseTable, money, status_badge
 from invoices.models import Document, Payment
@@ -9,13 +10,24 @@ def document_url(record):
     return reverse("invoices:detail", args=[record.number])
 
 
+# On a phone a document table keeps its number, account, amount and status
+# (static/css/app.css, "Tables"); the columns marked so are in the document's page.
+PHONE_HIDDEN = {"th": {"class": "phone-hidden"}, "td": {"class": "phone-hidden"}}
+
+
 class MoneyColumn(tables.Column):
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("attrs", {"td": {"class": "num"}, "th": {"class": "num"}})
+    def __init__(self, *args, phone_hidden=False, **kwargs):
+        css = "num phone-hidden" if phone_hidden else "num"
+        kwargs.setdefault("attrs", {"td": {"class": css}, "th": {"class": css}})
         super().__init__(*args, **kwargs)
 
-    def render(self, value):
-        return money(value)
+    def render(self, value, record):
+        # The currency code shows beside the amount on a phone, where the
+        # Currency column is hidden.
+        currency = getattr(record, "currency", "")
+        if not currency:
+            return money(value)
+        return format_html('{}<span class="phone-only"> {}</span>', money(value), currency)
 
     def value(self, value):
         return value
@@ -25,14 +37,17 @@ class DocumentTable(BaseTable):
     """Invoices and credit memos: the invoices list, and a bill run's tabs."""
 
     number = tables.Column(linkify=document_url, attrs={"td": {"class": "nowrap"}})
-    document_type = tables.Column(verbose_name="Type")
+    document_type = tables.Column(verbose_name="Type", attrs=PHONE_HIDDEN)
     account = tables.Column(
         accessor="account__number",
         verbose_name="Account",
         linkify=lambda record: reverse("customers:account_detail", args=[record.account.number]),
     )
-    account_name = tables.Column(accessor="account__name", verbose_name="Account name")
+    account_name = tables.Column(
+        accessor="account__name", verbose_name="Account name", attrs=PHONE_HIDDEN
+    )
     bill_run = tables.Column(
+        attrs=PHONE_HIDDEN,
         accessor="bill_run__number",
         verbose_name="Bill run",
         default="—",
@@ -42,11 +57,11 @@ class DocumentTable(BaseTable):
             else None
         ),
     )
-    invoice_date = tables.DateColumn(format="Y-m-d", verbose_name="Date")
-    due_date = tables.DateColumn(format="Y-m-d", verbose_name="Due date")
-    currency = tables.Column()
+    invoice_date = tables.DateColumn(format="Y-m-d", verbose_name="Date", attrs=PHONE_HIDDEN)
+    due_date = tables.DateColumn(format="Y-m-d", verbose_name="Due date", attrs=PHONE_HIDDEN)
+    currency = tables.Column(attrs=PHONE_HIDDEN)
     amount = MoneyColumn()
-    balance = MoneyColumn()
+    balance = MoneyColumn(phone_hidden=True)
     status = tables.Column()
 
     class Meta(BaseTable.Meta):

@@ -4,6 +4,7 @@ server fails, every attempt recorded, never changing the run."""
 
 import datetime
 import smtplib
+from decimal import Decimal
 from urllib.parse import urlparse
 
 import pytest
@@ -99,13 +100,28 @@ def test_a_completed_run_emails_counts_totals_per_currency_and_a_link(finish_run
     assert f"Bill run {run.number} completed." in text
     assert "Accounts processed: 3 of 3" in text
     assert "Invoices: 2" not in text and "Invoices: 3" in text
-    assert "EUR 100.00" in text and "USD 200.00" in text
+    assert "100.00 EUR" in text and "200.00 USD" in text
     assert "Failures" not in text
     assert f"See the run: {link}" in text
     [(html, mimetype)] = message.alternatives
     assert mimetype == "text/html"
     assert f'<a href="{link}">' in html
     assert "200.00 USD" in html and "100.00 EUR" in html
+
+
+@pytest.mark.django_db
+def test_the_run_email_writes_totals_as_every_page_does_with_thousands_separated(finish_run):
+    ChargeFactory(amount=Decimal("5817.72"), subscription__account__currency="CAD")
+    ChargeFactory(amount=Decimal("-1234567.89"), subscription__account__currency="EUR")
+
+    finish_run()
+
+    [message] = mail.outbox
+    [(html, _)] = message.alternatives
+    for body in (message.body, html):
+        assert "5,817.72 CAD" in body
+        assert "-1,234,567.89 EUR" in body
+        assert "CAD 5817.72" not in body and "5817.72 CAD" not in body
 
 
 def test_the_sender_defaults_to_the_demo_sender_on_a_site_without_a_domain_name(settings):

@@ -1,13 +1,15 @@
 import csv
+import datetime
 import io
 import uuid
 
 import openpyxl
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from billruns.models import BillRun, RunStatus
-from invoices.models import Document, DocumentStatus
+from billruns.models import BillRun, BillRunFailure, RunStatus
+from invoices.models import DeliveryStatus, Document, DocumentDelivery, DocumentStatus
 from tests.view_data import TARGET, billed_account, executed_run, run_row
 
 pytestmark = pytest.mark.django_db
@@ -60,8 +62,8 @@ def test_list_shows_the_alert_icon_only_for_runs_with_failures(client, viewer):
 
 
 def test_list_rows_expand_to_the_runs_selection_and_counters(client, viewer):
-    original = run_row(failures=1)
-    retry = run_row(retry_of=original, batches=[2, 3], bill_cycle_days=[15])
+    original = run_row(failures=8, batches=[2, 3], bill_cycle_days=[15])
+    retry = run_row(retry_of=original, accounts_selected=8)
     client.force_login(viewer)
 
     html = client.get(LIST).content.decode()
@@ -69,7 +71,22 @@ def test_list_rows_expand_to_the_runs_selection_and_counters(client, viewer):
     assert html.count('data-testid="billrun-expand"') == 2
     assert f'aria-controls="run-details-{retry.pk}"' in html
     assert "Batch2, Batch3; bill cycle day 15" in html
-    assert reverse("billruns:detail", args=[original.number]) in html
+    link = reverse("billruns:detail", args=[original.number])
+    assert (
+        f'Retry of <a href="{link}" data-testid="retry-of">{original.number}</a>: 8 failed accounts'
+    ) in html
+
+
+def test_a_retry_runs_page_says_what_it_retries_not_all_batches(client, viewer):
+    original = run_row(failures=8)
+    retry = run_row(retry_of=original, accounts_selected=8)
+    client.force_login(viewer)
+
+    html = client.get(detail(retry)).content.decode()
+
+    selection = html.split('data-testid="run-selection">', 1)[1].split("</dd>", 1)[0]
+    assert "All batches" not in selection
+    assert f">{original.number}</a>: 8 failed accounts" in selection
 
 
 def test_viewers_see_no_new_run_button_and_clerks_do(client, viewer, clerk):
@@ -146,7 +163,7 @@ def test_run_page_shows_banner_and_failures_tab_rows(client, viewer):
 
     html = client.get(detail(run), {"tab": "failures"}).content.decode()
 
-    assert "There are subscriptions that failed to generate invoices. See details below." in html
+    assert "1 account failed to generate invoices and was not billed." in html
     assert 'data-testid="failures-tab"' in html
     assert html.count('data-testid="failure-row"') == 1
     assert failure.account.number in html
@@ -447,3 +464,263 @@ def test_email_queues_the_run_documents(client, clerk):
     client.force_login(clerk)
     response = client.post(detail(run, "email/"), follow=True)
     assert f"The documents of {run.number} are being emailed" in response.content.decode()
+
+
+# --- the run's page while a worker moves it on (issue 11, items 7, 11, 12) --------
+
+
+def live(client, run, drawn, **query):
+    """The page's polled region, as htmx asks for it."""
+    return client.get(
+        detail(run, "progress/"), query, HTTP_HX_REQUEST="true", HTTP_X_RUN_DRAWN=drawn
+    )
+
+
+def test_everything_that_changes_while_a_run_works_refreshes_together(client, viewer):
+    run = run_row(
+        status=RunStatus.PROCESSING,
+        accounts_selected=6000,
+        accounts_processed=4000,
+        started_at=datetime.datetime(2026, 2, 1, 6, 0, tzinfo=datetime.UTC),
+    )
+    client.force_login(viewer)
+
+    page = client.get(detail(run), {"tab": "failures"}).content.decode()
+    region = live(client, run, "Processing", tab="failures")
+
+    assert region.status_code == 200
+    html = region.content.decode()
+    assert "<html" not in html
+    # The page polls the region with its own tab, and the region is the page's.
+    assert f'hx-get="{detail(run, "progress/")}?tab=failures"' in page
+    assert html.strip() in page
+    for part in (
+        'data-testid="billrun-status">Processing<',  # the badge
+        'data-testid="stat-processed">4000<',  # the counters
+        "of 6000 selected",
+        'data-testid="run-started">2026-02-01 06:00:00<',  # the details
+        "4000 of 6000 accounts processed",  # the bar
+        'data-testid="failures-tab"',  # the tabs
+        'class="page-actions"',  # the buttons
+    ):
+        assert part in html, part
+    assert 'hx-trigger="every 2s"' in html
+
+
+def test_a_run_moving_from_pending_to_processing_redraws_the_region(client, viewer):
+    run = run_row(status=RunStatus.PENDING)
+    client.force_login(viewer)
+    page = client.get(detail(run)).content.decode()
+    assert "not selected yet" in page and "Waiting for a worker" in page
+
+    BillRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.PROCESSING, accounts_selected=10, accounts_processed=3
+    )
+    response = live(client, run, "Pending")
+
+    assert "HX-Refresh" not in response
+    html = response.content.decode()
+    assert 'data-testid="billrun-status">Processing<' in html
+    assert "3 of 10 accounts processed" in html
+
+
+def test_the_page_reloads_once_the_run_settles_and_then_polls_no_more(client, viewer):
+    run = run_row(status=RunStatus.PROCESSING, accounts_selected=2, accounts_processed=1)
+    client.force_login(viewer)
+    BillRun.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETED, accounts_processed=2)
+
+    response = live(client, run, "Processing")
+
+    assert response.status_code == 204
+    assert response["HX-Refresh"] == "true"
+    page = client.get(detail(run)).content.decode()
+    assert "hx-trigger" not in page
+    assert 'data-testid="billrun-progress"' not in page
+
+
+def test_posting_shows_documents_posted_not_accounts_generated(client, viewer):
+    run = run_row(status=RunStatus.POST_IN_PROGRESS, documents=4)
+    Document.objects.filter(pk=run.documents.order_by("id").first().pk).update(
+        status=DocumentStatus.POSTED
+    )
+    client.force_login(viewer)
+
+    html = live(client, run, "PostInProgress").content.decode()
+
+    assert "Posting documents" in html
+    assert 'data-testid="billrun-progress-text">1 of 4 documents posted<' in html
+    assert 'max="4" value="1"' in html
+
+
+def test_post_is_the_main_button_only_when_there_is_something_to_post(client, clerk):
+    empty = run_row(status=RunStatus.COMPLETED)
+    billed = run_row(status=RunStatus.COMPLETED, documents=2)
+    client.force_login(clerk)
+
+    empty_html = client.get(detail(empty)).content.decode()
+    billed_html = client.get(detail(billed)).content.decode()
+
+    assert 'class="button button-secondary" data-testid="post-billrun"' in empty_html
+    assert "This run has no Draft documents to post" in empty_html
+    assert 'class="button button-primary" data-testid="post-billrun"' in billed_html
+    assert "Posting posts the run's 2 Draft documents" in billed_html
+
+
+def test_cancel_is_not_offered_on_a_run_with_posted_documents(client, clerk):
+    run = run_row(status=RunStatus.COMPLETED, documents=2)
+    Document.objects.filter(pk=run.documents.first().pk).update(status=DocumentStatus.POSTED)
+    client.force_login(clerk)
+
+    html = client.get(detail(run)).content.decode()
+
+    assert 'data-testid="cancel-billrun"' not in html
+    assert 'id="cancel"' not in html
+    assert "Cannot be canceled: It has posted documents" in html
+
+
+def test_a_canceled_run_says_how_many_invoices_it_canceled(client, viewer):
+    run = run_row(status=RunStatus.CANCELED, documents=3, invoices_count=0, totals={})
+    run.documents.update(status=DocumentStatus.CANCELED)
+    client.force_login(viewer)
+
+    html = client.get(detail(run)).content.decode()
+
+    assert 'data-testid="stat-invoices">0<' in html
+    assert 'data-testid="invoices-canceled">3 canceled<' in html
+
+
+def test_the_banner_counts_failed_accounts_and_says_which_failed_by_a_subscription(client, viewer):
+    run = run_row(failures=2)
+    account = billed_account()
+    BillRunFailure.objects.create(
+        bill_run=run,
+        account=account,
+        subscription=account.subscriptions.get(),
+        reason="Charge currency EUR differs from account currency USD",
+    )
+    BillRun.objects.filter(pk=run.pk).update(accounts_failed=3)
+    client.force_login(viewer)
+
+    html = client.get(detail(run)).content.decode()
+
+    assert (
+        "3 accounts failed to generate invoices and were not billed, "
+        "1 of them because a subscription failed."
+    ) in html
+    assert "There are subscriptions that failed" not in html
+
+
+def test_the_post_confirmation_says_how_many_accounts_failed(client, clerk):
+    run = run_row(status=RunStatus.COMPLETED, failures=3, documents=2)
+    client.force_login(clerk)
+
+    html = client.get(detail(run)).content.decode()
+
+    dialog = html.split('<dialog class="confirm-dialog" id="post"', 1)[1].split("</dialog>")[0]
+    assert "3 accounts failed and are not billed by posting" in dialog
+
+
+def test_the_post_confirmation_warns_of_documents_posted_already_past_due(client, clerk):
+    today = timezone.localdate()
+    late = run_row(status=RunStatus.COMPLETED, documents=2)
+    first, second = late.documents.order_by("id")
+    Document.objects.filter(pk=first.pk).update(due_date=today - datetime.timedelta(days=3))
+    Document.objects.filter(pk=second.pk).update(due_date=today)
+    on_time = run_row(status=RunStatus.COMPLETED, documents=1)
+    on_time.documents.update(due_date=today)
+    client.force_login(clerk)
+
+    late_html = client.get(detail(late)).content.decode()
+    on_time_html = client.get(detail(on_time)).content.decode()
+
+    assert 'data-testid="post-past-due"' in late_html
+    earliest = (today - datetime.timedelta(days=3)).isoformat()
+    assert f"1 of them is due before today (from {earliest})" in late_html
+    assert 'data-testid="post-past-due"' not in on_time_html
+
+
+def posted_run_with_deliveries(*, sent, failed, documents, at=None):
+    run = run_row(status=RunStatus.POSTED, documents=documents)
+    run.documents.update(status=DocumentStatus.POSTED)
+    docs = list(run.documents.order_by("id"))
+    for document, status in zip(
+        docs, [DeliveryStatus.SENT] * sent + [DeliveryStatus.FAILED] * failed, strict=False
+    ):
+        delivery = DocumentDelivery.objects.create(
+            document=document, to_address="ap@example.com", status=status, attempts=1
+        )
+        if at is not None:
+            DocumentDelivery.objects.filter(pk=delivery.pk).update(created_at=at)
+    return run
+
+
+def test_the_run_page_shows_the_customer_emails_sent_failed_and_pending(client, viewer):
+    run = posted_run_with_deliveries(sent=2, failed=1, documents=4)
+    client.force_login(viewer)
+
+    html = client.get(detail(run)).content.decode()
+
+    counts = html.split('data-testid="customer-emails-counts">', 1)[1].split("</ul>")[0]
+    assert "<strong>2</strong> sent" in counts
+    assert "<strong>1</strong> failed" in counts
+    assert "<strong>1</strong> pending" in counts
+    assert "3 of 4 posted documents done" in html
+    # Emails are going out: the page follows them.
+    assert 'hx-trigger="every 2s"' in html
+    region = live(client, run, "Posted")
+    assert region.status_code == 200 and "customer-emails" in region.content.decode()
+
+
+def test_emails_that_stopped_going_out_are_said_not_emailed_and_not_polled(client, viewer):
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    run = posted_run_with_deliveries(sent=1, failed=0, documents=3, at=long_ago)
+    client.force_login(viewer)
+
+    html = client.get(detail(run)).content.decode()
+
+    assert "2 documents not emailed yet" in html
+    assert "hx-trigger" not in html
+
+
+def test_the_page_follows_the_emails_from_the_click_on(client, clerk):
+    run = run_row(status=RunStatus.POSTED, documents=2)
+    run.documents.update(status=DocumentStatus.POSTED)
+    client.force_login(clerk)
+    assert 'data-testid="customer-emails"' not in client.get(detail(run)).content.decode()
+
+    html = client.post(detail(run, "email/"), follow=True).content.decode()
+
+    assert "<strong>2</strong> pending" in html
+    assert 'hx-trigger="every 2s"' in html
+
+
+def test_all_emails_done_stops_the_polling_without_a_reload(client, viewer):
+    run = posted_run_with_deliveries(sent=2, failed=0, documents=2)
+    client.force_login(viewer)
+
+    response = live(client, run, "Posted")
+
+    assert response.status_code == 200
+    assert "hx-trigger" not in response.content.decode()
+    assert "2 of 2 posted documents done" in response.content.decode()
+
+
+def test_the_list_shows_two_lines_of_totals_at_most_and_all_of_them_when_expanded(client, viewer):
+    run_row(
+        totals={
+            "USD": "19999999999999.98",
+            "EUR": "-1234567.89",
+            "CAD": "5817.72",
+            "GBP": "1.00",
+            "CHF": "0.00",
+        }
+    )
+    client.force_login(viewer)
+
+    html = client.get(LIST).content.decode()
+
+    row, details = html.split('data-testid="billrun-details"', 1)
+    assert "5,817.72 CAD" in row and "+ 4 more currencies" in row
+    assert "19,999,999,999,999.98" not in row
+    for line in ("-1,234,567.89 EUR", "19,999,999,999,999.98 USD", "0.00 CHF", "1.00 GBP"):
+        assert line in details

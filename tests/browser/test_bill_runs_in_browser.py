@@ -1,7 +1,11 @@
+import datetime
+
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from billruns.models import BillRun, RunStatus
+from invoices.models import DeliveryStatus, Document, DocumentDelivery, DocumentStatus
 from tests.view_data import executed_run, run_row
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -56,9 +60,7 @@ def test_run_page_shows_the_banner_and_the_failed_accounts(
 
     page.goto(f"{live_server.url}/billing/bill-runs/{run.number}/")
     expect(
-        page.get_by_text(
-            "There are subscriptions that failed to generate invoices. See details below."
-        )
+        page.get_by_text("1 account failed to generate invoices and was not billed.")
     ).to_be_visible()
     expect(page.get_by_test_id("post-billrun")).to_have_count(0)
     screenshot("bill-run-page")
@@ -117,23 +119,97 @@ def test_a_viewer_sees_no_post_button(page, live_server, sign_in, browser_viewer
     expect(page.get_by_test_id("cancel-billrun")).to_have_count(0)
 
 
-def test_the_progress_bar_moves_while_the_run_processes(
+def test_the_whole_run_page_moves_on_together_while_the_run_processes(
     page, live_server, sign_in, browser_viewer, screenshot
 ):
-    run = run_row(status=RunStatus.PROCESSING, accounts_selected=10, accounts_processed=2)
+    run = run_row(status=RunStatus.PENDING)
     sign_in("viewer")
     page.goto(f"{live_server.url}/billing/bill-runs/{run.number}/")
+    status = page.get_by_test_id("billrun-status")
+    expect(status).to_have_text("Pending")
 
+    # A worker starts it: badge, Started, counters and bar change at once.
+    BillRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.PROCESSING,
+        started_at=timezone.now(),
+        accounts_selected=6000,
+        accounts_processed=4000,
+    )
     progress = page.get_by_test_id("billrun-progress")
-    expect(progress).to_have_attribute("value", "2")
+    expect(progress).to_have_attribute("value", "4000")
+    expect(status).to_have_text("Processing")
+    expect(page.get_by_test_id("run-started")).not_to_have_text("—")
+    expect(page.get_by_test_id("stat-processed")).to_have_text("4000")
+    expect(page.get_by_text("of 6000 selected")).to_be_visible()
     screenshot("bill-run-processing")
 
-    BillRun.objects.filter(pk=run.pk).update(accounts_processed=7)
-    expect(progress).to_have_attribute("value", "7")
-
-    BillRun.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETED, accounts_processed=10)
-    expect(page.get_by_test_id("billrun-status")).to_have_text("Completed")
+    BillRun.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETED, accounts_processed=6000)
+    expect(status).to_have_text("Completed")
     expect(progress).to_have_count(0)
+    # Settled: the page polls no more.
+    expect(page.locator("[hx-trigger]")).to_have_count(0)
+
+
+def test_posting_shows_documents_posted(page, live_server, sign_in, browser_viewer):
+    run = run_row(status=RunStatus.POST_IN_PROGRESS, documents=4, accounts_selected=6000)
+    sign_in("viewer")
+    page.goto(f"{live_server.url}/billing/bill-runs/{run.number}/")
+    expect(page.get_by_test_id("billrun-progress-text")).to_have_text("0 of 4 documents posted")
+
+    first, second = run.documents.order_by("id")[:2]
+    Document.objects.filter(pk__in=[first.pk, second.pk]).update(status=DocumentStatus.POSTED)
+    expect(page.get_by_test_id("billrun-progress-text")).to_have_text("2 of 4 documents posted")
+
+
+def test_the_post_dialog_tells_of_failures_and_past_due_documents(
+    page, live_server, sign_in, browser_clerk, screenshot
+):
+    run = run_row(status=RunStatus.COMPLETED, failures=3, documents=2)
+    run.documents.update(due_date=timezone.localdate() - datetime.timedelta(days=1))
+    sign_in("clerk")
+    page.goto(f"{live_server.url}/billing/bill-runs/{run.number}/")
+    expect(page.get_by_test_id("cancel-billrun")).to_be_visible()
+
+    page.get_by_test_id("post-billrun").click()
+    dialog = page.locator("dialog#post")
+    expect(dialog.get_by_test_id("post-failures")).to_contain_text(
+        "3 accounts failed and are not billed by posting"
+    )
+    expect(dialog.get_by_test_id("post-past-due")).to_contain_text("2 of them are due before today")
+    screenshot("post-confirmation-warnings")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot("post-confirmation-warnings-390")
+
+
+def test_the_run_page_follows_the_customer_emails(
+    page, live_server, sign_in, browser_viewer, screenshot
+):
+    run = run_row(status=RunStatus.POSTED, documents=3)
+    run.documents.update(status=DocumentStatus.POSTED)
+    first, second, third = run.documents.order_by("id")
+    DocumentDelivery.objects.create(
+        document=first, to_address="ap@example.com", status=DeliveryStatus.SENT, attempts=1
+    )
+    sign_in("viewer")
+    page.goto(f"{live_server.url}/billing/bill-runs/{run.number}/")
+    emails = page.get_by_test_id("customer-emails")
+    expect(emails).to_contain_text("1 of 3 posted documents done")
+
+    DocumentDelivery.objects.create(
+        document=second, to_address="ap@example.com", status=DeliveryStatus.SENT, attempts=1
+    )
+    DocumentDelivery.objects.create(
+        document=third,
+        to_address="ap@example.com",
+        status=DeliveryStatus.FAILED,
+        attempts=1,
+        last_error="Connection refused",
+    )
+    expect(emails).to_contain_text("3 of 3 posted documents done")
+    expect(page.get_by_test_id("customer-emails-counts")).to_contain_text("2 sent")
+    expect(page.get_by_test_id("customer-emails-counts")).to_contain_text("1 failed")
+    expect(page.locator("[hx-trigger]")).to_have_count(0)
+    screenshot("bill-run-emails")
 
 
 def test_new_bill_run_form_creates_a_run(page, live_server, sign_in, browser_clerk, screenshot):

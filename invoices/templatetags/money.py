@@ -1,0 +1,40 @@
+"""One way to write an amount of money for people: pages, tables, emails and
+the PDF. Exports and the JSON keep plain decimals ("1234.50"), which machines
+read.
+
+    {% load money %}{{ document.amount|money:document.currency }}  ->  5,817.72 CAD
+
+The amount comes first, thousands separated by commas, always two decimals,
+the ISO code after it; a negative amount has a leading minus (-1,234.50 EUR).
+"""
+
+from decimal import Decimal, InvalidOperation
+
+from django import template
+
+register = template.Library()
+
+EMPTY = "—"
+
+
+def format_money(amount, currency: str = "") -> str:
+    """``amount`` (a Decimal, an int or a decimal string) as people read it,
+    with ``currency`` after it when given; "—" for no amount. A float is
+    refused: money is never a float."""
+    if amount is None or amount == "":
+        return EMPTY
+    if isinstance(amount, float):
+        raise TypeError("money is never a float: pass a Decimal or a decimal string")
+    try:
+        value = Decimal(amount)
+    except (InvalidOperation, TypeError, ValueError):
+        raise ValueError(f"{amount!r} is not an amount of money") from None
+    if value == 0:
+        value = abs(value)  # no "-0.00"
+    text = f"{value:,.2f}"
+    return f"{text} {currency}" if currency else text
+
+
+@register.filter(name="money")
+def money_filter(amount, currency=""):
+    return format_money(amount, currency or "")
