@@ -169,7 +169,7 @@ def cases():
             yield pytest.param(name, width, marks=marks, id=f"{name}-{width}")
 
 
-@pytest.mark.parametrize(("name", "width"), cases())
+@pytest.mark.parametrize(("name", "width"), list(cases()))
 def test_no_page_scrolls_sideways(
     page, live_server, sign_in, browser_clerk, screenshot, name, width
 ):
