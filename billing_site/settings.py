@@ -282,14 +282,25 @@ BILLING_NODE = os.environ.get("BILLING_NODE", "")
 POST_BATCH_SIZE = int(os.environ.get("POST_BATCH_SIZE", "5000"))
 # Connections that post a run's batches side by side (PostgreSQL only).
 POST_WORKERS = int(os.environ.get("POST_WORKERS", "2"))
-# How long a chunk, a posting or a cancel may go unfinished before the
-# sweeper hands it to another worker (default: the task timeout + 60 s).
-BILLRUN_LEASE_SECONDS = int(os.environ.get("BILLRUN_LEASE_SECONDS", str(Q_CLUSTER["timeout"] + 60)))
+# Leases on a run's chunks, postings and cancels (billruns.leases): the
+# worker renews its lease every BILLRUN_HEARTBEAT_SECONDS while it works;
+# a lease not renewed for BILLRUN_LEASE_SECONDS is handed to another worker
+# by the sweeper that runs every BILLRUN_SWEEP_SECONDS in each worker. A dead
+# worker's chunk is queued again within lease + sweep (40 s by default).
+BILLRUN_HEARTBEAT_SECONDS = float(os.environ.get("BILLRUN_HEARTBEAT_SECONDS", "5"))
+BILLRUN_LEASE_SECONDS = float(os.environ.get("BILLRUN_LEASE_SECONDS", "30"))
+BILLRUN_SWEEP_SECONDS = float(os.environ.get("BILLRUN_SWEEP_SECONDS", "10"))
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Library chatter: a line or more per PDF and per task otherwise.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+        "django-q": {"level": os.environ.get("Q_LOG_LEVEL", "WARNING")},
+    },
 }

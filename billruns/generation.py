@@ -98,6 +98,12 @@ def process_chunk(chunk_id, *, cluster=""):
         if connection.needs_rollback or not connection.is_usable():
             raise
         logger.warning("chunk %s: redoing one account at a time after %s", chunk_id, exc)
+    # The chunk's row is not locked between the two transactions: renew its
+    # heartbeat there, so the sweeper never sees this live worker as gone
+    # (billruns.leases).
+    BillRunChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).update(
+        heartbeat_at=timezone.now()
+    )
     try:
         with transaction.atomic():
             return _process_chunk(chunk_id, cluster=cluster, isolate=True)
