@@ -253,7 +253,9 @@ IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(200 * 1024 * 1024)
 # worker while the first still runs it. Every task is idempotent anyway.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 Q_CLUSTER = {
-    "name": "billing",
+    # The queue's name (its key in Redis): sites, or test processes, that
+    # share one Redis each use their own.
+    "name": os.environ.get("Q_CLUSTER_NAME", "billing"),
     "workers": int(os.environ.get("Q_WORKERS", "2")),
     "timeout": 600,
     "retry": 720,
