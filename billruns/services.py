@@ -888,13 +888,9 @@ def bill_runs_sweep_leases(*, lease_seconds):
     """
     now = timezone.now()
     expired = now - datetime.timedelta(seconds=lease_seconds)
-    running = BillRun.objects.filter(
-        status__in=[RunStatus.PROCESSING, RunStatus.POST_IN_PROGRESS, RunStatus.CANCEL_IN_PROGRESS]
-    ).values_list("id", "status")
     queue_idle = None
-    for run_id, status in list(running):
-        if status != RunStatus.PROCESSING:
-            continue
+    processing = BillRun.objects.filter(status=RunStatus.PROCESSING)
+    for run_id in list(processing.values_list("id", flat=True)):
         chunks = BillRunChunk.objects.filter(bill_run_id=run_id)
         pending = chunks.filter(status=ChunkStatus.PENDING)
         if not pending.exists():
@@ -933,12 +929,11 @@ def bill_runs_sweep_leases(*, lease_seconds):
         (RunStatus.POST_IN_PROGRESS, "billruns.tasks.continue_posting"),
         (RunStatus.CANCEL_IN_PROGRESS, "billruns.tasks.continue_canceling"),
     ):
+        stuck = BillRun.objects.filter(status=status, heartbeat_at__lt=expired)
+        if not stuck.exists():  # the usual case: no transaction (on SQLite, no write lock)
+            continue
         with transaction.atomic():
-            stuck = list(
-                BillRun.objects.select_for_update(skip_locked=True)
-                .filter(status=status, heartbeat_at__lt=expired)
-                .values_list("id", flat=True)
-            )
+            stuck = list(stuck.select_for_update(skip_locked=True).values_list("id", flat=True))
             BillRun.objects.filter(pk__in=stuck).update(heartbeat_at=now)
         for run_id in stuck:
             logger.info("bill run %s: its worker is gone; continuing in another", run_id)
