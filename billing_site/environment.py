@@ -11,6 +11,7 @@ import re
 from django.core.exceptions import ImproperlyConfigured
 
 WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 class SettingError(ImproperlyConfigured):
@@ -47,3 +48,33 @@ def env_int(name, default, *, minimum=None, maximum=None):
     if maximum is not None and value > maximum:
         raise SettingError(f"{name} must be at most {maximum} (got {value}).")
     return value
+
+
+def env_seconds(name, default, *, minimum=0.1):
+    """A duration in seconds (``30``, ``0.5``) in the variable ``name``, or
+    ``default`` when it is unset or empty; anything else is a SettingError
+    naming the variable."""
+    raw = os.environ.get(name, "")
+    text = raw.strip()
+    if not text:
+        return default
+    if not SECONDS.fullmatch(text):
+        raise SettingError(f"{name} must be a number of seconds such as 30 or 0.5 (got {raw!r}).")
+    value = float(text)
+    if value < minimum:
+        raise SettingError(f"{name} must be at least {minimum} seconds (got {text}).")
+    return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_log_level(name, default):
+    """A logging level name in the variable ``name`` (any case), or ``default``."""
+    raw = os.environ.get(name, "")
+    text = raw.strip().upper()
+    if not text:
+        return default
+    if text not in LOG_LEVELS:
+        raise SettingError(f"{name} must be one of {', '.join(LOG_LEVELS)} (got {raw!r}).")
+    return text

@@ -15,7 +15,14 @@ from urllib.parse import urlparse
 import dj_database_url
 from csp.constants import NONE, SELF
 
-from billing_site.environment import SettingError, env_bool, env_int, env_list
+from billing_site.environment import (
+    SettingError,
+    env_bool,
+    env_int,
+    env_list,
+    env_log_level,
+    env_seconds,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -286,7 +293,9 @@ IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
 # worker while the first still runs it. Every task is idempotent anyway.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 Q_CLUSTER = {
-    "name": "billing",
+    # The queue's name (its key in Redis): sites, or test processes, that
+    # share one Redis each use their own.
+    "name": os.environ.get("Q_CLUSTER_NAME", "billing"),
     "workers": env_int("Q_WORKERS", 2, minimum=1),
     "timeout": 600,
     "retry": 720,
@@ -315,14 +324,25 @@ BILLING_NODE = os.environ.get("BILLING_NODE", "")
 POST_BATCH_SIZE = env_int("POST_BATCH_SIZE", 5000, minimum=1)
 # Connections that post a run's batches side by side (PostgreSQL only).
 POST_WORKERS = env_int("POST_WORKERS", 2, minimum=1)
-# How long a chunk, a posting or a cancel may go unfinished before the
-# sweeper hands it to another worker (default: the task timeout + 60 s).
-BILLRUN_LEASE_SECONDS = int(os.environ.get("BILLRUN_LEASE_SECONDS", str(Q_CLUSTER["timeout"] + 60)))
+# Leases on a run's chunks, postings and cancels (billruns.leases): the
+# worker renews its lease every BILLRUN_HEARTBEAT_SECONDS while it works;
+# a lease not renewed for BILLRUN_LEASE_SECONDS is handed to another worker
+# by the sweeper that runs every BILLRUN_SWEEP_SECONDS in each worker. A dead
+# worker's chunk is queued again within lease + sweep (40 s by default).
+BILLRUN_HEARTBEAT_SECONDS = env_seconds("BILLRUN_HEARTBEAT_SECONDS", 5.0)
+BILLRUN_LEASE_SECONDS = env_seconds("BILLRUN_LEASE_SECONDS", 30.0)
+BILLRUN_SWEEP_SECONDS = env_seconds("BILLRUN_SWEEP_SECONDS", 10.0)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "root": {"handlers": ["console"], "level": env_log_level("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Library chatter: a line or more per PDF and per task otherwise.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+        "django-q": {"level": env_log_level("Q_LOG_LEVEL", "WARNING")},
+    },
 }

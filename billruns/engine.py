@@ -26,6 +26,12 @@ def document_too_large_reason(total):
     )
 
 
+class AccountComputationError(Exception):
+    """What one account owes could not be computed (a date past the end of
+    the calendar, say); the message says why, for a clerk. The account
+    fails alone."""
+
+
 def currency_mismatch_reason(charge_currency, account_currency):
     return f"Charge currency {charge_currency} differs from account currency {account_currency}"
 
@@ -52,6 +58,7 @@ class AccountResult:
     account_id: int
     failures: list[AccountFailure] = field(default_factory=list)
     items: list[DraftItem] = field(default_factory=list)
+    due_date: datetime.date | None = None
 
     @property
     def total(self) -> Decimal:
@@ -115,9 +122,15 @@ def bill_account(account, subscriptions, charges_by_subscription, *, target_date
         return result
     for subscription in subscriptions:
         for charge in charges_by_subscription.get(subscription.id, ()):
-            for period in due_periods(
-                charge, bill_cycle_day=account.bill_cycle_day, target_date=target_date
-            ):
+            try:
+                due = due_periods(
+                    charge, bill_cycle_day=account.bill_cycle_day, target_date=target_date
+                )
+            except (ArithmeticError, ValueError) as exc:  # e.g. "year 10000 is out of range"
+                raise AccountComputationError(
+                    f"Could not compute the service periods of charge {charge.name}: {exc}"
+                ) from exc
+            for period in due:
                 result.items.append(
                     DraftItem(
                         charge_id=charge.id,
@@ -143,3 +156,14 @@ ONE_DAY = periods.ONE_DAY
 
 def payment_term(account) -> datetime.timedelta:
     return datetime.timedelta(days=account.payment_term_days)
+
+
+def due_date(account, invoice_date: datetime.date) -> datetime.date:
+    """The invoice date plus the account's payment term."""
+    try:
+        return invoice_date + payment_term(account)
+    except OverflowError as exc:  # past 9999-12-31
+        raise AccountComputationError(
+            f"Could not compute the due date: invoice date {invoice_date} plus the payment "
+            f"term of {account.payment_term_days} days is past the end of the calendar ({exc})"
+        ) from exc

@@ -14,7 +14,9 @@ The partial unique index on items is the last line of defence.
 """
 
 import logging
-from collections import defaultdict
+import re
+import uuid
+from collections import Counter, defaultdict
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -98,6 +100,12 @@ def process_chunk(chunk_id, *, cluster=""):
         if connection.needs_rollback or not connection.is_usable():
             raise
         logger.warning("chunk %s: redoing one account at a time after %s", chunk_id, exc)
+    # The chunk's row is not locked between the two transactions: renew its
+    # heartbeat there, so the sweeper never sees this live worker as gone
+    # (billruns.leases).
+    BillRunChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).update(
+        heartbeat_at=timezone.now()
+    )
     try:
         with transaction.atomic():
             return _process_chunk(chunk_id, cluster=cluster, isolate=True)
@@ -124,18 +132,25 @@ def _process_chunk(chunk_id, *, cluster, isolate):
     subscription_ids = (
         list(run.subscriptions.values_list("id", flat=True)) if run.account_id else []
     )
+    errors = UnexpectedErrors(run)
     if isolate:
+        failures = []
         for account_id in chunk.account_ids:
             try:
                 with transaction.atomic():
-                    _bill_accounts(run, [account_id], subscription_ids, advanced_ar)
+                    failures += _bill_accounts(
+                        run, [account_id], subscription_ids, advanced_ar, errors
+                    )
             except Exception as exc:  # one account's failure never stops the run
-                logger.exception("bill run %s: account %s failed", run.number, account_id)
-                BillRunFailure.objects.create(
-                    bill_run=run, account_id=account_id, reason=_reason(exc)
+                reason = errors.reason(exc, account_id, "Could not save this account's documents")
+                failures.append(
+                    BillRunFailure.objects.create(
+                        bill_run=run, account_id=account_id, reason=reason
+                    )
                 )
     else:
-        _bill_accounts(run, chunk.account_ids, subscription_ids, advanced_ar)
+        failures = _bill_accounts(run, chunk.account_ids, subscription_ids, advanced_ar, errors)
+    _log_failures(run, chunk, failures)
 
     chunk.status = ChunkStatus.DONE
     chunk.finished_at = timezone.now()
@@ -161,9 +176,55 @@ def _process_chunk(chunk_id, *, cluster, isolate):
     return True
 
 
-def _reason(exc):
-    message = str(exc).strip()
-    return message or exc.__class__.__name__
+class UnexpectedErrors:
+    """Reasons for the clerk for errors nobody expected, with the traceback
+    logged once: the accounts of a chunk that fail for the same cause (a bug
+    hits them all) share one log entry, and their reason names it."""
+
+    def __init__(self, run):
+        self.run = run
+        self.logged = {}
+
+    def reason(self, exc, account_id, what="Unexpected error while billing this account"):
+        """``what`` went wrong, the exception's message, and where its
+        traceback is in the log."""
+        first_line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        cause = (exc.__class__.__name__, re.sub(r"[0-9]+", "N", first_line))
+        ref = self.logged.get(cause)
+        if ref is None:
+            ref = self.logged[cause] = uuid.uuid4().hex[:8]
+            logger.error(
+                "bill run %s: error %s on account id %s (the chunk's other accounts failing "
+                "the same way are not logged again)",
+                self.run.number,
+                ref,
+                account_id,
+                exc_info=exc,
+            )
+        return f"{what}: {first_line} (logged as error {ref})"
+
+
+LOGGED = re.compile(r"^([^:]*): .* \(logged as error (\w+)\)$", re.DOTALL)
+
+
+def _log_failures(run, chunk, failures):
+    """Expected failures make one line per chunk, not one per account."""
+    if not failures:
+        return
+    # (unexpected errors grouped by their log entry, whatever their message)
+    reasons = Counter(LOGGED.sub(r"\1 (logged as error \2)", f.reason) for f in failures)
+    accounts = len({failure.account_id for failure in failures})
+    top = "; ".join(f"{count} × {reason}" for reason, count in reasons.most_common(3))
+    more = f"; {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""
+    logger.info(
+        "bill run %s, chunk %s: %s of %s accounts failed: %s%s",
+        run.number,
+        chunk.index + 1,
+        accounts,
+        chunk.account_count,
+        top,
+        more,
+    )
 
 
 def _accounts_in_other_runs(run, account_ids):
@@ -192,7 +253,8 @@ def _accounts_in_other_runs(run, account_ids):
     )
 
 
-def _bill_accounts(run, account_ids, subscription_ids, advanced_ar):
+def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
+    """Bill ``account_ids``; return the failures recorded."""
     # Lock in id order: concurrent runs over overlapping accounts queue here
     # instead of deadlocking, and read the charges only once they hold the lock.
     # Rows come as named tuples: a chunk reads tens of thousands of charges,
@@ -204,7 +266,7 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar):
         .values_list(*ACCOUNT_FIELDS, named=True)
     )
     if not accounts:
-        return
+        return []
     subscriptions = Subscription.objects.filter(
         account_id__anyof=[a.id for a in accounts], status=Status.ACTIVE
     ).order_by("id")
@@ -236,6 +298,8 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar):
                 )
             )
             continue
+        # Everything computed for one account (its due date too) is computed
+        # here, so that what goes wrong with one account fails it alone.
         try:
             result = engine.bill_account(
                 account,
@@ -243,10 +307,16 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar):
                 charges_by_subscription,
                 target_date=run.target_date,
             )
-        except Exception as exc:  # recorded with its message; the run goes on
-            logger.exception("bill run %s: account %s raised", run.number, account.number)
+            if result.items and not result.failures:
+                result.due_date = engine.due_date(account, run.invoice_date)
+        except engine.AccountComputationError as exc:  # the reason says it all
+            failures.append(BillRunFailure(bill_run=run, account_id=account.id, reason=str(exc)))
+            continue
+        except Exception as exc:  # the run goes on
             failures.append(
-                BillRunFailure(bill_run=run, account_id=account.id, reason=_reason(exc))
+                BillRunFailure(
+                    bill_run=run, account_id=account.id, reason=errors.reason(exc, account.id)
+                )
             )
             continue
         if result.failures:
@@ -266,6 +336,7 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar):
         BillRunFailure.objects.bulk_create(failures, batch_size=WRITE_BATCH_SIZE)
     if billed:
         _write_documents(run, billed, advanced_ar)
+    return failures
 
 
 def _write_documents(run, billed, advanced_ar):
@@ -290,7 +361,7 @@ def _write_documents(run, billed, advanced_ar):
                 "amount": amount,
                 "balance": amount,
                 "invoice_date": run.invoice_date,
-                "due_date": run.invoice_date + engine.payment_term(account),
+                "due_date": result.due_date,
                 "created_at": now,
             }
         )

@@ -204,7 +204,12 @@ class BillRunChunk(models.Model):
         max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.PENDING
     )
     attempts = models.PositiveIntegerField(default=0)
-    leased_at = models.DateTimeField(null=True, blank=True)
+    leased_at = models.DateTimeField(null=True, blank=True)  # when its task was last queued
+    # The worker that took the chunk (holder) renews heartbeat_at every few
+    # seconds while it works; the sweeper takes up a chunk whose heartbeat
+    # stopped (billruns.leases).
+    holder = models.CharField(max_length=160, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cluster = models.CharField(max_length=128, blank=True, help_text="Who processed it.")
     last_error = models.TextField(blank=True)

@@ -18,11 +18,11 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Count, Exists, OuterRef, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from billruns import generation
+from billruns import generation, leases
 from billruns.models import (
     ALLOWED_ACTIONS,
     Action,
@@ -368,19 +368,31 @@ def _start(run_id, enqueue_chunks):
 def bill_run_process_chunk(*, chunk_id, cluster=""):
     """Run one chunk, counting the attempt; fail the run when a chunk keeps failing.
 
-    An exception that is not one account's (those are recorded as failures)
-    is re-raised after it is recorded on the chunk, so the task queue sees a
-    failed task and the sweeper takes the chunk up again after its lease.
+    The worker takes the chunk (its holder and heartbeat, under the chunk's
+    row lock) and renews the heartbeat while it works (billruns.leases); a
+    delivery that finds the chunk taken by a worker whose heartbeat is still
+    fresh leaves it to that worker, so a slow live chunk is never worked
+    twice. An exception that is not one account's (those are recorded as
+    failures) is re-raised after it is recorded on the chunk, so the task
+    queue sees a failed task and the sweeper hands the chunk out again.
     """
+    holder = f"{cluster or 'inline'}/{uuid.uuid4().hex[:12]}"[-160:]
     with transaction.atomic():
         chunk = BillRunChunk.objects.select_for_update().filter(pk=chunk_id).first()
         if chunk is None or chunk.status == ChunkStatus.DONE:
             return False
+        now = timezone.now()
+        if _held_by_a_live_worker(chunk, now):
+            logger.info(
+                "chunk %s is being processed by %s; this delivery leaves it", chunk_id, chunk.holder
+            )
+            return False
         exhausted = chunk.attempts >= MAX_CHUNK_ATTEMPTS
         if not exhausted:
             chunk.attempts += 1
-            chunk.leased_at = timezone.now()
-            chunk.save(update_fields=["attempts", "leased_at"])
+            chunk.holder = holder
+            chunk.heartbeat_at = now
+            chunk.save(update_fields=["attempts", "holder", "heartbeat_at"])
     if exhausted:
         last_error = f": {chunk.last_error}" if chunk.last_error else "."
         bill_run_fail(
@@ -388,14 +400,33 @@ def bill_run_process_chunk(*, chunk_id, cluster=""):
             message=f"Chunk {chunk.index + 1} failed {chunk.attempts} times{last_error}",
         )
         return False
+
+    def beat():
+        leases.renew(BillRunChunk, chunk_id, holder=holder, status=ChunkStatus.PENDING)
+
+    done = False
     try:
-        done = generation.process_chunk(chunk_id, cluster=cluster)
+        with leases.Heartbeat(beat):
+            done = generation.process_chunk(chunk_id, cluster=cluster)
     except Exception as exc:
         BillRunChunk.objects.filter(pk=chunk_id).update(last_error=str(exc)[:2000])
         raise
+    finally:
+        if not done:
+            # Let go at once: a redelivery (or the sweeper) need not wait
+            # for the lease to run out.
+            BillRunChunk.objects.filter(pk=chunk_id, holder=holder).update(holder="")
     if done:
         bill_run_finish_if_done(run_id=chunk.bill_run_id)
     return done
+
+
+def _held_by_a_live_worker(chunk, now):
+    return bool(
+        chunk.holder
+        and chunk.heartbeat_at is not None
+        and chunk.heartbeat_at >= now - datetime.timedelta(seconds=leases.lease_seconds())
+    )
 
 
 def _document_counters(run):
@@ -455,8 +486,10 @@ def bill_run_finish_if_done(*, run_id):
 
 
 # A run that wrote this many documents changes the tables enough for the
-# planner's statistics to mislead it until autovacuum catches up.
-ANALYZE_AFTER_DOCUMENTS = 5000
+# planner's statistics to mislead it until autovacuum catches up. (Seen at
+# 2,000: canceling a 2,000-account run right after the accounts were
+# imported took 165 s on statistics from before the run, 3 s after ANALYZE.)
+ANALYZE_AFTER_DOCUMENTS = 1000
 
 
 def _refresh_statistics(run):
@@ -590,13 +623,14 @@ def bill_run_continue_posting(*, run_id, user) -> BillRun:
         return run
     advanced_ar = TenantSettings.current().advanced_ar_settlement
     try:
-        documents_post_for_run(
-            bill_run_id=run.pk,
-            user=user,
-            include_credit_memos=advanced_ar,
-            batch_size=settings.POST_BATCH_SIZE,
-            workers=settings.POST_WORKERS,
-        )
+        with leases.Heartbeat(lambda: _renew_run(run_id, RunStatus.POST_IN_PROGRESS)):
+            documents_post_for_run(
+                bill_run_id=run.pk,
+                user=user,
+                include_credit_memos=advanced_ar,
+                batch_size=settings.POST_BATCH_SIZE,
+                workers=settings.POST_WORKERS,
+            )
     except Exception as exc:
         logger.exception("posting %s failed", run.number)
         reason = str(exc) or exc.__class__.__name__
@@ -706,6 +740,17 @@ def bill_run_continue_canceling(*, run_id, user) -> BillRun:
     run goes back to Completed with the reason (CANCEL_STOPPED) and nothing
     is canceled.
     """
+    # (The transaction holds the run's row: the heartbeat renews it only
+    # while this waits for that lock; the lock then tells the sweeper.)
+    with leases.Heartbeat(lambda: _renew_run(run_id, RunStatus.CANCEL_IN_PROGRESS)):
+        return _continue_canceling(run_id, user)
+
+
+def _renew_run(run_id, status):
+    leases.renew(BillRun, run_id, status=status)
+
+
+def _continue_canceling(run_id, user):
     with transaction.atomic():
         run = _lock(run_id)
         if run.status != RunStatus.CANCEL_IN_PROGRESS:
@@ -811,31 +856,22 @@ def bill_run_delete(*, run, user) -> None:
 
 
 def bill_runs_sweep(*, lease_seconds, pending_grace_seconds):
-    """Take up runs whose worker died or whose task was lost.
+    """Take up runs whose worker died or whose task was lost (once a minute,
+    on the task queue).
 
-    A Pending run older than the grace period is queued again; a chunk whose
-    lease expired is queued again; a Processing run with every chunk done is
-    completed; a run in PostInProgress or CancelInProgress whose step is
-    older than the lease is continued. Every step is idempotent, so a run
-    that was merely slow is not harmed.
+    A Pending run older than the grace period is queued again; the leases
+    are swept (``bill_runs_sweep_leases``); a run a dead worker left
+    Completed is auto-posted and announced. Every step is idempotent, so a
+    run that was merely slow is not harmed.
     """
     now = timezone.now()
-    lease_expired = now - datetime.timedelta(seconds=lease_seconds)
     stale_pending = BillRun.objects.filter(
         status=RunStatus.PENDING,
         created_at__lt=now - datetime.timedelta(seconds=pending_grace_seconds),
     )
     for run_id in stale_pending.values_list("id", flat=True):
         async_task("billruns.tasks.start_bill_run", run_id, group="start_bill_run")
-    for run_id in BillRun.objects.filter(status=RunStatus.PROCESSING).values_list("id", flat=True):
-        pending = BillRunChunk.objects.filter(bill_run_id=run_id, status=ChunkStatus.PENDING)
-        if not pending.exists():
-            bill_run_finish_if_done(run_id=run_id)
-            continue
-        stale = pending.filter(leased_at__lt=lease_expired)
-        for chunk_id in stale.values_list("id", flat=True):
-            BillRunChunk.objects.filter(pk=chunk_id).update(leased_at=now)
-            async_task("billruns.tasks.process_bill_run_chunk", chunk_id, group="chunk")
+    bill_runs_sweep_leases(lease_seconds=lease_seconds)
     # A run whose worker died between completing and auto-posting or
     # announcing: finish what that worker would have done.
     grace = now - datetime.timedelta(seconds=pending_grace_seconds)
@@ -852,15 +888,100 @@ def bill_runs_sweep(*, lease_seconds, pending_grace_seconds):
     )
     for run in unannounced:
         _announce(run)
+
+
+def bill_runs_sweep_leases(*, lease_seconds):
+    """Hand to another worker each step whose worker is gone (every few
+    seconds, from every worker: billruns.leases).
+
+    A chunk is queued again when its task was queued more than the lease ago
+    and no live worker has it: the worker that took it stopped renewing its
+    heartbeat (it died), or let go of it after a failed attempt, or no
+    worker ever took it while the queue passed it by (a chunk queued after
+    it is done: its task was lost with a dead host's prefetched tasks) or
+    worked on no chunk at all for the whole lease. A posting or a cancel is
+    continued when its heartbeat is older than the lease. A Processing run
+    whose chunks are all done is completed. Each hand-over is claimed under
+    the row's lock (rows locked by the step's own transaction are skipped:
+    that worker is alive), so sweepers racing queue it once.
+    """
+    now = timezone.now()
+    expired = now - datetime.timedelta(seconds=lease_seconds)
+    queue_idle = None
+    processing = BillRun.objects.filter(status=RunStatus.PROCESSING)
+    for run_id in list(processing.values_list("id", flat=True)):
+        chunks = BillRunChunk.objects.filter(bill_run_id=run_id)
+        pending = chunks.filter(status=ChunkStatus.PENDING)
+        if not pending.exists():
+            bill_run_finish_if_done(run_id=run_id)
+            continue
+        candidates = list(
+            pending.filter(leased_at__lt=expired)
+            .exclude(_live_holder(expired))
+            .values_list("id", "index", "leased_at", "attempts", named=True)
+        )
+        if not candidates:
+            continue
+        # The last chunk, in queue order, that a worker has finished.
+        passed = (
+            chunks.filter(status=ChunkStatus.DONE)
+            .order_by("-leased_at", "-index")
+            .values_list("leased_at", "index")
+            .first()
+        )
+        due = []
+        for chunk in candidates:
+            if chunk.attempts or (passed and (chunk.leased_at, chunk.index) < passed):
+                due.append(chunk.id)
+                continue
+            if queue_idle is None:
+                queue_idle = not BillRunChunk.objects.filter(
+                    bill_run__status=RunStatus.PROCESSING,
+                    status=ChunkStatus.PENDING,
+                    heartbeat_at__gte=expired,
+                ).exists()
+            if queue_idle:
+                due.append(chunk.id)
+        if due:
+            _requeue_chunks(due, expired, now)
     for status, task in (
         (RunStatus.POST_IN_PROGRESS, "billruns.tasks.continue_posting"),
         (RunStatus.CANCEL_IN_PROGRESS, "billruns.tasks.continue_canceling"),
     ):
-        stuck = BillRun.objects.filter(status=status, heartbeat_at__lt=lease_expired)
-        for run in stuck:
-            BillRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
-            user_id = run.events.filter(to_status=status).order_by("-id").values("user_id")[:1]
-            async_task(task, run.pk, user_id.first()["user_id"] if user_id else None)
+        stuck = BillRun.objects.filter(status=status, heartbeat_at__lt=expired)
+        if not stuck.exists():  # the usual case: no transaction (on SQLite, no write lock)
+            continue
+        with transaction.atomic():
+            stuck = list(stuck.select_for_update(skip_locked=True).values_list("id", flat=True))
+            BillRun.objects.filter(pk__in=stuck).update(heartbeat_at=now)
+        for run_id in stuck:
+            logger.info("bill run %s: its worker is gone; continuing in another", run_id)
+            user_id = (
+                BillRunEvent.objects.filter(bill_run_id=run_id, to_status=status)
+                .order_by("-id")
+                .values_list("user_id", flat=True)
+                .first()
+            )
+            async_task(task, run_id, user_id, group=task.rsplit(".", 1)[-1])
+
+
+def _live_holder(expired):
+    """A chunk taken by a worker whose heartbeat is fresh."""
+    return Q(heartbeat_at__gte=expired) & ~Q(holder="")
+
+
+def _requeue_chunks(chunk_ids, expired, now):
+    with transaction.atomic():
+        claimed = list(
+            BillRunChunk.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=chunk_ids, status=ChunkStatus.PENDING, leased_at__lt=expired)
+            .exclude(_live_holder(expired))
+            .values_list("id", flat=True)
+        )
+        BillRunChunk.objects.filter(pk__in=claimed).update(leased_at=now)
+    for chunk_id in claimed:
+        logger.info("chunk %s: its worker or its task is gone; queued again", chunk_id)
+        async_task("billruns.tasks.process_bill_run_chunk", chunk_id, group="chunk")
 
 
 # --- email the documents -------------------------------------------------------

@@ -1,19 +1,29 @@
 """Real processes against the test database: task-queue clusters and commands.
 
 For tests on PostgreSQL marked ``django_db(transaction=True)``, so that what
-the test writes is committed and the processes see it.
+the test writes is committed and the processes see it. The clusters use the
+ORM broker (the test database) unless a test runs them on Redis
+(``queue("redis")``).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import pytest
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The Redis of the process tests (CI runs one on its machine); each test has
+# a queue name of its own in it, so parallel test processes never share one.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BROKERS = ["orm", "redis"]
 
 
 def process_env(node="test", **extra):
@@ -30,6 +40,29 @@ def process_env(node="test", **extra):
     }
 
 
+@contextlib.contextmanager
+def queue(broker):
+    """The environment that puts clusters and commands on ``broker``
+    ("orm" or "redis"); a Redis that cannot be reached skips the test."""
+    if broker == "orm":
+        yield {}
+        return
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis at {TEST_REDIS_URL} is not reachable: {exc}")
+    name = f"test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        yield {"REDIS_URL": TEST_REDIS_URL, "Q_CLUSTER_NAME": name}
+    finally:
+        for key in client.scan_iter(match=f"*{name}*"):
+            client.delete(key)
+        client.close()
+
+
 def start_cluster(node, **extra):
     return subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
@@ -42,16 +75,18 @@ def start_cluster(node, **extra):
 
 
 def stop(cluster):
-    """TERM, then KILL: a busy cluster can hang on TERM."""
-    os.killpg(cluster.pid, signal.SIGTERM)
-    try:
+    """TERM to the cluster's main process, which stops its workers in about a
+    second (TERM to the whole group hangs it: each child stops on its own and
+    the main process waits for them); then KILL whatever is left."""
+    os.kill(cluster.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         cluster.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        kill(cluster)
+    kill(cluster)
 
 
 def kill(cluster):
-    os.killpg(cluster.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(cluster.pid, signal.SIGKILL)
     cluster.wait()
 
 

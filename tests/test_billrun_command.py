@@ -753,6 +753,7 @@ def test_a_refusal_is_the_one_line_on_stderr_from_a_shell(tmp_path):
         "DJANGO_SETTINGS_MODULE": "billing_site.settings",
         "DATABASE_URL": f"sqlite:///{db}",
         "SECRET_KEY": "x" * 50,
+        "Q_LOG_LEVEL": "INFO",  # django-q's per-task lines, off by default
     }
 
     def manage(*argv):

@@ -3,13 +3,18 @@ the account is recorded with its reason, nothing of it changes, the other
 accounts are billed, and the run ends Completed with errors."""
 
 import datetime
+import logging
+import os
+import re
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
 
 from billruns import engine, services
 from billruns.models import RunStatus
-from customers.models import Charge
+from customers.models import Account, Charge
 from invoices.models import Document, DocumentItem, DocumentType
 from tests.factories import AccountFactory, ChargeFactory, OneTimeChargeFactory, SubscriptionFactory
 
@@ -105,7 +110,13 @@ def test_an_exception_for_one_account_is_recorded_and_the_others_are_billed(monk
     # when
     run = run_to_end()
     # then
-    assert failures(run) == [("A00000002", None, "tax service unavailable for A00000002")]
+    [(account, subscription, reason)] = failures(run)
+    assert (account, subscription) == ("A00000002", None)
+    assert re.fullmatch(
+        r"Unexpected error while billing this account: tax service unavailable for A00000002 "
+        r"\(logged as error [0-9a-f]{8}\)",
+        reason,
+    )
     assert billed_accounts(run) == ["A00000001", "A00000003"]
     assert charged_through(broken) == [None]
     assert run.status == RunStatus.COMPLETED
@@ -123,7 +134,8 @@ def test_an_exception_without_a_message_is_recorded_by_its_name(monkeypatch):
     # when
     run = run_to_end()
     # then
-    assert [reason for _, _, reason in failures(run)] == ["ZeroDivisionError"]
+    [(_, _, reason)] = failures(run)
+    assert reason.startswith("Unexpected error while billing this account: ZeroDivisionError ")
 
 
 @pytest.mark.django_db
@@ -226,3 +238,120 @@ def test_failures_of_a_run_are_kept_apart_from_the_failures_of_another_run():
         failures(first) == failures(second) == [("A00000001", None, "Bill-to contact is missing")]
     )
     assert second.accounts_failed == 1
+
+
+# --- computation errors fail their account alone, with a reason for the clerk ---
+
+
+def run_with_dates(target_date, invoice_date):
+    """A run with dates past what a new run accepts (INTERFACES.md bounds
+    them): the engine must still isolate the accounts they break."""
+    run = services.bill_run_create(target_date=JAN, enqueue=False)
+    type(run).objects.filter(pk=run.pk).update(target_date=target_date, invoice_date=invoice_date)
+    return services.bill_run_execute(run_id=run.pk)
+
+
+@pytest.mark.django_db
+def test_a_due_date_past_the_end_of_the_calendar_fails_that_account_alone():
+    # given two accounts in one chunk, one whose payment term ends past 9999-12-31
+    short = ChargeFactory(subscription__account__number="A00000001")
+    short.subscription.account.__class__.objects.filter(pk=short.subscription.account_id).update(
+        payment_term_days=10
+    )
+    overflowing = ChargeFactory(subscription__account__number="A00000002")
+    # when they are billed with an invoice date of 9999-12-15
+    run = run_with_dates(JAN, datetime.date(9999, 12, 15))
+    # then that account fails with the reason, and the other is billed
+    assert run.status == RunStatus.COMPLETED
+    assert failures(run) == [
+        (
+            "A00000002",
+            None,
+            "Could not compute the due date: invoice date 9999-12-15 plus the payment term "
+            "of 30 days is past the end of the calendar (date value out of range)",
+        )
+    ]
+    assert billed_accounts(run) == ["A00000001"]
+    assert Document.objects.get(bill_run=run).due_date == datetime.date(9999, 12, 25)
+    assert charged_through(overflowing) == [None]
+
+
+@pytest.mark.django_db
+def test_service_periods_past_the_end_of_the_calendar_fail_that_account_alone():
+    # given an account whose monthly charge would need a period ending in year 10000,
+    # and another with a one-time charge
+    late = ChargeFactory(
+        subscription__account__number="A00000001", start_date=datetime.date(9999, 11, 15)
+    )
+    OneTimeChargeFactory(subscription__account__number="A00000002")
+    # when a run reaches 9999-12-31
+    run = run_with_dates(
+        datetime.date(9999, 12, 31), datetime.date(9999, 12, 31) - (datetime.timedelta(days=60))
+    )
+    # then
+    assert failures(run) == [
+        (
+            "A00000001",
+            None,
+            "Could not compute the service periods of charge Plan: year 10000 is out of range",
+        )
+    ]
+    assert billed_accounts(run) == ["A00000002"]
+    assert charged_through(late) == [None]
+
+
+@pytest.mark.django_db
+def test_failures_log_one_line_per_chunk_and_one_traceback_per_unexpected_cause(
+    monkeypatch, caplog
+):
+    # given one chunk of five accounts: two without contact, three raising the same bug
+    for number in range(1, 6):
+        AccountFactory(number=f"A{number:08d}", bill_to_email="" if number <= 2 else "a@b.c")
+        ChargeFactory(subscription__account=Account.objects.get(number=f"A{number:08d}"))
+    real = engine.bill_account
+
+    def bill_account(account, *args, **kwargs):
+        if account.number >= "A00000003":
+            raise KeyError(f"rate {account.id}")
+        return real(account, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "bill_account", bill_account)
+    # when
+    with caplog.at_level(logging.INFO, logger="billruns"):
+        run = run_to_end()
+    # then every failure is recorded, the three unexpected ones naming one log entry
+    reasons = [reason for _, _, reason in failures(run)]
+    assert reasons[:2] == ["Bill-to contact is missing"] * 2
+    refs = {re.search(r"logged as error (\w+)", reason).group(1) for reason in reasons[2:]}
+    assert len(reasons) == 5 and len(refs) == 1
+    # and the log has one traceback and one summary line
+    records = [r for r in caplog.records if r.name.startswith("billruns")]
+    assert [(r.levelname, r.exc_info is not None) for r in records] == [
+        ("ERROR", True),
+        ("INFO", False),
+    ]
+    ref = refs.pop()
+    assert ref in records[0].getMessage()
+    assert records[1].getMessage() == (
+        f"bill run {run.number}, chunk 1: 5 of 5 accounts failed: 3 × Unexpected error while "
+        f"billing this account (logged as error {ref}); 2 × Bill-to contact is missing"
+    )
+
+
+def test_library_chatter_is_kept_out_of_the_log():
+    # WeasyPrint logs every step of every PDF at INFO, fontTools its font
+    # subsetting, django-q two lines per task (the tests' settings log nothing:
+    # ask a process with the real ones)
+    names = ["weasyprint.progress", "fontTools.subset", "django-q", "billruns.generation"]
+    check = (
+        "import django, logging; django.setup(); "
+        f"print([logging.getLogger(name).isEnabledFor(logging.INFO) for name in {names!r}])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", check],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "billing_site.settings", "DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "[False, False, False, True]"

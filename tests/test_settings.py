@@ -308,6 +308,52 @@ def test_a_numeric_setting_out_of_its_range_is_refused_by_name(name, value, mess
     assert message in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "BILLRUN_LEASE_SECONDS",
+            "abc",
+            "BILLRUN_LEASE_SECONDS must be a number of seconds such as 30 or 0.5 (got 'abc').",
+        ),
+        (
+            "BILLRUN_HEARTBEAT_SECONDS",
+            "0",
+            "BILLRUN_HEARTBEAT_SECONDS must be at least 0.1 seconds (got 0).",
+        ),
+        (
+            "BILLRUN_SWEEP_SECONDS",
+            "-1",
+            "BILLRUN_SWEEP_SECONDS must be a number of seconds such as 30 or 0.5 (got '-1').",
+        ),
+        (
+            "LOG_LEVEL",
+            "loud",
+            "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (got 'loud').",
+        ),
+    ],
+)
+def test_a_duration_or_log_level_setting_that_is_junk_is_refused_by_name(name, value, message):
+    result = run_python("import billing_site.settings", **PRODUCTION, **POSTGRES, **{name: value})
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_durations_and_log_levels_read_their_value():
+    values = read_settings(
+        ["BILLRUN_LEASE_SECONDS", "BILLRUN_HEARTBEAT_SECONDS", "LOGGING"],
+        **PRODUCTION,
+        BILLRUN_LEASE_SECONDS="45",
+        BILLRUN_HEARTBEAT_SECONDS="0.5",
+        LOG_LEVEL="warning",
+    )
+
+    assert values["BILLRUN_LEASE_SECONDS"] == 45.0
+    assert values["BILLRUN_HEARTBEAT_SECONDS"] == 0.5
+    assert values["LOGGING"]["root"]["level"] == "WARNING"
+
+
 def test_numeric_settings_read_their_value_and_an_empty_one_means_the_default():
     values = read_settings(
         ["EMAIL_PORT", "IMPORT_MAX_BYTES", "EXPORT_MAX_ROWS", "DATABASES"],
