@@ -331,7 +331,7 @@ POST_WORKERS = env_int("POST_WORKERS", 2, minimum=1)
 # worker's chunk is queued again within lease + sweep (40 s by default).
 BILLRUN_HEARTBEAT_SECONDS = env_seconds("BILLRUN_HEARTBEAT_SECONDS", 5.0)
 BILLRUN_LEASE_SECONDS = env_seconds("BILLRUN_LEASE_SECONDS", 30.0)
-BILLRUN_SWEEP_SECONDS = env_seconds("BILLRUN_SWEEP_SECONDS", 10.0)
+BILLRUN_SWEEP_SECONDS = env_seconds("BILLRUN_SWEEP_SECONDS", 10.0, minimum=0)
 
 LOGGING = {
     "version": 1,
