@@ -65,3 +65,42 @@ def test_account_page_queries_do_not_grow(client, viewer, django_assert_max_num_
         client.get(f"{LIST}{small.number}/")
     with django_assert_max_num_queries(len(few.captured_queries)):
         client.get(f"{LIST}{big.number}/")
+
+
+def count_sentence(html):
+    import re
+
+    found = re.search(r'data-testid="table-count">([^<]*)<', html)
+    return found.group(1) if found else None
+
+
+def test_the_list_says_which_accounts_the_page_shows(client, viewer):
+    AccountFactory.create_batch(30)
+    client.force_login(viewer)
+
+    assert count_sentence(client.get(LIST).content.decode()) == "Showing 1–25 of 30 accounts"
+    second = client.get(LIST, {"page": 2}).content.decode()
+    assert count_sentence(second) == "Showing 26–30 of 30 accounts"
+    AccountFactory(name="Zebra Ltd")
+    one = client.get(LIST, {"q": "zebra"}).content.decode()
+    assert count_sentence(one) == "Showing 1 account"
+
+
+def test_the_count_groups_thousands_and_says_all_on_a_single_page():
+    import django_tables2 as tables
+    from django.test import RequestFactory
+    from django_tables2 import RequestConfig
+
+    from customers.tables import BaseTable
+    from customers.templatetags.table_counts import table_count
+
+    class Rows(BaseTable):
+        n = tables.Column()
+
+    many = Rows([{"n": n} for n in range(1234)])
+    RequestConfig(RequestFactory().get("/", {"page": 3})).configure(many)
+    few = Rows([{"n": n} for n in range(3)])
+    RequestConfig(RequestFactory().get("/")).configure(few)
+
+    assert table_count(many) == "Showing 51–75 of 1,234 rows"
+    assert table_count(few) == "Showing all 3 rows"
