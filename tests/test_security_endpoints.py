@@ -113,9 +113,11 @@ def posted_by(user, objects):
 
 def snapshot():
     from billruns.models import BillRun, Schedule
+    from customers.models import Account
     from invoices.models import Document, Payment
 
     return (
+        list(Account.objects.order_by("id").values_list("bill_to_email", flat=True)),
         list(BillRun.objects.order_by("id").values_list("status", flat=True)),
         list(Document.objects.order_by("id").values_list("status", "balance")),
         Payment.objects.count(),
@@ -177,6 +179,7 @@ ACTIONS = [
     "billruns:schedule_cancel",
     "invoices:post",
     "invoices:payment_create",
+    "customers:account_bill_to_contact",
 ]
 
 
