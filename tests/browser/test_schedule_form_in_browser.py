@@ -85,3 +85,31 @@ def test_schedule_form_fits_the_window_in_every_mode(
             assert abs(measured["indent"]) < 1, measured
         else:
             expect(month_day).to_be_hidden()
+
+
+@pytest.mark.parametrize(("width", "height"), WIDTHS, ids=["1366", "390"])
+def test_the_schedule_pages_fit_the_window(
+    page, live_server, sign_in, browser_clerk, screenshot, width, height
+):
+    from tests.test_schedules_views import a_schedule
+
+    schedule = a_schedule(
+        browser_clerk,
+        name="Weekly on weekdays",
+        repeats="weekly",
+        weekdays=[0, 1, 2, 3, 4],
+        day_of_month=None,
+    )
+    page.set_viewport_size({"width": width, "height": height})
+    sign_in("clerk")
+    for path, name in [
+        ("/billing/schedules/", "list"),
+        (f"/billing/schedules/{schedule.pk}/", "detail"),
+        (f"/billing/schedules/{schedule.pk}/edit/", "edit"),
+    ]:
+        page.goto(f"{live_server.url}{path}")
+        screenshot(f"schedule-{name}-{width}")
+        assert page.evaluate(OVERFLOW) <= 0, f"{path} at {width} px scrolls sideways"
+    # The edit form opens in the schedule's own mode, weekly.
+    expect(page.get_by_label("Weekly", exact=True)).to_be_checked()
+    expect(page.get_by_text("Days of the week", exact=True)).to_be_visible()
