@@ -1,12 +1,18 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 from django.views.generic import DetailView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
 from customers.exports import BoundedExportMixin
 from customers.filters import AccountFilter
+from customers.forms import BillToContactForm
 from customers.models import Account, Charge
+from customers.services import BillToContactRefused, account_bill_to_contact_change
 from customers.tables import AccountTable
 
 # The account page shows this many of its newest documents and failures, with
@@ -44,5 +50,38 @@ class AccountDetailView(PermissionRequiredMixin, DetailView):
         failures = account.bill_run_failures.select_related("bill_run", "subscription").order_by(
             "-id"
         )[:RECENT_ROWS]
-        context.update(subscriptions=subscriptions, documents=documents, failures=failures)
+        contact_form = kwargs.get("contact_form")
+        if contact_form is None and self.request.user.has_perm("customers.change_account"):
+            contact_form = BillToContactForm(initial={"bill_to_email": account.bill_to_email})
+        context.update(
+            subscriptions=subscriptions,
+            documents=documents,
+            failures=failures,
+            contact_form=contact_form,
+        )
         return context
+
+
+@require_POST
+@login_required
+@permission_required("customers.change_account", raise_exception=True)
+def account_bill_to_contact_view(request, number):
+    account = get_object_or_404(Account, number=number)
+    form = BillToContactForm(request.POST)
+    if form.is_valid():
+        try:
+            account = account_bill_to_contact_change(
+                account_id=account.pk, email=form.cleaned_data["bill_to_email"]
+            )
+        except BillToContactRefused as refusal:
+            form.add_error("bill_to_email", str(refusal))
+        else:
+            messages.success(
+                request,
+                f"The bill-to contact of {account.number} is now {account.bill_to_email}. "
+                "The next bill run (or a retry of a run that failed it) bills the account.",
+            )
+            return redirect("customers:account_detail", number=account.number)
+    view = AccountDetailView(request=request, kwargs={"number": number}, object=account)
+    context = view.get_context_data(object=account, contact_form=form)
+    return render(request, view.template_name, context, status=400)

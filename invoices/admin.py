@@ -34,6 +34,7 @@ from invoices.models import (
     Payment,
     TenantSettings,
 )
+from invoices.selectors import PAYMENT_ORDER
 from invoices.services import DocumentActionRefused, credit_memo_apply, payment_record
 
 
@@ -103,6 +104,7 @@ class DocumentItemInline(ReadOnlyInline):
 
 class PaymentInline(ReadOnlyInline):
     model = Payment
+    ordering = PAYMENT_ORDER
     fields = ["amount", "payment_date", "method", "reference", "created_by", "created_at"]
 
     def get_queryset(self, request):
@@ -470,6 +472,7 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["document__number", "document__account__number", "reference"]
     raw_id_fields = ["document", "created_by"]
     date_hierarchy = "payment_date"
+    ordering = PAYMENT_ORDER
     show_full_result_count = False
 
 

@@ -11,7 +11,11 @@ with a traceback.
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from invoices.models import Document
+from invoices.models import Document, DocumentStatus
+
+# A Draft or Canceled document's PDF carries its status across every page and
+# in its footer: a PDF travels alone, without the page's status badge.
+PDF_MARKS = {DocumentStatus.DRAFT: "DRAFT", DocumentStatus.CANCELED: "CANCELED"}
 
 
 class PdfUnavailable(Exception):
@@ -31,21 +35,26 @@ def _html_class():
     return HTML
 
 
+def document_pdf_html(document: Document) -> str:
+    """The HTML that ``document_pdf`` renders: the sheet on an A4 page."""
+    return render_to_string(
+        "invoices/document_print.html",
+        {
+            "document": document,
+            "items": document.items.select_related("subscription"),
+            "issuer": settings.BILLING_ISSUER,
+            "mark": PDF_MARKS.get(document.status, ""),
+        },
+    )
+
+
 def document_pdf(*, document: Document) -> bytes:
     """The PDF of ``document`` (an invoice or a credit memo). Reads only.
 
     Raises PdfUnavailable when WeasyPrint cannot be loaded.
     """
     html_class = _html_class()
-    html = render_to_string(
-        "invoices/document_print.html",
-        {
-            "document": document,
-            "items": document.items.select_related("subscription"),
-            "issuer": settings.BILLING_ISSUER,
-        },
-    )
-    return html_class(string=html).write_pdf()
+    return html_class(string=document_pdf_html(document)).write_pdf()
 
 
 def document_pdf_filename(document: Document) -> str:

@@ -14,6 +14,7 @@ from invoices.filters import DocumentFilter
 from invoices.forms import PaymentForm
 from invoices.models import Document, DocumentStatus
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
+from invoices.selectors import document_payments
 from invoices.services import (
     RUN_STATUSES_ALLOWING_DOCUMENT_POST,
     DocumentActionRefused,
@@ -52,7 +53,7 @@ class DocumentDetailView(PermissionRequiredMixin, DetailView):
         document = self.object
         user = self.request.user
         items = document.items.select_related("subscription")
-        payments = document.payments.select_related("created_by")
+        payments = document_payments(document)
         can_pay = (
             document.is_invoice
             and document.status == DocumentStatus.POSTED

@@ -228,6 +228,18 @@ def email_deliveries_resend_due(*, now=None) -> list[int]:
     return ids
 
 
+def notifications_mark_all_read(*, user) -> int:
+    """Mark every unread notice of ``user`` read, now; returns how many.
+
+    One set-based update of the user's unread rows (the partial index on
+    unread notices finds them); a notice already read keeps its first read
+    time, and other users' notices are untouched.
+    """
+    return RunNotification.objects.filter(user=user, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
 def notification_mark_read(*, notification: RunNotification) -> RunNotification:
     """Mark read once (the first read time is kept); a set-based update, no lock needed."""
     if notification.read_at is None:

@@ -1,6 +1,9 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
-from django.views.decorators.http import require_GET
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
 
 from notifications import services
 from notifications.models import RunNotification
@@ -16,3 +19,23 @@ def notification_open(request, pk):
     )
     services.notification_mark_read(notification=notification)
     return redirect("billruns:detail", notification.bill_run.number)
+
+
+@require_POST
+@login_required
+def notifications_mark_all_read_view(request):
+    # Any signed-in user, for their own notices only: no model permission,
+    # as opening a notice needs none.
+    count = services.notifications_mark_all_read(user=request.user)
+    if count:
+        messages.success(request, f"{count} notification{'s' if count != 1 else ''} marked read.")
+    else:
+        messages.info(request, "No unread notifications.")
+    # Back to the page the header was on: only a path of this site, never
+    # another host (an open redirect) nor a name redirect() would look up.
+    back = request.POST.get("next", "")
+    if back.startswith("/") and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return HttpResponseRedirect(back)
+    return redirect("billruns:list")

@@ -1,13 +1,19 @@
 """An invoice or credit memo as a PDF at /billing/invoices/<number>/pdf/,
 rendered from the same sheet as its page."""
 
+import datetime
+import re
 import sys
+import zlib
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from invoices.models import DocumentStatus, DocumentType
-from invoices.pdf import PdfUnavailable, document_pdf
+from invoices.models import DocumentItem, DocumentStatus, DocumentType
+from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_html
+from tests.factories import ChargeFactory, SubscriptionFactory
 from tests.view_data import document_row
 
 pytestmark = pytest.mark.django_db
@@ -81,3 +87,96 @@ def test_the_invoice_page_links_to_its_pdf_and_shows_the_sheet(client, viewer):
     assert pdf_url(invoice) in html
     assert "document-sheet" in html
     assert invoice.account.name in html
+
+
+def page_texts(document):
+    """The text laid out on each page of the document's PDF, its footer (a page
+    margin box) included, as WeasyPrint renders it."""
+    from weasyprint import HTML
+    from weasyprint.formatting_structure.boxes import TextBox
+
+    rendered = HTML(string=document_pdf_html(document)).render()
+    return [
+        " ".join(box.text for box in page._page_box.descendants() if isinstance(box, TextBox))
+        for page in rendered.pages
+    ]
+
+
+def embedded_fonts(pdf):
+    """The names of the fonts a PDF embeds (its objects are compressed)."""
+    names = set()
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.DOTALL):
+        try:
+            data = zlib.decompress(stream)
+        except zlib.error:
+            data = stream
+        names.update(re.findall(rb"/FontName\s*/[A-Z]{6}\+([A-Za-z0-9-]+)", data))
+    return {name.decode() for name in names}
+
+
+def with_items(document, count):
+    subscription = SubscriptionFactory(account=document.account)
+    charge = ChargeFactory(subscription=subscription)
+    start = datetime.date(2020, 1, 1)
+    DocumentItem.objects.bulk_create(
+        DocumentItem(
+            document=document,
+            charge=charge,
+            subscription=subscription,
+            charge_name=charge.name,
+            service_start=start + datetime.timedelta(days=i),
+            service_end=start + datetime.timedelta(days=i),
+            amount=Decimal("1.00"),
+        )
+        for i in range(count)
+    )
+    return document
+
+
+def test_a_draft_pdf_says_draft_on_every_page_and_in_its_footer():
+    # given: a draft long enough for several pages
+    draft = with_items(document_row(status=DocumentStatus.DRAFT), 80)
+    # when
+    pages = page_texts(draft)
+    # then
+    assert len(pages) >= 2
+    for number, text in enumerate(pages, start=1):
+        assert "DRAFT" in text.split(), f"page {number}: {text[:200]}"
+        assert f"DRAFT · {draft.number} · page {number} of {len(pages)}" in text
+    assert "not posted" in pages[0]
+
+
+def test_a_posted_pdf_has_no_draft_mark():
+    posted = document_row(status=DocumentStatus.POSTED, posted_at=timezone.now())
+    pages = page_texts(posted)
+    assert all("DRAFT" not in text for text in pages)
+    assert f"{posted.number} · page 1 of 1" in pages[0]
+
+
+def test_a_canceled_pdf_says_canceled():
+    canceled = document_row(status=DocumentStatus.CANCELED, canceled_at=timezone.now())
+    text = page_texts(canceled)[0]
+    assert "CANCELED" in text.split()
+    assert f"CANCELED · {canceled.number} · page 1 of 1" in text
+
+
+def test_the_pdf_is_in_one_sans_serif_font_footer_included():
+    # The footer is a page margin box: it inherits from the root element, not
+    # from the body, and came out in the default serif font.
+    pdf = document_pdf(document=document_row(status=DocumentStatus.DRAFT))
+    fonts = embedded_fonts(pdf)
+    assert fonts, "no embedded font found"
+    assert all(name.startswith("DejaVu-Sans") for name in fonts), fonts
+
+
+def test_the_page_sheet_marks_a_draft_and_not_a_posted_document(client, viewer):
+    draft = document_row(status=DocumentStatus.DRAFT)
+    posted = document_row(status=DocumentStatus.POSTED, posted_at=timezone.now())
+    client.force_login(viewer)
+
+    draft_html = client.get(reverse("invoices:detail", args=[draft.number])).content.decode()
+    posted_html = client.get(reverse("invoices:detail", args=[posted.number])).content.decode()
+
+    assert 'data-testid="draft-mark"' in draft_html
+    assert "DRAFT: not posted" in draft_html
+    assert 'data-testid="draft-mark"' not in posted_html

@@ -246,6 +246,63 @@ def test_opening_a_notice_is_a_get(client, finish_run, billable, clerk):
     assert client.post(f"/notifications/{notice.pk}/").status_code == 405
 
 
+@pytest.mark.django_db
+def test_mark_all_read_reads_the_users_own_notices_only(
+    client, finish_run, billable, clerk, viewer
+):
+    # given: two unread notices of the clerk, one already read, one of the viewer
+    first = finish_run(created_by=clerk)
+    finish_run(created_by=clerk)
+    finish_run(created_by=clerk)
+    finish_run(created_by=viewer)
+    read_before = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
+    RunNotification.objects.filter(bill_run=first).update(read_at=read_before)
+    client.force_login(clerk)
+    html = client.get("/billing/schedules/").content.decode()
+    assert 'data-testid="notifications-mark-all-read"' in html
+    assert 'name="next" value="/billing/schedules/"' in html
+    # when
+    response = client.post("/notifications/read-all/", {"next": "/billing/schedules/"})
+    # then: back on the page, every notice of the clerk read, the viewer's not
+    assert response.status_code == 302
+    assert response["Location"] == "/billing/schedules/"
+    assert not RunNotification.objects.filter(user=clerk, read_at__isnull=True).exists()
+    assert RunNotification.objects.get(bill_run=first).read_at == read_before
+    assert RunNotification.objects.get(user=viewer).read_at is None
+    html = client.get(response["Location"]).content.decode()
+    assert "2 notifications marked read." in html
+    assert 'aria-label="Notifications, 0 unread"' in html
+    assert 'data-testid="notifications-mark-all-read"' not in html
+
+
+@pytest.mark.django_db
+def test_mark_all_read_with_nothing_unread_says_so(client, viewer):
+    client.force_login(viewer)
+    response = client.post("/notifications/read-all/", follow=True)
+    assert response.redirect_chain == [("/billing/bill-runs/", 302)]
+    assert "No unread notifications." in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "next_url", ["https://evil.example/", "//evil.example/", "billruns:detail", "", "javascript:x"]
+)
+def test_mark_all_read_goes_back_only_to_a_page_of_this_site(client, viewer, next_url):
+    client.force_login(viewer)
+    response = client.post("/notifications/read-all/", {"next": next_url})
+    assert response.status_code == 302
+    assert response["Location"] == "/billing/bill-runs/"
+
+
+@pytest.mark.django_db
+def test_mark_all_read_is_a_post_by_a_signed_in_user(client, finish_run, billable, clerk):
+    finish_run(created_by=clerk)
+    assert client.post("/notifications/read-all/")["Location"].startswith("/accounts/login/")
+    client.force_login(clerk)
+    assert client.get("/notifications/read-all/").status_code == 405
+    assert RunNotification.objects.get().read_at is None
+
+
 # --- where deliveries are shown ------------------------------------------------
 
 

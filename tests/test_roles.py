@@ -57,8 +57,13 @@ def test_viewer_holds_none_of_the_action_permissions(viewer, perm):
     assert not viewer.has_perm(perm)
 
 
-def test_clerk_cannot_edit_customers_or_settings(clerk):
-    assert not clerk.has_perm("customers.change_account")
+def test_clerk_may_change_an_account_for_its_bill_to_contact(clerk, viewer):
+    # customers 0003_clerks_change_account: the account page's contact form.
+    assert clerk.has_perm("customers.change_account")
+    assert not viewer.has_perm("customers.change_account")
+
+
+def test_clerk_cannot_edit_settings_or_documents(clerk):
     assert not clerk.has_perm("invoices.change_tenantsettings")
     assert not clerk.has_perm("invoices.change_document")
 

@@ -202,3 +202,47 @@ def test_submitting_the_payment_form_twice_records_one_payment(client, clerk):
     # and the page draws a new key for the next payment
     again = client.get(page(invoice)).content.decode()
     assert key not in again
+
+
+def count_sentence(html):
+    import re
+
+    found = re.search(r'data-testid="table-count">([^<]*)<', html)
+    return found.group(1) if found else None
+
+
+def test_the_list_says_which_documents_the_page_shows(client, viewer):
+    # The invoices list never counts its rows (a lazy paginator): the total
+    # shows once the last page is reached.
+    account = AccountFactory()
+    for _ in range(30):
+        document_row(account=account)
+    client.force_login(viewer)
+
+    first = client.get(LIST).content.decode()
+    last = client.get(LIST, {"page": 2}).content.decode()
+
+    assert count_sentence(first) == "Showing documents 1–25, more on the next pages"
+    assert count_sentence(last) == "Showing 26–30 of 30 documents"
+
+
+def test_payments_are_listed_newest_payment_date_first_then_newest_recorded(client, viewer):
+    import datetime
+    import re
+    from decimal import Decimal
+
+    invoice = document_row(status=DocumentStatus.POSTED, amount="100.00")
+    # Recorded in this order (ids ascending), dated out of order.
+    for reference, day in [("R-mid", 10), ("R-late", 20), ("R-early", 1), ("R-late-2", 20)]:
+        Payment.objects.create(
+            document=invoice,
+            amount=Decimal("1.00"),
+            payment_date=datetime.date(2026, 2, day),
+            method="card",
+            reference=reference,
+        )
+    client.force_login(viewer)
+
+    html = client.get(page(invoice)).content.decode()
+
+    assert re.findall(r">(R-[a-z0-9-]+)<", html) == ["R-late-2", "R-late", "R-mid", "R-early"]

@@ -1,0 +1,11 @@
+"""Reads of invoices' rows shared by the pages and the admin."""
+
+# A document's payments in the order a clerk reads a statement: the newest
+# payment date first, and among payments of one day the last recorded first.
+# Payment.Meta.ordering stays by id (the order they were recorded in).
+PAYMENT_ORDER = ("-payment_date", "-id")
+
+
+def document_payments(document):
+    """``document``'s payments, newest payment date first, with who recorded them."""
+    return document.payments.select_related("created_by").order_by(*PAYMENT_ORDER)
