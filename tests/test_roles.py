@@ -58,7 +58,7 @@ def test_viewer_holds_none_of_the_action_permissions(viewer, perm):
 
 
 def test_clerk_may_change_an_account_for_its_bill_to_contact(clerk, viewer):
-    # customers 0003_clerks_change_account: the account page's contact form.
+    # customers 0005_clerks_change_account: the account page's contact form.
     assert clerk.has_perm("customers.change_account")
     assert not viewer.has_perm("customers.change_account")
 
