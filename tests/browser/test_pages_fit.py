@@ -153,20 +153,10 @@ def open_extras(page, name):
         page.get_by_test_id("notifications").locator("summary").click()
 
 
-# The schedule form's When block overflows a phone (issue 11, item 8): fixed
-# by the schedule form's own change, not here.
-SCHEDULE_FORM_ON_A_PHONE = pytest.mark.xfail(
-    reason="issue 11 item 8: the schedule form's When block overflows at 390 px", strict=False
-)
-
-
 def cases():
     for name in PAGES:
         for width in WIDTHS:
-            marks = []
-            if name in {"schedule-new", "schedule-edit"} and width == "phone":
-                marks.append(SCHEDULE_FORM_ON_A_PHONE)
-            yield pytest.param(name, width, marks=marks, id=f"{name}-{width}")
+            yield pytest.param(name, width, id=f"{name}-{width}")
 
 
 @pytest.mark.parametrize(("name", "width"), list(cases()))
