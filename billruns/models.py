@@ -156,6 +156,11 @@ class BillRun(models.Model):
 
     @property
     def selection_label(self):
+        """The selection in words, for the command and the admin (the pages
+        link its numbers: templates/billruns/_selection.html)."""
+        if self.retry_of_id:
+            failed = self.retry_of.accounts_failed
+            return f"Retry of {self.retry_of.number}: {failed} failed account{'s' * (failed != 1)}"
         if self.account_id:
             subs = list(self.subscriptions.values_list("number", flat=True))
             label = f"Account {self.account.number}"

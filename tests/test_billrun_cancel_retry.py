@@ -301,6 +301,8 @@ def test_a_retry_bills_exactly_the_failed_accounts_with_the_same_dates_and_auto_
         ("A00000003", DocumentStatus.POSTED),
     ]
     assert retry.events.first().note == f"Retry of {run.number}"
+    # the command and the admin say what it billed, not "All batches"
+    assert retry.selection_label == f"Retry of {run.number}: 2 failed accounts"
 
 
 @pytest.mark.django_db
