@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "csp",
+    "core",
     "customers",
     "invoices",
     "billruns",
