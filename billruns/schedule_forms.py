@@ -5,7 +5,13 @@ from django.utils import timezone
 
 from billruns.forms import BATCH_CHOICES, DATE_INPUT
 from billruns.models import Schedule
-from billruns.schedules import MAX_OFFSET_DAYS, WEEKDAY_NAMES, time_zone_names
+from billruns.schedules import (
+    MAX_OFFSET_DAYS,
+    WEEKDAY_NAMES,
+    end_date_problem,
+    time_zone_names,
+    weekdays_problem,
+)
 from customers.dates import DateInRangeField
 
 LAST_DAY = "last"
@@ -48,7 +54,8 @@ def time_zone_choices():
 
 class ScheduleForm(forms.Form):
     """A schedule's fields as a clerk types them. The services check the rules
-    again; ``service_arguments`` turns the form into their keyword arguments."""
+    (``billruns/schedules/rules.py``); ``service_arguments`` turns the form into
+    their keyword arguments."""
 
     name = forms.CharField(max_length=200)
     repeats = forms.ChoiceField(
@@ -153,13 +160,16 @@ class ScheduleForm(forms.Form):
         return initial
 
     def clean(self):
+        """The rules that belong next to the fields, shown with the fields' own
+        errors; the services check all the rules (the same functions) again."""
         cleaned = super().clean()
         repeats = cleaned.get("repeats")
-        if repeats == Schedule.Repeats.WEEKLY and not cleaned.get("weekdays"):
-            self.add_error("weekdays", "Choose at least one day of the week.")
-        start, end = cleaned.get("start_date"), cleaned.get("end_date")
-        if start and end and end < start and repeats != Schedule.Repeats.ONCE:
-            self.add_error("end_date", "The end date cannot be before the start date.")
+        problem = weekdays_problem(repeats, cleaned.get("weekdays") or [])
+        if problem:
+            self.add_error("weekdays", problem)
+        problem = end_date_problem(repeats, cleaned.get("start_date"), cleaned.get("end_date"))
+        if problem:
+            self.add_error("end_date", problem)
         return cleaned
 
     def service_arguments(self):

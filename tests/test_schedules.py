@@ -117,6 +117,19 @@ def test_an_offset_that_moves_a_run_date_out_of_the_range_is_refused(clerk):
     ]
 
 
+def test_a_refused_schedule_is_caught_as_a_schedule_refusal_or_as_bad_run_parameters(clerk):
+    # given bad fields, as a view (schedule refusals) or a caller of the run
+    # services (bad run parameters) would catch them
+    for caught in (schedules.ScheduleActionRefused, schedules.InvalidRunParameters):
+        # when
+        with pytest.raises(caught) as refused:
+            make(clerk, batches=[51])
+
+        # then the errors and the message are the ones of either class
+        assert refused.value.errors == {"batches": ["Batches are numbers from 1 to 50."]}
+        assert str(refused.value) == "batches: Batches are numbers from 1 to 50."
+
+
 def test_an_invoice_date_before_the_target_date_is_allowed_and_fires(clerk):
     make(clerk, target_date_offset_days=0, invoice_date_offset_days=-10)
 
@@ -278,7 +291,7 @@ def test_one_schedule_failing_does_not_stop_the_others(clerk, monkeypatch):
             raise RuntimeError("boom")
         return real_fire(schedule_id=schedule_id, now=now)
 
-    monkeypatch.setattr(schedules, "schedule_fire", fire)
+    monkeypatch.setattr(schedules.services, "schedule_fire", fire)
 
     runs = schedules.schedules_fire_due(now=utc(2026, 1, 15, 6, 1))
 
@@ -473,7 +486,7 @@ def test_a_fired_run_and_a_refused_run_are_in_the_history(clerk, monkeypatch):
     def refuse(**kwargs):
         raise schedules.InvalidRunParameters({"batches": ["Batch 51 is not between 1 and 50."]})
 
-    monkeypatch.setattr(schedules, "bill_run_create", refuse)
+    monkeypatch.setattr(schedules.services, "bill_run_create", refuse)
     assert schedules.schedules_fire_due(now=utc(2026, 2, 15, 6)) == []
     refused = ScheduleEvent.objects.get(schedule=schedule, kind="refused")
     assert refused.detail == (
