@@ -1,4 +1,4 @@
-"""Writes on accounts from the pages (the import is customers/importer.py)."""
+"""Writes on accounts from the pages (the import is customers/importer/)."""
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email

@@ -203,7 +203,7 @@ def test_generated_numbers_skip_a_run_of_taken_numbers_longer_than_one_lookup(
     tmp_path, monkeypatch
 ):
     # given the first five numbers taken, and lookups of two candidates at a time
-    monkeypatch.setattr("customers.importer.NUMBER_PROBE_SIZE", 2)
+    monkeypatch.setattr("customers.importer.writing.NUMBER_PROBE_SIZE", 2)
     for i in range(1, 6):
         AccountFactory(number=f"A{i:08d}")
 
@@ -799,7 +799,7 @@ def test_a_number_taken_by_a_concurrent_writer_is_a_clean_refusal(tmp_path, monk
     # given an account that appears after the import checked the numbers,
     # as when another import commits in between
     AccountFactory(number="A00000001")
-    monkeypatch.setattr("customers.importer._numbers_in_use", lambda model, numbers: {})
+    monkeypatch.setattr("customers.importer.validation._numbers_in_use", lambda model, numbers: {})
     before = counts()
 
     # when

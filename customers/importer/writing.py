@@ -1,0 +1,146 @@
+"""Writing a validated import: numbers for the records that have none, then
+every row in bulk (COPY on PostgreSQL, ``bulk_create`` elsewhere), in the
+caller's transaction."""
+
+from django.db import IntegrityError, connection
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from customers import bulk
+from customers.importer.problems import ImportRefused
+from customers.importer.validation import Row
+from customers.models import Account, Charge, Subscription
+
+# Rows per INSERT where bulk_create is used (not PostgreSQL, which COPYs):
+# an account row has ~10 columns, and Django lowers the batch further to the
+# database's own parameter limit (999 on SQLite).
+INSERT_BATCH_SIZE = 2000
+
+# Candidate numbers looked up per query when generating numbers: a database
+# whose low numbers are all taken is skipped through in a few large steps.
+NUMBER_PROBE_SIZE = 10_000
+
+ACCOUNT_NUMBER_FORMAT = ("A", 8)
+SUBSCRIPTION_NUMBER_FORMAT = ("S", 8)
+
+
+def _free_numbers(model, *, prefix: str, digits: int, count: int, taken: set[str]) -> list[str]:
+    """The ``count`` lowest numbers ``<prefix><digits>`` used neither in the
+    file (``taken``, lowered) nor in the database, ignoring case."""
+    found: list[str] = []
+    candidate = 1
+    while len(found) < count:
+        wanted: list[str] = []
+        while len(wanted) < max(count - len(found), NUMBER_PROBE_SIZE):
+            number = f"{prefix}{candidate:0{digits}d}"
+            candidate += 1
+            if number.lower() not in taken:
+                wanted.append(number)
+        # Fixed-width numbers sort like their values, so one range scan of the
+        # index on lower(number) finds every candidate already in use.
+        in_use = set(
+            model.objects.annotate(lowered=Lower("number"))
+            .filter(lowered__gte=wanted[0].lower(), lowered__lte=wanted[-1].lower())
+            .order_by()
+            .values_list("lowered", flat=True)
+        )
+        found.extend(number for number in wanted if number.lower() not in in_use)
+    return found[:count]
+
+
+def assign_numbers(rows: list[Row], model, number_format: tuple[str, int]) -> None:
+    missing = [row for row in rows if row.values["number"] is None]
+    if not missing:
+        return
+    prefix, digits = number_format
+    taken = {row.values["number"].lower() for row in rows if row.values["number"] is not None}
+    numbers = _free_numbers(model, prefix=prefix, digits=digits, count=len(missing), taken=taken)
+    for row, number in zip(missing, numbers, strict=True):
+        row.values["number"] = number
+
+
+def insert_rows(accounts: list[Row]) -> None:
+    """Insert the accounts with their subscriptions and charges. A row the
+    database refuses (a number another writer took meanwhile) raises
+    ImportRefused; the caller's transaction then writes nothing."""
+    try:
+        if connection.vendor == "postgresql":
+            _insert_with_copy(accounts)
+        else:
+            _insert_with_bulk_create(accounts)
+    except IntegrityError as exc:
+        # PostgreSQL adds DETAIL and CONTEXT lines; the first one says it.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise ImportRefused(
+            [
+                f"the database refused the import ({reason}); another import may have "
+                "taken the same numbers meanwhile. Nothing was imported."
+            ]
+        ) from exc
+
+
+def _insert_with_bulk_create(accounts: list[Row]) -> None:
+    account_objs = [Account(**row.values) for row in accounts]
+    Account.objects.bulk_create(account_objs, batch_size=INSERT_BATCH_SIZE)
+
+    subscription_rows: list[Row] = []
+    subscription_objs: list[Subscription] = []
+    for account, row in zip(account_objs, accounts, strict=True):
+        for sub in row.children:
+            subscription_rows.append(sub)
+            subscription_objs.append(Subscription(account_id=account.pk, **sub.values))
+    Subscription.objects.bulk_create(subscription_objs, batch_size=INSERT_BATCH_SIZE)
+
+    charge_objs = [
+        Charge(subscription_id=subscription.pk, **charge.values)
+        for subscription, row in zip(subscription_objs, subscription_rows, strict=True)
+        for charge in row.children
+    ]
+    Charge.objects.bulk_create(charge_objs, batch_size=INSERT_BATCH_SIZE)
+
+
+def _insert_with_copy(accounts: list[Row]) -> None:
+    """PostgreSQL: reserve the ids from each table's sequence, then stream the
+    rows with COPY. bulk_create spends most of its time building model
+    instances and compiling parameters (measured: 48 s of a 100,000-account
+    import against about 5 s for COPY)."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        account_ids = bulk.reserve_ids(cursor, Account, len(accounts))
+        subscriptions = [
+            (account_id, sub)
+            for account_id, acc in zip(account_ids, accounts, strict=True)
+            for sub in acc.children
+        ]
+        subscription_ids = bulk.reserve_ids(cursor, Subscription, len(subscriptions))
+        charges = [
+            (subscription_id, charge)
+            for subscription_id, (_, sub) in zip(subscription_ids, subscriptions, strict=True)
+            for charge in sub.children
+        ]
+        charge_ids = bulk.reserve_ids(cursor, Charge, len(charges))
+
+        bulk.copy_rows(
+            cursor,
+            Account,
+            (
+                {**row.values, "id": id_, "created_at": now}
+                for id_, row in zip(account_ids, accounts, strict=True)
+            ),
+        )
+        bulk.copy_rows(
+            cursor,
+            Subscription,
+            (
+                {**sub.values, "id": id_, "account_id": account_id, "created_at": now}
+                for id_, (account_id, sub) in zip(subscription_ids, subscriptions, strict=True)
+            ),
+        )
+        bulk.copy_rows(
+            cursor,
+            Charge,
+            (
+                {**charge.values, "id": id_, "subscription_id": subscription_id}
+                for id_, (subscription_id, charge) in zip(charge_ids, charges, strict=True)
+            ),
+        )
