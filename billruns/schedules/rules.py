@@ -67,7 +67,7 @@ def time_zone_names():
 
 
 def weekdays_problem(repeats, weekdays):
-    """What is wrong with ``weekdays`` (sorted, distinct) for ``repeats``, or None."""
+    """What is wrong with ``weekdays`` (day numbers) for ``repeats``, or None."""
     if any(not isinstance(day, int) or not 0 <= day <= 6 for day in weekdays):
         return "Weekdays are numbers from 0 (Monday) to 6 (Sunday)."
     if repeats == Repeats.WEEKLY and not weekdays:
