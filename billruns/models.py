@@ -87,8 +87,9 @@ class BillRun(models.Model):
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="retries"
     )
 
-    # Counters: final when the run completes. While it processes, progress is
-    # read from its chunks (see selectors.run_progress).
+    # Counters: final when the run completes. While it processes, each chunk
+    # adds its accounts to accounts_processed as it commits (the progress bar
+    # reads them: selectors.run_progress).
     accounts_selected = models.PositiveIntegerField(default=0)
     accounts_processed = models.PositiveIntegerField(default=0)
     accounts_failed = models.PositiveIntegerField(default=0)

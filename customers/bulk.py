@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection
 from django.db.models import Lookup
 
 # COPY's text format: a backslash, tab, newline or carriage return in a value
@@ -92,7 +92,8 @@ class AnyOf(Lookup):
     On PostgreSQL it is ``= ANY(%s::bigint[])`` with the list as one array
     parameter; Django's ``__in`` prepares every value of the list through the
     field, which with a chunk's thousand ids a query was a large part of a
-    bill run's Python time. Elsewhere it is a plain IN. For integer keys.
+    bill run's Python time. Elsewhere it is a plain IN. For integer keys;
+    registered on them by ``CustomersConfig.ready()``.
     """
 
     lookup_name = "anyof"
@@ -106,7 +107,3 @@ class AnyOf(Lookup):
         if not ids:
             return "1 = 0", list(lhs_params)
         return f"{lhs} IN ({', '.join(['%s'] * len(ids))})", [*lhs_params, *ids]
-
-
-models.IntegerField.register_lookup(AnyOf)
-models.ForeignKey.register_lookup(AnyOf)

@@ -2,8 +2,19 @@ import datetime
 from decimal import Decimal
 
 import factory
+from django.utils import timezone
 
 from customers.models import Account, Charge, ChargeType, Subscription
+from invoices import sequences
+from invoices.models import (
+    CreditApplication,
+    Document,
+    DocumentItem,
+    DocumentStatus,
+    DocumentType,
+    Payment,
+    PaymentMethod,
+)
 
 
 class AccountFactory(factory.django.DjangoModelFactory):
@@ -47,3 +58,94 @@ class OneTimeChargeFactory(ChargeFactory):
     charge_type = ChargeType.ONE_TIME
     amount = Decimal("50.00")
     period = ""
+
+
+class DocumentFactory(factory.django.DjangoModelFactory):
+    """An invoice (``CreditMemoFactory``: a credit memo), Draft unless told,
+    numbered from the real sequences so that it never takes a number a bill
+    run of the same test would hand out. The rows only: posting, payments and
+    credits through invoices.services keep balances and statuses true."""
+
+    class Meta:
+        model = Document
+
+    document_type = DocumentType.INVOICE
+    number = factory.LazyAttribute(
+        lambda d: sequences.allocate("INV" if d.document_type == DocumentType.INVOICE else "CM")[0]
+    )
+    account = factory.SubFactory(AccountFactory)
+    bill_run = None
+    status = DocumentStatus.DRAFT
+    currency = factory.LazyAttribute(lambda d: d.account.currency)
+    amount = Decimal("100.00")
+    balance = factory.LazyAttribute(lambda d: d.amount)
+    invoice_date = factory.LazyAttribute(
+        lambda d: d.bill_run.invoice_date if d.bill_run else datetime.date(2026, 2, 1)
+    )
+    due_date = factory.LazyAttribute(
+        lambda d: d.invoice_date + datetime.timedelta(days=d.account.payment_term_days)
+    )
+    posted_at = factory.LazyAttribute(
+        lambda d: timezone.now() if d.status == DocumentStatus.POSTED else None
+    )
+
+
+class CreditMemoFactory(DocumentFactory):
+    document_type = DocumentType.CREDIT_MEMO
+
+
+class DocumentItemFactory(factory.django.DjangoModelFactory):
+    """One billed month of a charge of the document's account; the document's
+    amount unless told (a credit memo's item is the negative of its credit)."""
+
+    class Meta:
+        model = DocumentItem
+
+    document = factory.SubFactory(DocumentFactory)
+    charge = factory.SubFactory(
+        ChargeFactory, subscription__account=factory.SelfAttribute("...document.account")
+    )
+    subscription = factory.SelfAttribute("charge.subscription")
+    charge_name = factory.SelfAttribute("charge.name")
+    service_start = factory.SelfAttribute("document.invoice_date")
+    service_end = factory.LazyAttribute(lambda i: _month_end(i.service_start))
+    amount = factory.LazyAttribute(
+        lambda i: (
+            -i.document.amount
+            if i.document.document_type == DocumentType.CREDIT_MEMO
+            else i.document.amount
+        )
+    )
+
+
+class PaymentFactory(factory.django.DjangoModelFactory):
+    """A payment row on a Posted invoice (the balance is left as it is)."""
+
+    class Meta:
+        model = Payment
+
+    document = factory.SubFactory(DocumentFactory, status=DocumentStatus.POSTED)
+    amount = Decimal("10.00")
+    payment_date = factory.SelfAttribute("document.invoice_date")
+    method = PaymentMethod.CARD
+
+
+class CreditApplicationFactory(factory.django.DjangoModelFactory):
+    """Part of a Posted credit memo applied to a Posted invoice of its account
+    (the balances are left as they are)."""
+
+    class Meta:
+        model = CreditApplication
+
+    credit_memo = factory.SubFactory(CreditMemoFactory, status=DocumentStatus.POSTED)
+    invoice = factory.SubFactory(
+        DocumentFactory,
+        status=DocumentStatus.POSTED,
+        account=factory.SelfAttribute("..credit_memo.account"),
+    )
+    amount = Decimal("5.00")
+
+
+def _month_end(day):
+    following = (day.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+    return following - datetime.timedelta(days=1)

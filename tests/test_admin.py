@@ -18,40 +18,28 @@ from billruns.models import (
     ScheduleEvent,
 )
 from invoices.models import (
-    CreditApplication,
     CreditMemo,
-    Document,
     DocumentDelivery,
-    DocumentItem,
     DocumentStatus,
-    DocumentType,
     Invoice,
     NumberSequence,
-    Payment,
     TenantSettings,
 )
-from tests.factories import ChargeFactory, OneTimeChargeFactory, SubscriptionFactory
+from tests.factories import (
+    ChargeFactory,
+    CreditApplicationFactory,
+    CreditMemoFactory,
+    DocumentFactory,
+    DocumentItemFactory,
+    OneTimeChargeFactory,
+    PaymentFactory,
+    SubscriptionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
 REGISTERED = sorted(admin.site._registry, key=lambda model: model._meta.label)
 OUR_APPS = {"customers", "invoices", "billruns"}
-
-
-def make_document(*, number, account, run, document_type, status, amount):
-    return Document.objects.create(
-        document_type=document_type,
-        number=number,
-        account=account,
-        bill_run=run,
-        status=status,
-        currency=account.currency,
-        amount=amount,
-        balance=amount,
-        invoice_date=run.invoice_date,
-        due_date=run.invoice_date + datetime.timedelta(days=account.payment_term_days),
-        posted_at=timezone.now() if status == DocumentStatus.POSTED else None,
-    )
 
 
 def make_billing_data(i, user):
@@ -74,40 +62,36 @@ def make_billing_data(i, user):
         accounts_processed=2,
         accounts_failed=1,
     )
-    invoice = make_document(
+    invoice = DocumentFactory(
         number=f"INV{i:08d}",
         account=account,
-        run=run,
-        document_type=DocumentType.INVOICE,
+        bill_run=run,
         status=DocumentStatus.POSTED,
         amount=Decimal("100.00"),
     )
-    credit_memo = make_document(
+    credit_memo = CreditMemoFactory(
         number=f"CM{i:08d}",
         account=account,
-        run=run,
-        document_type=DocumentType.CREDIT_MEMO,
+        bill_run=run,
         status=DocumentStatus.DRAFT,
         amount=Decimal("20.00"),
     )
     for document in (invoice, credit_memo):
-        DocumentItem.objects.create(
+        DocumentItemFactory(
             document=document,
             charge=charge,
-            subscription=subscription,
-            charge_name=charge.name,
             service_start=datetime.date(2026, 2, 1) + datetime.timedelta(days=document.pk),
             service_end=datetime.date(2026, 2, 28) + datetime.timedelta(days=document.pk),
             amount=document.amount,
         )
-    Payment.objects.create(
+    PaymentFactory(
         document=invoice,
         amount=Decimal("10.00"),
         payment_date=datetime.date(2026, 2, 10),
         method="card",
         created_by=user,
     )
-    CreditApplication.objects.create(
+    CreditApplicationFactory(
         credit_memo=credit_memo, invoice=invoice, amount=Decimal("5.00"), applied_by=user
     )
     DocumentDelivery.objects.create(

@@ -2,7 +2,6 @@
 credit memo to an invoice; the document deliveries and the audit columns."""
 
 import datetime
-import itertools
 from decimal import Decimal
 
 import pytest
@@ -13,37 +12,13 @@ from invoices.models import (
     Document,
     DocumentDelivery,
     DocumentStatus,
-    DocumentType,
     Payment,
     TenantSettings,
 )
 from invoices.services import document_post
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, CreditMemoFactory, DocumentFactory
 
 pytestmark = pytest.mark.django_db
-
-_numbers = itertools.count(1)
-
-
-def make_document(
-    *,
-    account,
-    document_type=DocumentType.INVOICE,
-    status=DocumentStatus.POSTED,
-    amount=Decimal("100.00"),
-):
-    prefix = "INV" if document_type == DocumentType.INVOICE else "CM"
-    return Document.objects.create(
-        number=f"{prefix}{next(_numbers):08d}",
-        account=account,
-        document_type=document_type,
-        status=status,
-        currency=account.currency,
-        amount=amount,
-        balance=amount,
-        invoice_date=datetime.date(2026, 2, 1),
-        due_date=datetime.date(2026, 3, 3),
-    )
 
 
 @pytest.fixture
@@ -53,7 +28,7 @@ def account():
 
 @pytest.fixture
 def invoice(account):
-    return make_document(account=account)
+    return DocumentFactory(status=DocumentStatus.POSTED, account=account)
 
 
 @pytest.fixture
@@ -194,7 +169,7 @@ def test_a_malformed_payment_is_refused_and_changes_nothing(client, staff_clerk,
 
 
 def test_a_draft_invoice_has_no_button_and_its_page_refuses(client, staff_clerk, account):
-    draft = make_document(account=account, status=DocumentStatus.DRAFT)
+    draft = DocumentFactory(account=account, status=DocumentStatus.DRAFT)
 
     response = client.get(invoice_change_url(draft))
     assert response.status_code == 200
@@ -219,7 +194,7 @@ def test_a_draft_invoice_has_no_button_and_its_page_refuses(client, staff_clerk,
 
 
 def test_a_canceled_invoice_refuses_a_payment(client, staff_clerk, account):
-    canceled = make_document(account=account, status=DocumentStatus.CANCELED)
+    canceled = DocumentFactory(account=account, status=DocumentStatus.CANCELED)
 
     response = client.post(record_payment_url(canceled), payment("10.00"))
 
@@ -261,9 +236,7 @@ def test_an_unknown_invoice_goes_back_to_the_admin(client, staff_clerk):
 
 @pytest.fixture
 def credit_memo(account):
-    return make_document(
-        account=account, document_type=DocumentType.CREDIT_MEMO, amount=Decimal("30.00")
-    )
+    return CreditMemoFactory(status=DocumentStatus.POSTED, account=account, amount=Decimal("30.00"))
 
 
 def test_apply_is_offered_only_while_advanced_ar_settlement_is_on(client, staff_clerk, credit_memo):
@@ -283,10 +256,12 @@ def test_apply_is_offered_only_while_advanced_ar_settlement_is_on(client, staff_
 def test_the_apply_page_lists_the_open_invoices_of_the_account_and_currency(
     client, staff_clerk, advanced_ar_settlement, account, credit_memo, invoice
 ):
-    paid = make_document(account=account)
+    paid = DocumentFactory(status=DocumentStatus.POSTED, account=account)
     Document.objects.filter(pk=paid.pk).update(balance=0)
-    draft = make_document(account=account, status=DocumentStatus.DRAFT)
-    elsewhere = make_document(account=AccountFactory(currency=account.currency))
+    draft = DocumentFactory(account=account, status=DocumentStatus.DRAFT)
+    elsewhere = DocumentFactory(
+        status=DocumentStatus.POSTED, account=AccountFactory(currency=account.currency)
+    )
 
     response = client.get(apply_url(credit_memo))
 
@@ -337,7 +312,9 @@ def test_more_than_the_credit_memos_balance_shows_the_services_refusal(
 def test_an_invoice_of_another_account_shows_the_services_refusal(
     client, staff_clerk, advanced_ar_settlement, account, credit_memo
 ):
-    other = make_document(account=AccountFactory(currency=account.currency))
+    other = DocumentFactory(
+        status=DocumentStatus.POSTED, account=AccountFactory(currency=account.currency)
+    )
 
     response = client.post(apply_url(credit_memo), {"invoice": other.number, "amount": "5.00"})
 
@@ -419,9 +396,9 @@ def test_deliveries_are_read_only(client, staff_clerk, invoice):
 
 
 def test_who_posted_a_document_shows_on_its_page_and_filters_the_list(client, staff_clerk, account):
-    posted = make_document(account=account, status=DocumentStatus.DRAFT)
+    posted = DocumentFactory(account=account, status=DocumentStatus.DRAFT)
     document_post(document_id=posted.pk, user=staff_clerk)
-    other = make_document(account=account)
+    other = DocumentFactory(status=DocumentStatus.POSTED, account=account)
 
     response = client.get(invoice_change_url(posted))
     assert b"field-posted_by" in response.content

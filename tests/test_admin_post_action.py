@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from invoices.models import DocumentStatus
-from tests.test_document_posting import make_document
+from tests.factories import DocumentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +41,7 @@ def choose_action(client, documents, url=CHANGELIST, **extra):
 
 
 def test_choosing_the_action_shows_a_confirmation_page_and_posts_nothing(admin_client):
-    drafts = [make_document(), make_document()]
+    drafts = [DocumentFactory(), DocumentFactory()]
 
     response = choose_action(admin_client, drafts)
 
@@ -58,7 +58,7 @@ def test_choosing_the_action_shows_a_confirmation_page_and_posts_nothing(admin_c
 
 
 def test_the_confirmation_posts_the_drafts(admin_client, superuser):
-    drafts = [make_document(), make_document()]
+    drafts = [DocumentFactory(), DocumentFactory()]
 
     response = choose_action(admin_client, drafts, post="yes")
 
@@ -70,8 +70,8 @@ def test_the_confirmation_posts_the_drafts(admin_client, superuser):
 
 
 def test_the_confirmation_says_which_selected_documents_stay_as_they_are(admin_client):
-    draft = make_document()
-    posted = make_document(status=DocumentStatus.POSTED, posted_at=timezone.now())
+    draft = DocumentFactory()
+    posted = DocumentFactory(status=DocumentStatus.POSTED, posted_at=timezone.now())
 
     response = choose_action(admin_client, [draft, posted])
 
@@ -82,7 +82,7 @@ def test_the_confirmation_says_which_selected_documents_stay_as_they_are(admin_c
 
 
 def test_a_selection_without_drafts_offers_nothing_to_post(admin_client):
-    posted = make_document(status=DocumentStatus.POSTED, posted_at=timezone.now())
+    posted = DocumentFactory(status=DocumentStatus.POSTED, posted_at=timezone.now())
 
     response = choose_action(admin_client, [posted])
 
@@ -93,7 +93,7 @@ def test_a_selection_without_drafts_offers_nothing_to_post(admin_client):
 
 def test_the_confirmation_warns_of_documents_already_past_due(admin_client):
     yesterday = timezone.localdate() - datetime.timedelta(days=1)
-    drafts = [make_document(due_date=yesterday), make_document(due_date=timezone.localdate())]
+    drafts = [DocumentFactory(due_date=yesterday), DocumentFactory(due_date=timezone.localdate())]
 
     response = choose_action(admin_client, drafts)
 
@@ -101,8 +101,8 @@ def test_the_confirmation_warns_of_documents_already_past_due(admin_client):
 
 
 def test_select_all_is_confirmed_and_posted_over_the_same_filtered_list(admin_client):
-    usd = [make_document(), make_document()]
-    eur = make_document(currency="EUR")
+    usd = [DocumentFactory(), DocumentFactory()]
+    eur = DocumentFactory(currency="EUR")
     url = f"{CHANGELIST}?currency__exact=USD"
 
     response = choose_action(admin_client, usd[:1], url=url, select_across="1")

@@ -1,6 +1,9 @@
 """customers.bulk: COPY's text format written by the project, and __anyof."""
 
 import datetime
+import os
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
 
@@ -12,6 +15,7 @@ from customers import bulk
 from customers.models import Account, Status
 from invoices.models import DocumentType
 from tests.factories import AccountFactory
+from tests.processes import ROOT
 
 
 @pytest.mark.parametrize(
@@ -83,3 +87,27 @@ def test_anyof_selects_the_rows_with_one_of_the_ids():
     ]
     assert not Account.objects.filter(id__anyof=[]).exists()
     assert Account.objects.filter(id__anyof=[]).count() == 0
+
+
+def test_anyof_is_there_once_django_has_started_whatever_was_imported():
+    # given: a fresh process that imports nothing of the project's but its models
+    script = (
+        "import django; django.setup(); "
+        "from customers.models import Account, Subscription; "
+        "print(Account.objects.filter(id__anyof=[7]).query); "
+        "print(Subscription.objects.filter(account_id__anyof=[7]).query)"
+    )
+    # when
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "billing_site.settings_test"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # then
+    assert result.returncode == 0, result.stderr
+    queries = result.stdout.splitlines()
+    assert len(queries) == 2
+    assert all("IN (7)" in sql or "= ANY([7]::bigint[])" in sql for sql in queries), queries

@@ -1,5 +1,3 @@
-import datetime
-import itertools
 import threading
 from decimal import Decimal
 
@@ -10,30 +8,10 @@ from invoices.models import (
     CreditApplication,
     Document,
     DocumentStatus,
-    DocumentType,
     TenantSettings,
 )
 from invoices.services import CreditApplicationRefused, credit_memo_apply
-from tests.factories import AccountFactory
-
-_numbers = itertools.count(1)
-
-
-def make_document(
-    *, account, document_type=DocumentType.INVOICE, status=DocumentStatus.POSTED, **fields
-):
-    amount = fields.pop("amount", Decimal("100.00"))
-    defaults = {
-        "number": f"{'INV' if document_type == DocumentType.INVOICE else 'CM'}{next(_numbers):08d}",
-        "currency": account.currency,
-        "amount": amount,
-        "balance": amount,
-        "invoice_date": datetime.date(2026, 2, 1),
-        "due_date": datetime.date(2026, 3, 3),
-    }
-    return Document.objects.create(
-        account=account, document_type=document_type, status=status, **{**defaults, **fields}
-    )
+from tests.factories import AccountFactory, CreditMemoFactory, DocumentFactory
 
 
 @pytest.fixture
@@ -51,14 +29,12 @@ def account(db):
 
 @pytest.fixture
 def credit_memo(account):
-    return make_document(
-        account=account, document_type=DocumentType.CREDIT_MEMO, amount=Decimal("30.00")
-    )
+    return CreditMemoFactory(status=DocumentStatus.POSTED, account=account, amount=Decimal("30.00"))
 
 
 @pytest.fixture
 def invoice(account):
-    return make_document(account=account, amount=Decimal("100.00"))
+    return DocumentFactory(status=DocumentStatus.POSTED, account=account, amount=Decimal("100.00"))
 
 
 def balances(*documents):
@@ -112,7 +88,7 @@ def test_applying_is_refused_without_advanced_ar_settlement(credit_memo, invoice
 def test_applying_to_an_invoice_of_another_account_is_refused(
     advanced_ar_settlement, credit_memo, clerk
 ):
-    other_invoice = make_document(account=AccountFactory())
+    other_invoice = DocumentFactory(status=DocumentStatus.POSTED, account=AccountFactory())
 
     assert refusal(credit_memo, other_invoice, clerk) == (
         f"{credit_memo.number} and {other_invoice.number} belong to different accounts: "
@@ -123,7 +99,7 @@ def test_applying_to_an_invoice_of_another_account_is_refused(
 def test_applying_to_an_invoice_in_another_currency_is_refused(
     advanced_ar_settlement, account, credit_memo, clerk
 ):
-    euro_invoice = make_document(account=account, currency="EUR")
+    euro_invoice = DocumentFactory(status=DocumentStatus.POSTED, account=account, currency="EUR")
 
     assert refusal(credit_memo, euro_invoice, clerk) == (
         f"{credit_memo.number} is in USD and {euro_invoice.number} in EUR: "
@@ -132,9 +108,7 @@ def test_applying_to_an_invoice_in_another_currency_is_refused(
 
 
 def test_applying_a_draft_credit_memo_is_refused(advanced_ar_settlement, account, invoice, clerk):
-    draft = make_document(
-        account=account, document_type=DocumentType.CREDIT_MEMO, status=DocumentStatus.DRAFT
-    )
+    draft = CreditMemoFactory(account=account, status=DocumentStatus.DRAFT)
 
     assert refusal(draft, invoice, clerk) == (
         f"{draft.number} is Draft: credit can only be applied "
@@ -145,7 +119,7 @@ def test_applying_a_draft_credit_memo_is_refused(advanced_ar_settlement, account
 def test_applying_to_a_draft_invoice_is_refused(
     advanced_ar_settlement, account, credit_memo, clerk
 ):
-    draft = make_document(account=account, status=DocumentStatus.DRAFT)
+    draft = DocumentFactory(account=account, status=DocumentStatus.DRAFT)
 
     assert refusal(credit_memo, draft, clerk) == (
         f"{draft.number} is Draft: credit can only be applied "
@@ -162,10 +136,12 @@ def test_applying_more_than_the_credit_memo_balance_is_refused(
 
 
 def test_applying_more_than_the_invoice_balance_is_refused(advanced_ar_settlement, account, clerk):
-    big_credit = make_document(
-        account=account, document_type=DocumentType.CREDIT_MEMO, amount=Decimal("500.00")
+    big_credit = CreditMemoFactory(
+        status=DocumentStatus.POSTED, account=account, amount=Decimal("500.00")
     )
-    small_invoice = make_document(account=account, amount=Decimal("20.00"))
+    small_invoice = DocumentFactory(
+        status=DocumentStatus.POSTED, account=account, amount=Decimal("20.00")
+    )
 
     assert refusal(big_credit, small_invoice, clerk, amount="20.01") == (
         f"Credit of 20.01 exceeds the open balance 20.00 USD of invoice {small_invoice.number}."
@@ -190,7 +166,7 @@ def test_a_malformed_or_non_positive_credit_amount_is_refused(
 def test_applying_an_invoice_as_if_it_were_a_credit_memo_is_refused(
     advanced_ar_settlement, account, invoice, clerk
 ):
-    another_invoice = make_document(account=account)
+    another_invoice = DocumentFactory(status=DocumentStatus.POSTED, account=account)
 
     assert refusal(another_invoice, invoice, clerk) == (
         f"{another_invoice.number} is an invoice: only a credit memo can be applied."
@@ -200,7 +176,7 @@ def test_applying_an_invoice_as_if_it_were_a_credit_memo_is_refused(
 def test_applying_a_credit_memo_to_a_credit_memo_is_refused(
     advanced_ar_settlement, account, credit_memo, clerk
 ):
-    another_credit_memo = make_document(account=account, document_type=DocumentType.CREDIT_MEMO)
+    another_credit_memo = CreditMemoFactory(status=DocumentStatus.POSTED, account=account)
 
     assert refusal(credit_memo, another_credit_memo, clerk) == (
         f"{another_credit_memo.number} is a credit memo: a credit memo can only be applied "
@@ -215,11 +191,11 @@ def test_concurrent_applications_of_one_credit_memo_never_overdraw_it(superuser)
     # given: a credit memo of 30.00 applied 10.00 at a time by 6 clerks at once,
     # to two invoices whose ids lie on both sides of the credit memo's
     account = AccountFactory()
-    first_invoice = make_document(account=account)
-    credit_memo = make_document(
-        account=account, document_type=DocumentType.CREDIT_MEMO, amount=Decimal("30.00")
+    first_invoice = DocumentFactory(status=DocumentStatus.POSTED, account=account)
+    credit_memo = CreditMemoFactory(
+        status=DocumentStatus.POSTED, account=account, amount=Decimal("30.00")
     )
-    second_invoice = make_document(account=account)
+    second_invoice = DocumentFactory(status=DocumentStatus.POSTED, account=account)
     TenantSettings.objects.update_or_create(id=1, defaults={"advanced_ar_settlement": True})
     start = threading.Barrier(6)
     outcomes = []

@@ -1,5 +1,3 @@
-import datetime
-import itertools
 import threading
 from decimal import Decimal
 
@@ -11,27 +9,9 @@ from django.db import connection
 from django.test import RequestFactory
 
 from invoices.admin_actions import PostDocumentsAdminMixin, post_selected_documents
-from invoices.models import Document, DocumentStatus, DocumentType, TenantSettings
+from invoices.models import Document, DocumentStatus, TenantSettings
 from invoices.services import DocumentActionRefused, PostingRefused, document_post
-from tests.factories import AccountFactory
-
-_numbers = itertools.count(1)
-
-
-def make_document(*, document_type=DocumentType.INVOICE, status=DocumentStatus.DRAFT, **fields):
-    amount = fields.pop("amount", Decimal("100.00"))
-    defaults = {
-        "account": fields.pop("account", None) or AccountFactory(),
-        "number": f"{'INV' if document_type == DocumentType.INVOICE else 'CM'}{next(_numbers):08d}",
-        "currency": "USD",
-        "amount": amount,
-        "balance": amount,
-        "invoice_date": datetime.date(2026, 2, 1),
-        "due_date": datetime.date(2026, 3, 3),
-    }
-    return Document.objects.create(
-        document_type=document_type, status=status, **{**defaults, **fields}
-    )
+from tests.factories import CreditMemoFactory, DocumentFactory
 
 
 def set_advanced_ar_settlement(on):
@@ -48,7 +28,7 @@ def snapshot(document):
 @pytest.mark.django_db
 def test_posting_a_draft_invoice_makes_it_posted_with_its_amount_open(clerk):
     # given
-    invoice = make_document(amount=Decimal("204.84"))
+    invoice = DocumentFactory(amount=Decimal("204.84"))
     # when
     posted = document_post(document_id=invoice.pk, user=clerk)
     # then
@@ -62,8 +42,8 @@ def test_posting_a_draft_invoice_makes_it_posted_with_its_amount_open(clerk):
 
 @pytest.mark.django_db
 def test_posting_a_zero_and_a_negative_invoice_works_like_any_other(clerk):
-    zero = make_document(amount=Decimal("0.00"))
-    negative = make_document(amount=Decimal("-12.50"))
+    zero = DocumentFactory(amount=Decimal("0.00"))
+    negative = DocumentFactory(amount=Decimal("-12.50"))
 
     document_post(document_id=zero.pk, user=clerk)
     document_post(document_id=negative.pk, user=clerk)
@@ -76,7 +56,7 @@ def test_posting_a_zero_and_a_negative_invoice_works_like_any_other(clerk):
 
 @pytest.mark.django_db
 def test_posting_twice_is_refused_as_already_posted_and_changes_nothing(clerk, superuser):
-    invoice = make_document()
+    invoice = DocumentFactory()
     document_post(document_id=invoice.pk, user=clerk)
     before = snapshot(invoice)
 
@@ -91,7 +71,7 @@ def test_posting_twice_is_refused_as_already_posted_and_changes_nothing(clerk, s
 
 @pytest.mark.django_db
 def test_posting_a_canceled_invoice_is_refused_and_changes_nothing(clerk):
-    invoice = make_document(status=DocumentStatus.CANCELED)
+    invoice = DocumentFactory(status=DocumentStatus.CANCELED)
     before = snapshot(invoice)
 
     with pytest.raises(PostingRefused) as refused:
@@ -112,7 +92,7 @@ def test_posting_an_unknown_document_is_refused(clerk):
 @pytest.mark.django_db
 def test_a_credit_memo_is_not_posted_without_advanced_ar_settlement(clerk):
     set_advanced_ar_settlement(False)
-    credit_memo = make_document(document_type=DocumentType.CREDIT_MEMO)
+    credit_memo = CreditMemoFactory()
     before = snapshot(credit_memo)
 
     with pytest.raises(PostingRefused) as refused:
@@ -128,7 +108,7 @@ def test_a_credit_memo_is_not_posted_without_advanced_ar_settlement(clerk):
 @pytest.mark.django_db
 def test_a_credit_memo_is_posted_with_advanced_ar_settlement(clerk):
     set_advanced_ar_settlement(True)
-    credit_memo = make_document(document_type=DocumentType.CREDIT_MEMO, amount=Decimal("30.00"))
+    credit_memo = CreditMemoFactory(amount=Decimal("30.00"))
 
     document_post(document_id=credit_memo.pk, user=clerk)
 
@@ -143,7 +123,7 @@ def test_a_credit_memo_is_posted_with_advanced_ar_settlement(clerk):
 def test_two_clerks_posting_the_same_invoice_at_once_post_it_once(superuser, django_user_model):
     # Plain users, not the clerk fixture: a transactional test flushes the roles' groups.
     other = django_user_model.objects.create_user("other")
-    invoice = make_document()
+    invoice = DocumentFactory()
     start = threading.Barrier(2)
     outcomes = []
 
@@ -187,10 +167,10 @@ def admin_request(user):
 @pytest.mark.django_db
 def test_the_admin_action_posts_the_drafts_and_says_which_were_refused_and_why(superuser):
     set_advanced_ar_settlement(False)
-    drafts = [make_document(), make_document()]
-    posted = make_document()
+    drafts = [DocumentFactory(), DocumentFactory()]
+    posted = DocumentFactory()
     document_post(document_id=posted.pk, user=superuser)
-    credit_memo = make_document(document_type=DocumentType.CREDIT_MEMO)
+    credit_memo = CreditMemoFactory()
     model_admin = DocumentAdmin(Document, admin.site)
     request = admin_request(superuser)
 

@@ -18,9 +18,25 @@ from django.db.models import F, Q
 from billruns import engine, services
 from customers.fields import ExactSum
 from customers.models import Charge
-from invoices.models import CreditApplication, Document, DocumentItem, Payment, TenantSettings
+from invoices.models import (
+    CreditApplication,
+    Document,
+    DocumentItem,
+    DocumentStatus,
+    Payment,
+    TenantSettings,
+)
 from invoices.services import credit_memo_apply, payment_record
-from tests.factories import AccountFactory, ChargeFactory, OneTimeChargeFactory
+from tests.factories import (
+    AccountFactory,
+    ChargeFactory,
+    CreditApplicationFactory,
+    CreditMemoFactory,
+    DocumentFactory,
+    DocumentItemFactory,
+    OneTimeChargeFactory,
+    PaymentFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -28,21 +44,6 @@ JAN = datetime.date(2026, 1, 1)
 # Past float's 15 digits, and the largest amount a money column holds.
 LARGE = [Decimal("19999999999999.98"), Decimal("9999999999999999.99")]
 LARGE_IDS = ["2e13", "max"]
-
-
-def make_document(amount, *, document_type="invoice", status="Posted", number=None, account=None):
-    account = account or AccountFactory()
-    return Document.objects.create(
-        document_type=document_type,
-        number=number or f"{'INV' if document_type == 'invoice' else 'CM'}{account.pk:08d}",
-        account=account,
-        status=status,
-        currency="USD",
-        amount=amount,
-        balance=amount,
-        invoice_date=JAN,
-        due_date=JAN,
-    )
 
 
 def run_to_end(**parameters):
@@ -61,24 +62,19 @@ def billrun_show_json(run, *extra):
 def test_every_money_column_gives_back_exactly_what_was_stored(amount, sign):
     signed = sign * amount
     charge = OneTimeChargeFactory(amount=signed)
-    document = make_document(signed)
-    item = DocumentItem.objects.create(
+    document = DocumentFactory(status=DocumentStatus.POSTED, amount=signed)
+    item = DocumentItemFactory(
         document=document,
         charge=charge,
-        subscription=charge.subscription,
         charge_name="Big",
         service_start=JAN,
         service_end=JAN,
         amount=signed,
     )
-    positive = make_document(amount, number="INV99999999")
-    payment = Payment.objects.create(
-        document=positive, amount=amount, payment_date=JAN, method="card"
-    )
-    credit_memo = make_document(amount, document_type="credit_memo")
-    application = CreditApplication.objects.create(
-        credit_memo=credit_memo, invoice=positive, amount=amount
-    )
+    positive = DocumentFactory(status=DocumentStatus.POSTED, amount=amount, number="INV99999999")
+    payment = PaymentFactory(document=positive, amount=amount, payment_date=JAN, method="card")
+    credit_memo = CreditMemoFactory(status=DocumentStatus.POSTED, amount=amount)
+    application = CreditApplicationFactory(credit_memo=credit_memo, invoice=positive, amount=amount)
 
     read = [
         Charge.objects.get(pk=charge.pk).amount,
@@ -97,7 +93,7 @@ def test_every_money_column_gives_back_exactly_what_was_stored(amount, sign):
 
 
 def test_filters_compare_exactly_at_the_last_cent():
-    document = make_document(Decimal("19999999999999.98"))
+    document = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("19999999999999.98"))
 
     assert Document.objects.filter(amount__gt=Decimal("19999999999999.97")).get() == document
     assert not Document.objects.filter(amount__gt=Decimal("19999999999999.98")).exists()
@@ -113,8 +109,12 @@ def test_a_sum_of_many_large_amounts_is_exact():
     """Past 2^63 cents, where SQLite's own SUM of integers fails."""
     largest = Decimal("9999999999999999.99")
     for n in range(1, 1001):
-        make_document(largest if n % 2 else Decimal("19999999999999.98"), number=f"INV{n:08d}")
-    make_document(Decimal("-0.01"), number="INV99999999")
+        DocumentFactory(
+            status=DocumentStatus.POSTED,
+            amount=largest if n % 2 else Decimal("19999999999999.98"),
+            number=f"INV{n:08d}",
+        )
+    DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("-0.01"), number="INV99999999")
 
     total = Document.objects.aggregate(total=ExactSum("amount"))["total"]
     exact = 500 * largest + 500 * Decimal("19999999999999.98") - Decimal("0.01")
@@ -124,8 +124,10 @@ def test_a_sum_of_many_large_amounts_is_exact():
 
 
 def test_exact_sum_takes_a_filter_and_is_none_over_no_rows():
-    make_document(Decimal("19999999999999.98"), number="INV00000001")
-    make_document(Decimal("0.03"), number="INV00000002")
+    DocumentFactory(
+        status=DocumentStatus.POSTED, amount=Decimal("19999999999999.98"), number="INV00000001"
+    )
+    DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("0.03"), number="INV00000002")
 
     totals = Document.objects.aggregate(
         big=ExactSum("amount", filter=Q(amount__gt=1)),
@@ -164,9 +166,9 @@ def test_a_credit_memo_of_the_largest_amount_counts_negative_in_the_totals():
 
 
 def test_payments_and_credit_lower_large_balances_to_the_cent(superuser):
-    invoice = make_document(Decimal("19999999999999.98"))
-    credit_memo = make_document(
-        Decimal("0.05"), document_type="credit_memo", account=invoice.account
+    invoice = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("19999999999999.98"))
+    credit_memo = CreditMemoFactory(
+        status=DocumentStatus.POSTED, amount=Decimal("0.05"), account=invoice.account
     )
     settings = TenantSettings.load()
     settings.advanced_ar_settlement = True
@@ -241,7 +243,7 @@ def test_the_engine_refuses_a_total_at_the_limit_and_takes_one_below_it():
 def test_money_columns_are_integers_of_cents_on_sqlite():
     if connection.vendor != "sqlite":
         pytest.skip("SQLite's storage")
-    make_document(Decimal("19999999999999.98"))
+    DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("19999999999999.98"))
     with connection.cursor() as cursor:
         cursor.execute("SELECT amount, typeof(amount) FROM invoices_document")
         assert cursor.fetchone() == (1999999999999998, "integer")

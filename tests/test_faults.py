@@ -23,7 +23,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
-from billruns.management.commands.bench_billrun import build_book
 from billruns.models import BillRun, BillRunChunk, RunStatus
 from customers.importer import accounts_import
 from customers.models import Account
@@ -40,6 +39,7 @@ from tests.processes import (
     stop,
     wait_for,
 )
+from tools.books import benchmark_book
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -75,7 +75,7 @@ def sweeper():
 
 @pytest.fixture
 def book():
-    accounts_import(document=build_book(ACCOUNTS, 2))
+    accounts_import(document=benchmark_book(ACCOUNTS, 2))
 
 
 def someone_waits_on_a_lock():
@@ -359,7 +359,7 @@ def test_a_mail_server_down_for_the_whole_run_gets_the_email_once_it_is_back(
         "EMAIL_TIMEOUT": 5,
     }
     django_user_model.objects.create_superuser("boss", "boss@example.com", "pw")
-    accounts_import(document=build_book(20, 1))
+    accounts_import(document=benchmark_book(20, 1))
     cluster = start_cluster("host-a", **ENV, **mail)
     server = None
     try:

@@ -1,32 +1,13 @@
 import datetime
-import itertools
 import threading
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 
-from invoices.models import Document, DocumentStatus, DocumentType, Payment, PaymentMethod
+from invoices.models import Document, DocumentStatus, Payment, PaymentMethod
 from invoices.services import PaymentRefused, payment_record
-from tests.factories import AccountFactory
-
-_numbers = itertools.count(1)
-
-
-def make_document(*, document_type=DocumentType.INVOICE, status=DocumentStatus.POSTED, **fields):
-    amount = fields.pop("amount", Decimal("100.00"))
-    return Document.objects.create(
-        document_type=document_type,
-        status=status,
-        number=f"{'INV' if document_type == DocumentType.INVOICE else 'CM'}{next(_numbers):08d}",
-        account=AccountFactory(),
-        currency="USD",
-        amount=amount,
-        balance=amount,
-        invoice_date=datetime.date(2026, 2, 1),
-        due_date=datetime.date(2026, 3, 3),
-        **fields,
-    )
+from tests.factories import CreditMemoFactory, DocumentFactory
 
 
 def pay(
@@ -56,7 +37,7 @@ def balance_of(document):
 @pytest.mark.django_db
 def test_a_payment_on_a_posted_invoice_is_recorded_and_lowers_the_balance(clerk):
     # given
-    invoice = make_document(amount=Decimal("204.84"))
+    invoice = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("204.84"))
     # when
     payment = pay(invoice, "54.84", user=clerk)
     # then
@@ -72,7 +53,7 @@ def test_a_payment_on_a_posted_invoice_is_recorded_and_lowers_the_balance(clerk)
 
 @pytest.mark.django_db
 def test_several_payments_leave_the_exact_balance(clerk):
-    invoice = make_document(amount=Decimal("100.00"))
+    invoice = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("100.00"))
 
     pay(invoice, "33.33", user=clerk)
     pay(invoice, Decimal("33.33"), payment_date=datetime.date(2026, 2, 11), user=clerk)
@@ -84,7 +65,7 @@ def test_several_payments_leave_the_exact_balance(clerk):
 
 @pytest.mark.django_db
 def test_a_full_payment_leaves_balance_zero_and_the_invoice_posted_and_paid(clerk):
-    invoice = make_document(amount=Decimal("100.00"))
+    invoice = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("100.00"))
     pay(invoice, "40.00", user=clerk)
 
     pay(invoice, "60.00", user=clerk)
@@ -113,7 +94,7 @@ def refusal_of(document, user, **changes):
 
 @pytest.mark.django_db
 def test_a_draft_invoice_refuses_a_payment(clerk):
-    invoice = make_document(status=DocumentStatus.DRAFT)
+    invoice = DocumentFactory(status=DocumentStatus.DRAFT)
 
     assert refusal_of(invoice, clerk) == (
         f"{invoice.number} is Draft: payments can only be recorded against Posted invoices."
@@ -122,7 +103,7 @@ def test_a_draft_invoice_refuses_a_payment(clerk):
 
 @pytest.mark.django_db
 def test_a_canceled_invoice_refuses_a_payment(clerk):
-    invoice = make_document(status=DocumentStatus.CANCELED)
+    invoice = DocumentFactory(status=DocumentStatus.CANCELED)
 
     assert refusal_of(invoice, clerk) == (
         f"{invoice.number} is Canceled: payments can only be recorded against Posted invoices."
@@ -131,7 +112,7 @@ def test_a_canceled_invoice_refuses_a_payment(clerk):
 
 @pytest.mark.django_db
 def test_a_credit_memo_refuses_a_payment(clerk):
-    credit_memo = make_document(document_type=DocumentType.CREDIT_MEMO)
+    credit_memo = CreditMemoFactory(status=DocumentStatus.POSTED)
 
     assert refusal_of(credit_memo, clerk) == (
         f"{credit_memo.number} is a credit memo: payments can only be recorded "
@@ -170,14 +151,14 @@ def test_an_unknown_invoice_refuses_a_payment(clerk):
     ],
 )
 def test_a_malformed_or_non_positive_amount_is_refused(clerk, amount, message):
-    invoice = make_document()
+    invoice = DocumentFactory(status=DocumentStatus.POSTED)
 
     assert refusal_of(invoice, clerk, amount=amount) == message
 
 
 @pytest.mark.django_db
 def test_trailing_zeros_beyond_the_cent_are_not_extra_decimal_places(clerk):
-    invoice = make_document(amount=Decimal("100.00"))
+    invoice = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("100.00"))
 
     payment = pay(invoice, " 10.500 ", user=clerk)
 
@@ -187,7 +168,7 @@ def test_trailing_zeros_beyond_the_cent_are_not_extra_decimal_places(clerk):
 
 @pytest.mark.django_db
 def test_a_payment_above_the_open_balance_is_refused(clerk):
-    invoice = make_document(amount=Decimal("100.00"))
+    invoice = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("100.00"))
     pay(invoice, "60.00", user=clerk)
 
     assert refusal_of(invoice, clerk, amount="40.01") == (
@@ -197,7 +178,7 @@ def test_a_payment_above_the_open_balance_is_refused(clerk):
 
 @pytest.mark.django_db
 def test_a_fully_paid_invoice_refuses_another_payment(clerk):
-    invoice = make_document(amount=Decimal("100.00"))
+    invoice = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("100.00"))
     pay(invoice, "100.00", user=clerk)
 
     assert refusal_of(invoice, clerk, amount="0.01") == (
@@ -217,14 +198,14 @@ def test_a_fully_paid_invoice_refuses_another_payment(clerk):
     ],
 )
 def test_a_malformed_payment_date_is_refused(clerk, payment_date, message):
-    invoice = make_document()
+    invoice = DocumentFactory(status=DocumentStatus.POSTED)
 
     assert refusal_of(invoice, clerk, payment_date=payment_date) == message
 
 
 @pytest.mark.django_db
 def test_an_unknown_payment_method_is_refused(clerk):
-    invoice = make_document()
+    invoice = DocumentFactory(status=DocumentStatus.POSTED)
 
     assert refusal_of(invoice, clerk, method="bitcoin") == (
         "Payment method 'bitcoin' is not one of: bank_transfer, card, check, cash, other."
@@ -233,7 +214,7 @@ def test_an_unknown_payment_method_is_refused(clerk):
 
 @pytest.mark.django_db
 def test_a_reference_longer_than_its_column_is_refused(clerk):
-    invoice = make_document()
+    invoice = DocumentFactory(status=DocumentStatus.POSTED)
 
     assert refusal_of(invoice, clerk, reference="x" * 256) == (
         "Payment reference is longer than 255 characters."
@@ -245,7 +226,7 @@ def test_a_reference_longer_than_its_column_is_refused(clerk):
 def test_concurrent_payments_never_overdraw_an_invoice(superuser):
     # superuser, not clerk: a transactional test flushes the roles' groups.
     # given: 8 clerks paying 30.00 at once on an invoice of 100.00
-    invoice = make_document(amount=Decimal("100.00"))
+    invoice = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("100.00"))
     start = threading.Barrier(8)
     outcomes = []
 
@@ -275,8 +256,8 @@ def test_concurrent_payments_never_overdraw_an_invoice(superuser):
 def test_a_request_key_used_again_returns_the_same_payment(clerk):
     import uuid
 
-    invoice = make_document(amount=Decimal("100.00"))
-    other = make_document(amount=Decimal("100.00"))
+    invoice = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("100.00"))
+    other = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("100.00"))
     key = uuid.uuid4()
     first = pay(invoice, "30.00", user=clerk, request_key=key)
     again = pay(invoice, "30.00", user=clerk, request_key=key)
@@ -292,7 +273,7 @@ def test_a_request_key_used_again_returns_the_same_payment(clerk):
 def test_one_form_submitted_from_eight_connections_at_once_records_one_payment(superuser):
     import uuid
 
-    invoice = make_document(amount=Decimal("100.00"))
+    invoice = DocumentFactory(status=DocumentStatus.POSTED, amount=Decimal("100.00"))
     key = uuid.uuid4()
     start = threading.Barrier(8)
     payments = []

@@ -1,15 +1,14 @@
 import datetime
 import itertools
-from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from billruns.models import BillRun
 from invoices import services
-from invoices.models import Document, DocumentStatus, DocumentType
+from invoices.models import Document, DocumentStatus
 from invoices.services import documents_post_for_run
-from tests.factories import AccountFactory
+from tests.factories import CreditMemoFactory, DocumentFactory
 
 _numbers = itertools.count(1)
 
@@ -23,31 +22,6 @@ def make_run():
     )
 
 
-def make_documents(run, count, *, document_type=DocumentType.INVOICE, **fields):
-    """``count`` documents of ``run``, each for its own account."""
-    prefix = "INV" if document_type == DocumentType.INVOICE else "CM"
-    documents = []
-    for _ in range(count):
-        amount = fields.get("amount", Decimal("100.00"))
-        documents.append(
-            Document(
-                **{
-                    "document_type": document_type,
-                    "number": f"{prefix}{next(_numbers):08d}",
-                    "account": AccountFactory(),
-                    "bill_run": run,
-                    "currency": "USD",
-                    "amount": amount,
-                    "balance": amount,
-                    "invoice_date": datetime.date(2026, 2, 1),
-                    "due_date": datetime.date(2026, 3, 3),
-                    **fields,
-                }
-            )
-        )
-    return Document.objects.bulk_create(documents)
-
-
 def statuses(documents):
     return [Document.objects.get(pk=document.pk).status for document in documents]
 
@@ -56,7 +30,7 @@ def statuses(documents):
 def test_posting_a_run_posts_its_draft_invoices_and_counts_them(clerk):
     # given
     run = make_run()
-    invoices = make_documents(run, 5)
+    invoices = DocumentFactory.create_batch(5, bill_run=run)
     # when
     posted = documents_post_for_run(bill_run_id=run.pk, user=clerk, include_credit_memos=False)
     # then
@@ -71,13 +45,13 @@ def test_posting_a_run_posts_its_draft_invoices_and_counts_them(clerk):
 @pytest.mark.django_db
 def test_posting_a_run_leaves_other_runs_and_non_drafts_exactly_as_they_were(clerk, superuser):
     run, other_run = make_run(), make_run()
-    drafts = make_documents(run, 3)
+    drafts = DocumentFactory.create_batch(3, bill_run=run)
     earlier = timezone.now() - datetime.timedelta(days=1)
-    already_posted = make_documents(
-        run, 2, status=DocumentStatus.POSTED, posted_at=earlier, posted_by=superuser
+    already_posted = DocumentFactory.create_batch(
+        2, bill_run=run, status=DocumentStatus.POSTED, posted_at=earlier, posted_by=superuser
     )
-    canceled = make_documents(run, 2, status=DocumentStatus.CANCELED)
-    other_drafts = make_documents(other_run, 2)
+    canceled = DocumentFactory.create_batch(2, bill_run=run, status=DocumentStatus.CANCELED)
+    other_drafts = DocumentFactory.create_batch(2, bill_run=other_run)
 
     posted = documents_post_for_run(bill_run_id=run.pk, user=clerk, include_credit_memos=False)
 
@@ -97,8 +71,8 @@ def test_posting_a_run_leaves_other_runs_and_non_drafts_exactly_as_they_were(cle
 @pytest.mark.django_db
 def test_credit_memos_of_a_run_are_posted_only_when_asked(clerk):
     run = make_run()
-    invoices = make_documents(run, 2)
-    credit_memos = make_documents(run, 2, document_type=DocumentType.CREDIT_MEMO)
+    invoices = DocumentFactory.create_batch(2, bill_run=run)
+    credit_memos = CreditMemoFactory.create_batch(2, bill_run=run)
 
     assert documents_post_for_run(bill_run_id=run.pk, user=clerk, include_credit_memos=False) == 2
     assert statuses(invoices) == [DocumentStatus.POSTED] * 2
@@ -111,7 +85,7 @@ def test_credit_memos_of_a_run_are_posted_only_when_asked(clerk):
 @pytest.mark.django_db
 def test_posting_a_posted_run_again_posts_nothing(clerk):
     run = make_run()
-    make_documents(run, 3)
+    DocumentFactory.create_batch(3, bill_run=run)
     documents_post_for_run(bill_run_id=run.pk, user=clerk, include_credit_memos=True)
 
     assert documents_post_for_run(bill_run_id=run.pk, user=clerk, include_credit_memos=True) == 0
@@ -120,7 +94,7 @@ def test_posting_a_posted_run_again_posts_nothing(clerk):
 @pytest.mark.django_db
 def test_a_run_is_posted_in_batches_of_the_given_size(clerk, monkeypatch):
     run = make_run()
-    make_documents(run, 7)
+    DocumentFactory.create_batch(7, bill_run=run)
     batches = []
     monkeypatch.setattr(services, "_after_batch", batches.append)
 
@@ -138,7 +112,7 @@ def test_a_failure_mid_way_leaves_earlier_batches_posted_and_posting_again_posts
 ):
     # given: 10 drafts, posted 3 at a time, failing after the second batch
     run = make_run()
-    invoices = make_documents(run, 10)
+    invoices = DocumentFactory.create_batch(10, bill_run=run)
 
     def fail_after_second_batch(batch_number):
         if batch_number == 2:

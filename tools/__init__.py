@@ -1,0 +1,9 @@
+"""Tooling beside the app, not part of it: the bill run benchmark
+(``tools.bench``), the load test's seed (``tools.seed_load``) and the
+synthetic books they load (``tools.books``).
+
+The management commands ``bench_billrun`` and ``seed_load`` are thin layers
+over these; ``bin/loadtest`` and the fault tests import them directly. They
+sit above every app (they drive the importer, the engine and the pages), so
+no app imports them.
+"""
