@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from billruns import generation, services
 from billruns.models import BillRun, BillRunChunk, RunStatus
+from billruns.services import execution, posting
 from billruns.signals import bill_run_finished, bill_run_posted
 from invoices.models import DocumentStatus, DocumentType, TenantSettings
 from tests.factories import AccountFactory, ChargeFactory
@@ -168,7 +169,7 @@ def test_an_auto_post_that_fails_leaves_the_run_completed_and_announces_that(
     def posting_fails(**kwargs):
         raise RuntimeError("ledger is read-only")
 
-    monkeypatch.setattr(services, "documents_post_for_run", posting_fails)
+    monkeypatch.setattr(posting, "documents_post_for_run", posting_fails)
     # when
     run = create_and_commit(django_capture_on_commit_callbacks, auto_post=True)
     # then
@@ -240,7 +241,7 @@ def test_a_selection_that_cannot_be_evaluated_on_the_queue_ends_the_run_in_error
     def broken_selection(run):
         raise RuntimeError("relation customers_account is locked")
 
-    monkeypatch.setattr(services, "_selected_account_ids", broken_selection)
+    monkeypatch.setattr(execution, "_selected_account_ids", broken_selection)
     # when (the synchronous queue of the tests raises what a task raises)
     with contextlib.suppress(RuntimeError):
         create_and_commit(django_capture_on_commit_callbacks)
@@ -257,7 +258,7 @@ def test_a_selection_that_cannot_be_evaluated_inline_ends_the_run_in_error(monke
     def broken_selection(run):
         raise RuntimeError("relation customers_account is locked")
 
-    monkeypatch.setattr(services, "_selected_account_ids", broken_selection)
+    monkeypatch.setattr(execution, "_selected_account_ids", broken_selection)
     run = services.bill_run_create(target_date=JAN, enqueue=False)
     # when
     services.bill_run_execute(run_id=run.pk)

@@ -1,0 +1,86 @@
+"""What every flow of a bill run shares: the refusal, the run's lock and the
+recording of a transition, the queue, the lease of a run's step and the
+announcement of its end.
+
+Each action is one function. It locks the run row (``select_for_update``),
+checks the transition table (``billruns.models.ALLOWED_ACTIONS``) under the
+lock, writes the change and its event row in one short transaction, and
+raises ``BillRunActionRefused`` (a message naming the run, its status and
+what is allowed) when the rules say no. Slow work (generating, posting) runs
+outside that transaction, on the task queue or, with ``wait=True``, in the
+caller's process; every step is idempotent, so a redelivered task or a
+sweeper taking up a dead worker's run does no harm.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from billruns import leases
+from billruns.models import ALLOWED_ACTIONS, Action, BillRun, BillRunEvent, RunStatus
+from billruns.signals import bill_run_finished
+
+
+class BillRunActionRefused(Exception):
+    """The rules refuse the action; the message says why, for a person."""
+
+
+def _lock(run_id):
+    return BillRun.objects.select_for_update().get(pk=run_id)
+
+
+def _record(run, to_status, user, note=""):
+    """Move ``run`` to ``to_status`` and write the event, in the caller's transaction."""
+    BillRunEvent.objects.create(
+        bill_run=run,
+        from_status=run.status,
+        to_status=to_status,
+        user=user if user is not None and user.pk else None,
+        at=timezone.now(),
+        note=note,
+    )
+    run.status = to_status
+
+
+def _statuses_allowing(action):
+    return [status.label for status, actions in ALLOWED_ACTIONS.items() if action in actions]
+
+
+def _require(run, action):
+    if not run.allows(action):
+        allowed = " or ".join(_statuses_allowing(action))
+        raise BillRunActionRefused(
+            f"{run.number} is {RunStatus(run.status).label}: "
+            f"it can be {_past_tense(action)} only when it is {allowed}."
+        )
+
+
+def _past_tense(action):
+    return {
+        Action.POST: "posted",
+        Action.CANCEL: "canceled",
+        Action.DELETE: "deleted",
+        Action.RETRY: "retried",
+        Action.START: "started",
+        Action.FINISH: "completed",
+        Action.FAIL: "failed",
+    }[action]
+
+
+def _enqueue(func, *args):
+    """Queue a task once the current transaction commits (never before: the
+    worker must see what this transaction wrote)."""
+    transaction.on_commit(lambda: async_task(func, *args, group=func.rsplit(".", 1)[-1]))
+
+
+def _renew_run(run_id, status):
+    leases.renew(BillRun, run_id, status=status)
+
+
+def _announce(run):
+    """Tell the listeners (notifications) that the run ended, then mark it
+    announced. Listeners are idempotent: if this process dies between the
+    two, the sweeper announces the run again and nothing is sent twice."""
+    bill_run_finished.send(sender=BillRun, run=run)
+    BillRun.objects.filter(pk=run.pk).update(announced_at=timezone.now())
+    return run

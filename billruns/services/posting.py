@@ -1,0 +1,103 @@
+"""Posting a bill run: Completed -> PostInProgress -> Posted, its documents
+posted in batches by ``invoices.services.documents_post_for_run``."""
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billruns import leases
+from billruns.models import Action, BillRun, RunStatus
+from billruns.services.common import (
+    BillRunActionRefused,
+    _enqueue,
+    _lock,
+    _record,
+    _renew_run,
+    _require,
+)
+from billruns.signals import bill_run_posted
+from invoices.models import TenantSettings
+from invoices.services import documents_post_for_run
+
+logger = logging.getLogger(__name__)
+
+
+def bill_run_post(*, run, user, wait=False, automatic=False) -> BillRun:
+    """Completed -> PostInProgress -> Posted.
+
+    Posts every Draft invoice of the run, and its Draft credit memos when
+    Advanced AR Settlement is on, in batches (invoices.services); documents
+    already posted stay exactly as they are. If posting fails, what was
+    posted stays Posted, the run returns to Completed with the reason, and
+    BillRunActionRefused is raised; posting again posts the rest.
+
+    With ``wait`` the posting happens in this process; otherwise it is
+    queued and the run is PostInProgress when this returns.
+    """
+    with transaction.atomic():
+        locked = _lock(run.pk)
+        _require(locked, Action.POST)
+        locked.last_post_error = ""
+        locked.heartbeat_at = timezone.now()
+        _record(locked, RunStatus.POST_IN_PROGRESS, user, note="auto-post" if automatic else "")
+        locked.save(update_fields=["status", "last_post_error", "heartbeat_at"])
+        if not wait:
+            _enqueue("billruns.tasks.continue_posting", locked.pk, user.pk if user else None)
+    if not wait:
+        return locked
+    return bill_run_continue_posting(run_id=locked.pk, user=user)
+
+
+def bill_run_continue_posting(*, run_id, user) -> BillRun:
+    """Do the posting of a run in PostInProgress; idempotent (a run in any
+    other status is left alone), so a sweeper may call it for a run whose
+    worker died."""
+    run = BillRun.objects.get(pk=run_id)
+    if run.status != RunStatus.POST_IN_PROGRESS:
+        return run
+    advanced_ar = TenantSettings.current().advanced_ar_settlement
+    try:
+        with leases.Heartbeat(lambda: _renew_run(run_id, RunStatus.POST_IN_PROGRESS)):
+            documents_post_for_run(
+                bill_run_id=run.pk,
+                user=user,
+                include_credit_memos=advanced_ar,
+                batch_size=settings.POST_BATCH_SIZE,
+                workers=settings.POST_WORKERS,
+            )
+    except Exception as exc:
+        logger.exception("posting %s failed", run.number)
+        reason = str(exc) or exc.__class__.__name__
+        with transaction.atomic():
+            run = _lock(run_id)
+            if run.status == RunStatus.POST_IN_PROGRESS:
+                run.last_post_error = reason
+                _record(run, RunStatus.COMPLETED, user, note=f"Posting failed: {reason}")
+                run.save(update_fields=["status", "last_post_error"])
+        raise BillRunActionRefused(
+            f"Posting {run.number} failed: {reason}. Documents posted so far stay Posted; "
+            "post the run again to post the rest."
+        ) from exc
+    with transaction.atomic():
+        run = _lock(run_id)
+        if run.status != RunStatus.POST_IN_PROGRESS:
+            return run
+        run.posted_at = timezone.now()
+        run.posted_by = user if user is not None and user.pk else None
+        _record(run, RunStatus.POSTED, user)
+        run.save(update_fields=["status", "posted_at", "posted_by"])
+        transaction.on_commit(lambda: bill_run_posted.send(sender=BillRun, run=run))
+        if run.auto_email:
+            _enqueue("billruns.tasks.email_bill_run_documents", run.pk)
+    return run
+
+
+def _auto_post(run):
+    try:
+        return bill_run_post(run=run, user=run.created_by, wait=True, automatic=True)
+    except BillRunActionRefused as exc:
+        logger.warning("auto-post of %s failed: %s", run.number, exc)
+        run.refresh_from_db()
+        return run
