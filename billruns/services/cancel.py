@@ -19,6 +19,7 @@ from billruns.services.common import (
     _require,
 )
 from billruns.services.counters import COUNTER_FIELDS, _refresh_counters
+from core.users import acting_user, acting_user_id
 from customers.models import Account, Charge
 from invoices.models import Document, DocumentItem, DocumentStatus
 
@@ -73,7 +74,7 @@ def bill_run_cancel(*, run, user, wait=True) -> BillRun:
         _require(locked, Action.CANCEL)
         if locked.status == RunStatus.PENDING:
             locked.canceled_at = timezone.now()
-            locked.canceled_by = user if user is not None and user.pk else None
+            locked.canceled_by = acting_user(user)
             _record(locked, RunStatus.CANCELED, user)
             locked.save(update_fields=["status", "canceled_at", "canceled_by"])
             return locked
@@ -84,7 +85,7 @@ def bill_run_cancel(*, run, user, wait=True) -> BillRun:
         _record(locked, RunStatus.CANCEL_IN_PROGRESS, user)
         locked.save(update_fields=["status", "heartbeat_at"])
         if not wait:
-            _enqueue("billruns.tasks.continue_canceling", locked.pk, user.pk if user else None)
+            _enqueue("billruns.tasks.continue_canceling", locked.pk, acting_user_id(user))
     if not wait:
         return locked
     run = bill_run_continue_canceling(run_id=locked.pk, user=user)
@@ -130,7 +131,7 @@ def _continue_canceling(run_id, user):
         _undo_generated(run, user)
         _refresh_counters(run)
         run.canceled_at = timezone.now()
-        run.canceled_by = user if user is not None and user.pk else None
+        run.canceled_by = acting_user(user)
         _record(run, RunStatus.CANCELED, user)
         run.save(update_fields=["status", "canceled_at", "canceled_by", *COUNTER_FIELDS])
     return run
@@ -155,7 +156,7 @@ def _undo_generated(run, user):
     drafts.update(
         status=DocumentStatus.CANCELED,
         canceled_at=timezone.now(),
-        canceled_by=user if user is not None and user.pk else None,
+        canceled_by=acting_user(user),
     )
 
 

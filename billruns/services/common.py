@@ -19,6 +19,7 @@ from django_q.tasks import async_task
 from billruns import leases
 from billruns.models import ALLOWED_ACTIONS, Action, BillRun, BillRunEvent, RunStatus
 from billruns.signals import bill_run_finished
+from core.users import acting_user
 
 
 class BillRunActionRefused(Exception):
@@ -35,7 +36,7 @@ def _record(run, to_status, user, note=""):
         bill_run=run,
         from_status=run.status,
         to_status=to_status,
-        user=user if user is not None and user.pk else None,
+        user=acting_user(user),
         at=timezone.now(),
         note=note,
     )

@@ -4,6 +4,7 @@ import uuid
 
 from billruns.models import BillRun, RunStatus
 from billruns.services.common import BillRunActionRefused, _enqueue
+from core.users import acting_user, acting_user_id
 from invoices.delivery import EmailOutcome, documents_email
 from invoices.models import Document, DocumentStatus
 
@@ -45,7 +46,7 @@ def bill_run_email(
         _enqueue(
             "billruns.tasks.email_bill_run_documents",
             run.pk,
-            user.pk if user is not None and user.pk else None,
+            acting_user_id(user),
             resend,
             str(resend_request) if resend else None,
         )
@@ -60,7 +61,7 @@ def bill_run_email(
             resend=resend,
             resend_request=resend_request,
             skip_zero_amount=run.no_email_for_zero_amount,
-            requested_by=user if user is not None and user.pk else None,
+            requested_by=acting_user(user),
         )
         last_id = batch[-1]
     return outcome

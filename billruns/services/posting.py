@@ -18,6 +18,7 @@ from billruns.services.common import (
     _require,
 )
 from billruns.signals import bill_run_posted
+from core.users import acting_user, acting_user_id
 from invoices.models import TenantSettings
 from invoices.services import documents_post_for_run
 
@@ -44,7 +45,7 @@ def bill_run_post(*, run, user, wait=False, automatic=False) -> BillRun:
         _record(locked, RunStatus.POST_IN_PROGRESS, user, note="auto-post" if automatic else "")
         locked.save(update_fields=["status", "last_post_error", "heartbeat_at"])
         if not wait:
-            _enqueue("billruns.tasks.continue_posting", locked.pk, user.pk if user else None)
+            _enqueue("billruns.tasks.continue_posting", locked.pk, acting_user_id(user))
     if not wait:
         return locked
     return bill_run_continue_posting(run_id=locked.pk, user=user)
@@ -85,7 +86,7 @@ def bill_run_continue_posting(*, run_id, user) -> BillRun:
         if run.status != RunStatus.POST_IN_PROGRESS:
             return run
         run.posted_at = timezone.now()
-        run.posted_by = user if user is not None and user.pk else None
+        run.posted_by = acting_user(user)
         _record(run, RunStatus.POSTED, user)
         run.save(update_fields=["status", "posted_at", "posted_by"])
         transaction.on_commit(lambda: bill_run_posted.send(sender=BillRun, run=run))
