@@ -110,8 +110,9 @@ class BillRun(models.Model):
     canceled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
-    # Set once the run's end (Completed, after any auto-post, or Error) has
-    # been announced; the sweeper announces runs a dead worker left unannounced.
+    # Set in the transaction that announces the run's end (Completed, after
+    # any auto-post, or Error: billruns.signals.bill_run_finished); the
+    # sweeper announces a run that ended unannounced.
     announced_at = models.DateTimeField(null=True, blank=True)
     # When a worker last took up a step (start, post, cancel); the sweeper
     # takes up a run whose step is older than its timeout.

@@ -2,8 +2,8 @@
 
 Each document goes to its account's ``bill_to_email`` with its PDF attached,
 and every try is recorded as a ``DocumentDelivery`` on the document. The
-bill run services (``billruns.services.bill_run_email``) call
-``documents_email`` for a run's documents; it knows nothing of runs.
+emailing of a run's documents (``notifications.documents``) calls
+``documents_email`` with their ids; it knows nothing of runs.
 """
 
 import logging

@@ -272,13 +272,15 @@ def test_a_selection_that_cannot_be_evaluated_inline_ends_the_run_in_error(monke
 
 
 @pytest.mark.django_db
-def test_posting_is_announced_after_it_commits(django_capture_on_commit_callbacks, clerk):
+def test_posting_is_announced_inside_its_transaction(django_capture_on_commit_callbacks, clerk):
     # given
     ChargeFactory()
     run = create_and_commit(django_capture_on_commit_callbacks)
     posted = []
     bill_run_posted.connect(
-        lambda sender, run, **kwargs: posted.append(run.number),
+        lambda sender, run, user, **kwargs: posted.append(
+            (run.number, BillRun.objects.get(pk=run.pk).status, user)
+        ),
         weak=False,
         dispatch_uid="test_posted",
     )
@@ -286,10 +288,10 @@ def test_posting_is_announced_after_it_commits(django_capture_on_commit_callback
         # when
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             services.bill_run_post(run=run, user=clerk, wait=True)
-        assert posted == []
+            # then: announced before anything waiting for the commit ran
+            assert posted == [(run.number, RunStatus.POSTED, clerk)]
         for callback in callbacks:
             callback()
     finally:
         bill_run_posted.disconnect(dispatch_uid="test_posted")
-    # then
-    assert posted == [run.number]
+    assert posted == [(run.number, RunStatus.POSTED, clerk)]

@@ -19,6 +19,7 @@ from billruns.services.common import (
     _require,
 )
 from billruns.services.counters import COUNTER_FIELDS, _refresh_counters
+from billruns.signals import bill_run_canceled
 from core.users import acting_user, acting_user_id
 from customers.models import Account, Charge
 from invoices.models import Document, DocumentItem, DocumentStatus
@@ -67,7 +68,8 @@ def bill_run_cancel(*, run, user, wait=True) -> BillRun:
     posted and no later document bills its charges again. Its Draft
     documents become Canceled and the charged-through dates they advanced
     are rolled back, in one transaction under the run's lock, so two cancels
-    racing roll back once.
+    racing roll back once. Canceled is announced (``bill_run_canceled``) in
+    the transaction that makes it so.
     """
     with transaction.atomic():
         locked = _lock(run.pk)
@@ -77,6 +79,7 @@ def bill_run_cancel(*, run, user, wait=True) -> BillRun:
             locked.canceled_by = acting_user(user)
             _record(locked, RunStatus.CANCELED, user)
             locked.save(update_fields=["status", "canceled_at", "canceled_by"])
+            bill_run_canceled.send(sender=BillRun, run=locked, user=acting_user(user))
             return locked
         blocker = _cancel_blocker(locked)
         if blocker:
@@ -134,6 +137,7 @@ def _continue_canceling(run_id, user):
         run.canceled_by = acting_user(user)
         _record(run, RunStatus.CANCELED, user)
         run.save(update_fields=["status", "canceled_at", "canceled_by", *COUNTER_FIELDS])
+        bill_run_canceled.send(sender=BillRun, run=run, user=acting_user(user))
     return run
 
 

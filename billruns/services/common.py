@@ -79,9 +79,20 @@ def _renew_run(run_id, status):
 
 
 def _announce(run):
-    """Tell the listeners (notifications) that the run ended, then mark it
-    announced. Listeners are idempotent: if this process dies between the
-    two, the sweeper announces the run again and nothing is sent twice."""
+    """Announce the end of ``run`` (``bill_run_finished``) and mark it
+    announced, in the caller's transaction, which holds the run's lock and
+    has saved its final status; a run already announced is not announced
+    again."""
+    if run.announced_at is not None:
+        return run
+    run.announced_at = timezone.now()
+    BillRun.objects.filter(pk=run.pk).update(announced_at=run.announced_at)
     bill_run_finished.send(sender=BillRun, run=run)
-    BillRun.objects.filter(pk=run.pk).update(announced_at=timezone.now())
     return run
+
+
+def _announce_now(run_id):
+    """Announce the end of a run that was left unannounced, in a transaction
+    of its own (the sweeper, a refused auto-post)."""
+    with transaction.atomic():
+        return _announce(_lock(run_id))

@@ -15,6 +15,7 @@ from billruns.services.cancel import _undo_generated
 from billruns.services.common import _announce, _enqueue, _lock, _record
 from billruns.services.counters import COUNTER_FIELDS, _refresh_counters
 from billruns.services.posting import _auto_post
+from billruns.signals import bill_run_completed, bill_run_failed
 from customers.models import Account, Charge, Status
 from invoices.models import Document, DocumentItem
 
@@ -159,7 +160,10 @@ def _held_by_a_live_worker(chunk, now):
 
 
 def bill_run_finish_if_done(*, run_id):
-    """Processing -> Completed once every chunk is done; then auto-post, then announce.
+    """Processing -> Completed once every chunk is done, announced
+    (``bill_run_completed``, and ``bill_run_finished`` unless the run
+    auto-posts) in the same transaction; then the auto-post, which announces
+    the run's end when it ends.
 
     Safe to call any number of times, from any chunk: the run row lock makes
     exactly one caller complete the run.
@@ -178,10 +182,13 @@ def bill_run_finish_if_done(*, run_id):
         run.completed_at = timezone.now()
         _record(run, RunStatus.COMPLETED, None, note="with errors" if run.has_errors else "")
         run.save(update_fields=["status", "completed_at", *COUNTER_FIELDS])
+        bill_run_completed.send(sender=BillRun, run=run)
+        if not run.auto_post:
+            _announce(run)
     _refresh_statistics(run)
     if run.auto_post:
         run = _auto_post(run)
-    return _announce(run)
+    return run
 
 
 # A run that wrote this many documents changes the tables enough for the
@@ -212,7 +219,9 @@ def _refresh_statistics(run):
 
 
 def bill_run_fail(*, run_id, message):
-    """Processing -> Error: undo what the run generated, as cancel does."""
+    """Processing -> Error: undo what the run generated, as cancel does, and
+    announce it (``bill_run_failed``, ``bill_run_finished``) in the same
+    transaction."""
     with transaction.atomic():
         run = _lock(run_id)
         if run.status not in (RunStatus.PROCESSING, RunStatus.PENDING):
@@ -223,7 +232,9 @@ def bill_run_fail(*, run_id, message):
         run.completed_at = timezone.now()
         _record(run, RunStatus.ERROR, None, note=message)
         run.save(update_fields=["status", "error_message", "completed_at", *COUNTER_FIELDS])
-    return _announce(run)
+        bill_run_failed.send(sender=BillRun, run=run)
+        _announce(run)
+    return run
 
 
 def bill_run_execute(*, run_id):

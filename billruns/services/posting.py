@@ -11,6 +11,8 @@ from billruns import leases
 from billruns.models import Action, BillRun, RunStatus
 from billruns.services.common import (
     BillRunActionRefused,
+    _announce,
+    _announce_now,
     _enqueue,
     _lock,
     _record,
@@ -35,7 +37,10 @@ def bill_run_post(*, run, user, wait=False, automatic=False) -> BillRun:
     BillRunActionRefused is raised; posting again posts the rest.
 
     With ``wait`` the posting happens in this process; otherwise it is
-    queued and the run is PostInProgress when this returns.
+    queued and the run is PostInProgress when this returns. Posted is
+    announced (``bill_run_posted``) in the transaction that makes it so; an
+    auto-post run's end (``bill_run_finished``) is announced there too, or in
+    the transaction that puts it back to Completed when posting fails.
     """
     with transaction.atomic():
         locked = _lock(run.pk)
@@ -77,6 +82,8 @@ def bill_run_continue_posting(*, run_id, user) -> BillRun:
                 run.last_post_error = reason
                 _record(run, RunStatus.COMPLETED, user, note=f"Posting failed: {reason}")
                 run.save(update_fields=["status", "last_post_error"])
+                if run.auto_post:
+                    _announce(run)
         raise BillRunActionRefused(
             f"Posting {run.number} failed: {reason}. Documents posted so far stay Posted; "
             "post the run again to post the rest."
@@ -89,16 +96,18 @@ def bill_run_continue_posting(*, run_id, user) -> BillRun:
         run.posted_by = acting_user(user)
         _record(run, RunStatus.POSTED, user)
         run.save(update_fields=["status", "posted_at", "posted_by"])
-        transaction.on_commit(lambda: bill_run_posted.send(sender=BillRun, run=run))
-        if run.auto_email:
-            _enqueue("billruns.tasks.email_bill_run_documents", run.pk)
+        bill_run_posted.send(sender=BillRun, run=run, user=acting_user(user))
+        if run.auto_post:
+            _announce(run)
     return run
 
 
 def _auto_post(run):
+    """Post a run that completed with auto-post, as its creator. The posting
+    announces the run's end; if posting is refused (the run was taken on by
+    someone else first) or fails, the end is announced all the same."""
     try:
         return bill_run_post(run=run, user=run.created_by, wait=True, automatic=True)
     except BillRunActionRefused as exc:
         logger.warning("auto-post of %s failed: %s", run.number, exc)
-        run.refresh_from_db()
-        return run
+        return _announce_now(run.pk)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from billruns.models import BillRun, BillRunChunk, BillRunEvent, ChunkStatus, RunStatus
-from billruns.services.common import _announce
+from billruns.services.common import _announce_now
 from billruns.services.execution import bill_run_finish_if_done
 from billruns.services.posting import _auto_post
 
@@ -35,22 +35,24 @@ def bill_runs_sweep(*, lease_seconds, pending_grace_seconds):
     for run_id in stale_pending.values_list("id", flat=True):
         async_task("billruns.tasks.start_bill_run", run_id, group="start_bill_run")
     bill_runs_sweep_leases(lease_seconds=lease_seconds)
-    # A run whose worker died between completing and auto-posting or
-    # announcing: finish what that worker would have done.
+    # A run whose worker died between completing and auto-posting: post it
+    # (the posting announces its end). A run that ended unannounced (before
+    # announcements were made in the transaction of the run's end, or an
+    # auto-post refused and its worker gone): announce it.
     grace = now - datetime.timedelta(seconds=pending_grace_seconds)
     unposted = BillRun.objects.filter(
         status=RunStatus.COMPLETED, auto_post=True, completed_at__lt=grace
     ).exclude(events__to_status=RunStatus.POST_IN_PROGRESS)
     for run in unposted:
-        _announce(_auto_post(run))
+        _auto_post(run)
     unannounced = BillRun.objects.filter(
         status__in=[RunStatus.COMPLETED, RunStatus.POSTED, RunStatus.ERROR],
         announced_at__isnull=True,
         completed_at__lt=grace,
         completed_at__gt=now - datetime.timedelta(days=1),
     )
-    for run in unannounced:
-        _announce(run)
+    for run_id in unannounced.values_list("id", flat=True):
+        _announce_now(run_id)
 
 
 def bill_runs_sweep_leases(*, lease_seconds):
