@@ -29,9 +29,15 @@ class Action(models.TextChoices):
     RETRY = "retry"
 
 
-# The transition table of BILLING_RULES.md: which action each status allows.
-# Intermediate statuses (PostInProgress, CancelInProgress) are entered and left
-# by the post and cancel services themselves.
+# The transition table of BILLING_RULES.md: which action each status allows,
+# and the only place that says so. Every service of billruns.services checks
+# it under the run's lock (BillRun.allows): a refused clerk's action (post,
+# cancel, delete, retry) raises BillRunActionRefused; a refused engine step
+# (start, finish, fail: tasks the queue may deliver twice or late) changes
+# nothing. Intermediate statuses (PostInProgress, CancelInProgress) are
+# entered and left by the post and cancel services themselves. A selection
+# that cannot be evaluated is a start followed by a fail (Pending ->
+# Processing -> Error, in one transaction), as the rules have it.
 ALLOWED_ACTIONS = {
     RunStatus.PENDING: {Action.START, Action.CANCEL},
     RunStatus.PROCESSING: {Action.FINISH, Action.FAIL},

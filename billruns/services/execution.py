@@ -10,7 +10,14 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from billruns import generation, leases
-from billruns.models import BillRun, BillRunChunk, BillRunFailure, ChunkStatus, RunStatus
+from billruns.models import (
+    Action,
+    BillRun,
+    BillRunChunk,
+    BillRunFailure,
+    ChunkStatus,
+    RunStatus,
+)
 from billruns.services.cancel import _undo_generated
 from billruns.services.common import _announce, _enqueue, _lock, _record
 from billruns.services.counters import COUNTER_FIELDS, _refresh_counters
@@ -45,54 +52,67 @@ def _selected_account_ids(run):
 def bill_run_start(*, run_id, enqueue_chunks=True):
     """Pending -> Processing: evaluate the selection and split it into chunks.
 
-    Returns the ids of the chunks still to do (all of them when this call
+    Returns the ids of the chunks still to do: all of them when this call
     started the run; the unfinished ones when the run was already
-    Processing, so a redelivered start task picks up where it stopped).
-    A selection that cannot be evaluated ends the run in Error.
+    Processing (a redelivered start task, or bill_run_execute taking up an
+    interrupted run picks up where it stopped); none when the table allows
+    no start (the run was canceled before it started, or it ended long ago):
+    a late start changes nothing.
+
+    Transaction: one, under the run's lock. A selection that cannot be
+    evaluated fails the run (Processing -> Error, BILLING_RULES.md) in the
+    same transaction: the selection and the chunks are written in a
+    savepoint, so the run never commits Processing without its chunks. A
+    failure outside the savepoint (the database gone) leaves the run
+    Pending, and the sweeper queues its start again.
     """
-    try:
-        return _start(run_id, enqueue_chunks)
-    except Exception as exc:
-        logger.exception("bill run %s: selection failed", run_id)
-        bill_run_fail(run_id=run_id, message=f"The selection could not be evaluated: {exc}")
-        return []
-
-
-def _start(run_id, enqueue_chunks):
     with transaction.atomic():
         run = _lock(run_id)
         if run.status == RunStatus.PROCESSING:
             pending = list(
                 run.chunks.filter(status=ChunkStatus.PENDING).values_list("id", flat=True)
             )
-        elif run.status != RunStatus.PENDING:
+        elif not run.allows(Action.START):
             return []
         else:
-            size = generation.chunk_size()
-            ids = list(_selected_account_ids(run))
-            queued_at = timezone.now()
-            chunks = [
-                BillRunChunk(
-                    bill_run=run,
-                    index=index,
-                    account_ids=ids[start : start + size],
-                    account_count=len(ids[start : start + size]),
-                    leased_at=queued_at,
-                )
-                for index, start in enumerate(range(0, len(ids), size))
-            ]
-            BillRunChunk.objects.bulk_create(chunks, batch_size=500)
-            run.accounts_selected = len(ids)
             run.started_at = run.heartbeat_at = timezone.now()
             _record(run, RunStatus.PROCESSING, None)
-            run.save(update_fields=["status", "accounts_selected", "started_at", "heartbeat_at"])
-            pending = list(run.chunks.values_list("id", flat=True))
+            run.save(update_fields=["status", "started_at", "heartbeat_at"])
+            try:
+                with transaction.atomic():
+                    pending = _write_chunks(run)
+            except Exception as exc:
+                logger.exception("bill run %s: selection failed", run.number)
+                _fail(run, f"The selection could not be evaluated: {exc}")
+                return []
         if enqueue_chunks:
             for chunk_id in pending:
                 _enqueue("billruns.tasks.process_bill_run_chunk", chunk_id)
             if not pending:
                 transaction.on_commit(lambda: bill_run_finish_if_done(run_id=run_id))
     return pending
+
+
+def _write_chunks(run):
+    """Evaluate the run's selection and write its chunks
+    (``BILLRUN_CHUNK_SIZE`` accounts each); return their ids."""
+    size = generation.chunk_size()
+    ids = list(_selected_account_ids(run))
+    queued_at = timezone.now()
+    chunks = [
+        BillRunChunk(
+            bill_run=run,
+            index=index,
+            account_ids=ids[start : start + size],
+            account_count=len(ids[start : start + size]),
+            leased_at=queued_at,
+        )
+        for index, start in enumerate(range(0, len(ids), size))
+    ]
+    BillRunChunk.objects.bulk_create(chunks, batch_size=500)
+    run.accounts_selected = len(ids)
+    run.save(update_fields=["accounts_selected"])
+    return list(run.chunks.values_list("id", flat=True))
 
 
 def bill_run_process_chunk(*, chunk_id, cluster=""):
@@ -174,8 +194,8 @@ def bill_run_finish_if_done(*, run_id):
         return BillRun.objects.get(pk=run_id)
     with transaction.atomic():
         run = _lock(run_id)
-        if run.status != RunStatus.PROCESSING:
-            return run
+        if not run.allows(Action.FINISH):
+            return run  # completed by another caller already, failed or canceled
         if run.chunks.filter(status=ChunkStatus.PENDING).exists():
             return run
         _refresh_counters(run)
@@ -221,20 +241,25 @@ def _refresh_statistics(run):
 def bill_run_fail(*, run_id, message):
     """Processing -> Error: undo what the run generated, as cancel does, and
     announce it (``bill_run_failed``, ``bill_run_finished``) in the same
-    transaction."""
+    transaction. A run the table allows no failure (it ended already, or was
+    canceled) is left as it is: a late failure changes nothing."""
     with transaction.atomic():
         run = _lock(run_id)
-        if run.status not in (RunStatus.PROCESSING, RunStatus.PENDING):
-            return run
-        _undo_generated(run, None)
-        _refresh_counters(run)
-        run.error_message = message
-        run.completed_at = timezone.now()
-        _record(run, RunStatus.ERROR, None, note=message)
-        run.save(update_fields=["status", "error_message", "completed_at", *COUNTER_FIELDS])
-        bill_run_failed.send(sender=BillRun, run=run)
-        _announce(run)
+        if run.allows(Action.FAIL):
+            _fail(run, message)
     return run
+
+
+def _fail(run, message):
+    """Processing -> Error, in the caller's transaction, which holds the run's lock."""
+    _undo_generated(run, None)
+    _refresh_counters(run)
+    run.error_message = message
+    run.completed_at = timezone.now()
+    _record(run, RunStatus.ERROR, None, note=message)
+    run.save(update_fields=["status", "error_message", "completed_at", *COUNTER_FIELDS])
+    bill_run_failed.send(sender=BillRun, run=run)
+    _announce(run)
 
 
 def bill_run_execute(*, run_id):
