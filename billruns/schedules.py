@@ -54,6 +54,7 @@ from django.utils import timezone
 
 from billruns.models import Schedule, ScheduleEvent
 from billruns.services import InvalidRunParameters, bill_run_create
+from core import locks
 from customers.dates import DATE_RANGE, FIRST_DATE, LAST_DATE, date_range_problem
 
 logger = logging.getLogger(__name__)
@@ -442,7 +443,7 @@ def schedule_create(*, owner, now=None, **fields) -> Schedule:
 
 
 def _lock(schedule):
-    return Schedule.objects.select_for_update().get(pk=schedule.pk)
+    return locks.lock_one(Schedule, schedule.pk)
 
 
 def _refuse_canceled(schedule, doing):
@@ -582,7 +583,9 @@ def schedule_fire(*, schedule_id, now=None):
     """
     now = now or timezone.now()
     with transaction.atomic():
-        schedule = Schedule.objects.select_for_update().select_related("owner").get(pk=schedule_id)
+        schedule = locks.locked(
+            Schedule.objects.select_related("owner").filter(pk=schedule_id)
+        ).get()
         if (
             schedule.status != Status.ACTIVE
             or schedule.next_run_at is None

@@ -15,6 +15,7 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 
+from core import locks
 from invoices.models import DeliveryStatus, Document, DocumentDelivery, DocumentStatus
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
 from invoices.templatetags.money import format_money
@@ -130,9 +131,9 @@ def _email_one(
         # here, then sees the first one's 'sent' row and sends nothing. The
         # lock is held while the mail server takes the message (at most
         # EMAIL_TIMEOUT); only other writes to this one document wait.
-        document = (
-            Document.objects.select_for_update().select_related("account").get(pk=document_id)
-        )
+        document = locks.locked(
+            Document.objects.select_related("account").filter(pk=document_id)
+        ).get()
         if document.status != DocumentStatus.POSTED:
             return ""
         if _already_sent(document_id, resend_request=resend_request):

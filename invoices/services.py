@@ -18,6 +18,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from core import locks
 from customers.dates import payment_date_problem
 from invoices.models import (
     CreditApplication,
@@ -63,7 +64,7 @@ def _kind(document: Document) -> str:
 
 def _lock_document(document_id: int, refusal: type[DocumentActionRefused]) -> Document:
     try:
-        return Document.objects.select_for_update().get(pk=document_id)
+        return locks.lock_one(Document, document_id)
     except Document.DoesNotExist:
         raise refusal(f"There is no invoice or credit memo with id {document_id}.") from None
 
@@ -413,9 +414,9 @@ def credit_memo_apply(
             )
         locked = {
             document.pk: document
-            for document in Document.objects.select_for_update()
-            .filter(pk__in=[credit_memo_id, invoice_id])
-            .order_by("pk")
+            for document in locks.locked(
+                Document.objects.filter(pk__in=[credit_memo_id, invoice_id])
+            )
         }
         for document_id in (credit_memo_id, invoice_id):
             if document_id not in locked:

@@ -13,13 +13,13 @@ from billruns.models import Action, BillRun, RunStatus
 from billruns.services.common import (
     BillRunActionRefused,
     _enqueue,
-    _lock,
     _record,
     _renew_run,
     _require,
 )
 from billruns.services.counters import COUNTER_FIELDS, _refresh_counters
 from billruns.signals import bill_run_canceled
+from core import locks
 from core.users import acting_user, acting_user_id
 from customers.models import Account, Charge
 from invoices.models import Document, DocumentItem, DocumentStatus
@@ -72,7 +72,7 @@ def bill_run_cancel(*, run, user, wait=True) -> BillRun:
     the transaction that makes it so.
     """
     with transaction.atomic():
-        locked = _lock(run.pk)
+        locked = locks.lock_one(BillRun, run.pk)
         _require(locked, Action.CANCEL)
         if locked.status == RunStatus.PENDING:
             locked.canceled_at = timezone.now()
@@ -116,7 +116,7 @@ def bill_run_continue_canceling(*, run_id, user) -> BillRun:
 
 def _continue_canceling(run_id, user):
     with transaction.atomic():
-        run = _lock(run_id)
+        run = locks.lock_one(BillRun, run_id)
         if run.status != RunStatus.CANCEL_IN_PROGRESS:
             return run
         accounts = Account.objects.filter(
@@ -125,7 +125,7 @@ def _continue_canceling(run_id, user):
             )
         )
         # Locked in id order, as generation locks them: no deadlock.
-        list(accounts.select_for_update().order_by("id").values_list("id", flat=True))
+        list(locks.locked(accounts).values_list("id", flat=True))
         blocker = _cancel_blocker(run)
         if blocker:
             _record(run, RunStatus.COMPLETED, user, note=f"{CANCEL_STOPPED} {blocker}")
@@ -169,7 +169,7 @@ def bill_run_delete(*, run, user) -> None:
     holding a document that is not Canceled is refused: a posted document is
     never deleted."""
     with transaction.atomic():
-        locked = _lock(run.pk)
+        locked = locks.lock_one(BillRun, run.pk)
         _require(locked, Action.DELETE)
         kept = (
             Document.objects.filter(bill_run=locked)

@@ -2,7 +2,7 @@
 recording of a transition, the queue, the lease of a run's step and the
 announcement of its end.
 
-Each action is one function. It locks the run row (``select_for_update``),
+Each action is one function. It locks the run row (``core.locks``),
 checks the transition table (``billruns.models.ALLOWED_ACTIONS``) under the
 lock, writes the change and its event row in one short transaction, and
 raises ``BillRunActionRefused`` (a message naming the run, its status and
@@ -19,15 +19,12 @@ from django_q.tasks import async_task
 from billruns import leases
 from billruns.models import ALLOWED_ACTIONS, Action, BillRun, BillRunEvent, RunStatus
 from billruns.signals import bill_run_finished
+from core import locks
 from core.users import acting_user
 
 
 class BillRunActionRefused(Exception):
     """The rules refuse the action; the message says why, for a person."""
-
-
-def _lock(run_id):
-    return BillRun.objects.select_for_update().get(pk=run_id)
 
 
 def _record(run, to_status, user, note=""):
@@ -95,4 +92,4 @@ def _announce_now(run_id):
     """Announce the end of a run that was left unannounced, in a transaction
     of its own (the sweeper, a refused auto-post)."""
     with transaction.atomic():
-        return _announce(_lock(run_id))
+        return _announce(locks.lock_one(BillRun, run_id))

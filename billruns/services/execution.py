@@ -19,10 +19,11 @@ from billruns.models import (
     RunStatus,
 )
 from billruns.services.cancel import _undo_generated
-from billruns.services.common import _announce, _enqueue, _lock, _record
+from billruns.services.common import _announce, _enqueue, _record
 from billruns.services.counters import COUNTER_FIELDS, _refresh_counters
 from billruns.services.posting import _auto_post
 from billruns.signals import bill_run_completed, bill_run_failed
+from core import locks
 from customers.models import Account, Charge, Status
 from invoices.models import Document, DocumentItem
 
@@ -67,7 +68,7 @@ def bill_run_start(*, run_id, enqueue_chunks=True):
     Pending, and the sweeper queues its start again.
     """
     with transaction.atomic():
-        run = _lock(run_id)
+        run = locks.lock_one(BillRun, run_id)
         if run.status == RunStatus.PROCESSING:
             pending = list(
                 run.chunks.filter(status=ChunkStatus.PENDING).values_list("id", flat=True)
@@ -128,7 +129,7 @@ def bill_run_process_chunk(*, chunk_id, cluster=""):
     """
     holder = f"{cluster or 'inline'}/{uuid.uuid4().hex[:12]}"[-160:]
     with transaction.atomic():
-        chunk = BillRunChunk.objects.select_for_update().filter(pk=chunk_id).first()
+        chunk = locks.locked(BillRunChunk.objects.filter(pk=chunk_id)).first()
         if chunk is None or chunk.status == ChunkStatus.DONE:
             return False
         now = timezone.now()
@@ -193,7 +194,7 @@ def bill_run_finish_if_done(*, run_id):
     if BillRunChunk.objects.filter(bill_run_id=run_id, status=ChunkStatus.PENDING).exists():
         return BillRun.objects.get(pk=run_id)
     with transaction.atomic():
-        run = _lock(run_id)
+        run = locks.lock_one(BillRun, run_id)
         if not run.allows(Action.FINISH):
             return run  # completed by another caller already, failed or canceled
         if run.chunks.filter(status=ChunkStatus.PENDING).exists():
@@ -244,7 +245,7 @@ def bill_run_fail(*, run_id, message):
     transaction. A run the table allows no failure (it ended already, or was
     canceled) is left as it is: a late failure changes nothing."""
     with transaction.atomic():
-        run = _lock(run_id)
+        run = locks.lock_one(BillRun, run_id)
         if run.allows(Action.FAIL):
             _fail(run, message)
     return run

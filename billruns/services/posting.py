@@ -14,12 +14,12 @@ from billruns.services.common import (
     _announce,
     _announce_now,
     _enqueue,
-    _lock,
     _record,
     _renew_run,
     _require,
 )
 from billruns.signals import bill_run_posted
+from core import locks
 from core.users import acting_user, acting_user_id
 from invoices.models import TenantSettings
 from invoices.services import documents_post_for_run
@@ -43,7 +43,7 @@ def bill_run_post(*, run, user, wait=False, automatic=False) -> BillRun:
     the transaction that puts it back to Completed when posting fails.
     """
     with transaction.atomic():
-        locked = _lock(run.pk)
+        locked = locks.lock_one(BillRun, run.pk)
         _require(locked, Action.POST)
         locked.last_post_error = ""
         locked.heartbeat_at = timezone.now()
@@ -77,7 +77,7 @@ def bill_run_continue_posting(*, run_id, user) -> BillRun:
         logger.exception("posting %s failed", run.number)
         reason = str(exc) or exc.__class__.__name__
         with transaction.atomic():
-            run = _lock(run_id)
+            run = locks.lock_one(BillRun, run_id)
             if run.status == RunStatus.POST_IN_PROGRESS:
                 run.last_post_error = reason
                 _record(run, RunStatus.COMPLETED, user, note=f"Posting failed: {reason}")
@@ -89,7 +89,7 @@ def bill_run_continue_posting(*, run_id, user) -> BillRun:
             "post the run again to post the rest."
         ) from exc
     with transaction.atomic():
-        run = _lock(run_id)
+        run = locks.lock_one(BillRun, run_id)
         if run.status != RunStatus.POST_IN_PROGRESS:
             return run
         run.posted_at = timezone.now()

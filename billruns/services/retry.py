@@ -4,9 +4,10 @@ Completed or Posted run."""
 from django.db import transaction
 
 from billruns.models import Action, BillRun, RunStatus
-from billruns.services.common import BillRunActionRefused, _lock, _require
+from billruns.services.common import BillRunActionRefused, _require
 from billruns.services.create import bill_run_create
 from billruns.services.execution import bill_run_execute
+from core import locks
 
 
 def bill_run_retry(*, run, user, wait=False) -> BillRun:
@@ -19,7 +20,7 @@ def bill_run_retry(*, run, user, wait=False) -> BillRun:
     once make one run and the second is refused with its number.
     """
     with transaction.atomic():
-        locked = _lock(run.pk)
+        locked = locks.lock_one(BillRun, run.pk)
         _require(locked, Action.RETRY)
         if not locked.failures.exists():
             raise BillRunActionRefused(

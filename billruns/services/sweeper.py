@@ -14,6 +14,7 @@ from billruns.models import BillRun, BillRunChunk, BillRunEvent, ChunkStatus, Ru
 from billruns.services.common import _announce_now
 from billruns.services.execution import bill_run_finish_if_done
 from billruns.services.posting import _auto_post
+from core import locks
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def bill_runs_sweep_leases(*, lease_seconds):
         if not stuck.exists():  # the usual case: no transaction (on SQLite, no write lock)
             continue
         with transaction.atomic():
-            stuck = list(stuck.select_for_update(skip_locked=True).values_list("id", flat=True))
+            stuck = list(locks.locked(stuck, skip_locked=True).values_list("id", flat=True))
             BillRun.objects.filter(pk__in=stuck).update(heartbeat_at=now)
         for run_id in stuck:
             logger.info("bill run %s: its worker is gone; continuing in another", run_id)
@@ -137,12 +138,10 @@ def _live_holder(expired):
 
 def _requeue_chunks(chunk_ids, expired, now):
     with transaction.atomic():
-        claimed = list(
-            BillRunChunk.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=chunk_ids, status=ChunkStatus.PENDING, leased_at__lt=expired)
-            .exclude(_live_holder(expired))
-            .values_list("id", flat=True)
-        )
+        claimable = BillRunChunk.objects.filter(
+            pk__in=chunk_ids, status=ChunkStatus.PENDING, leased_at__lt=expired
+        ).exclude(_live_holder(expired))
+        claimed = list(locks.locked(claimable, skip_locked=True).values_list("id", flat=True))
         BillRunChunk.objects.filter(pk__in=claimed).update(leased_at=now)
     for chunk_id in claimed:
         logger.info("chunk %s: its worker or its task is gone; queued again", chunk_id)
