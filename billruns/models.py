@@ -3,6 +3,7 @@ import datetime
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Account, Subscription
@@ -48,6 +49,13 @@ ALLOWED_ACTIONS = {
     RunStatus.CANCEL_IN_PROGRESS: set(),
     RunStatus.CANCELED: {Action.DELETE},
 }
+
+# Statuses in which one of the run's documents may be posted on its own (on
+# its page, in the admin): once the run is done generating and while it is
+# not being canceled. A run still Processing may yet end in Error, and a run
+# being canceled cancels its drafts: neither may leave a posted document
+# behind. (billruns.services.posting.document_post_refusal)
+DOCUMENT_POST_STATUSES = {RunStatus.COMPLETED, RunStatus.POST_IN_PROGRESS, RunStatus.POSTED}
 
 
 class BillRun(models.Model):
@@ -157,6 +165,9 @@ class BillRun(models.Model):
 
     def __str__(self):
         return self.number
+
+    def get_absolute_url(self):
+        return reverse("billruns:detail", args=[self.number])
 
     def allows(self, action):
         return action in ALLOWED_ACTIONS[RunStatus(self.status)]

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billruns import leases
-from billruns.models import Action, BillRun, RunStatus
+from billruns.models import DOCUMENT_POST_STATUSES, Action, BillRun, RunStatus
 from billruns.services.common import (
     BillRunActionRefused,
     _announce,
@@ -111,3 +111,22 @@ def _auto_post(run):
     except BillRunActionRefused as exc:
         logger.warning("auto-post of %s failed: %s", run.number, exc)
         return _announce_now(run.pk)
+
+
+def document_post_refusal(document, *, lock=False) -> str:
+    """billruns' rule for posting one document on its own
+    (invoices.services.document_post, which billruns.apps registers it with):
+    why ``document`` may not be posted while its run is in its status, or "".
+    With ``lock``, the run's row is locked first (core.locks: a run before
+    its documents), so a cancel of the run and the posting of one of its
+    documents exclude each other."""
+    if document.bill_run_id is None:
+        return ""
+    runs = BillRun.objects.filter(pk=document.bill_run_id)
+    run = locks.locked(runs).get() if lock else runs.get()
+    if run.status in DOCUMENT_POST_STATUSES:
+        return ""
+    return (
+        f"{document.number} belongs to bill run {run.number}, which is "
+        f"{RunStatus(run.status).label}: a document can be posted only once its run is Completed."
+    )
