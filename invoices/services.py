@@ -179,13 +179,6 @@ def document_post(*, document_id: int, user) -> Document:
     return document
 
 
-def _after_batch(batch_number: int) -> None:
-    """Called by documents_post_for_run after each batch has committed.
-
-    Deliberately empty: tests replace it to make a posting fail part-way.
-    """
-
-
 def documents_post_for_run(
     *,
     bill_run_id: int,
@@ -193,6 +186,7 @@ def documents_post_for_run(
     include_credit_memos: bool,
     batch_size: int = POST_BATCH_SIZE,
     workers: int = 1,
+    after_batch=None,
 ) -> int:
     """Post the run's Draft invoices, and its Draft credit memos when
     ``include_credit_memos``; return how many were posted.
@@ -203,6 +197,10 @@ def documents_post_for_run(
     ``workers`` > 1 on PostgreSQL (outside any transaction) the batches are
     shared among that many threads, each with its own connection: the
     UPDATEs are the database's work, and two backends do it on two cores.
+    Otherwise they are posted one after the other, and ``after_batch``, when
+    given, is called with each batch's number (1, 2, ...) once that batch
+    has committed: the caller can follow the posting, or stop it part-way by
+    raising.
 
     Transaction: each batch in its own short ``transaction.atomic`` (call this
     outside a transaction, else the batches commit with the caller's). A
@@ -250,7 +248,8 @@ def documents_post_for_run(
     posted = 0
     for batch_number, (first_id, next_start) in enumerate(ranges, start=1):
         posted += post_range(first_id, next_start)
-        _after_batch(batch_number)
+        if after_batch is not None:
+            after_batch(batch_number)
     return posted
 
 
