@@ -121,6 +121,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "notifications.context_processors.unread_notifications",
+                "notifications.context_processors.run_page_panels",
             ],
         },
     },
@@ -333,6 +334,10 @@ POST_WORKERS = env_int("POST_WORKERS", 2, minimum=1)
 BILLRUN_HEARTBEAT_SECONDS = env_seconds("BILLRUN_HEARTBEAT_SECONDS", 5.0)
 BILLRUN_LEASE_SECONDS = env_seconds("BILLRUN_LEASE_SECONDS", 30.0)
 BILLRUN_SWEEP_SECONDS = env_seconds("BILLRUN_SWEEP_SECONDS", 10.0, minimum=0)
+# The task that emails a Posted run's documents to its customers, run or
+# queued by billruns.services.bill_run_email: billruns sits below the app
+# that sends customer emails and names it only here.
+BILLRUN_EMAIL_DOCUMENTS_TASK = "notifications.tasks.email_run_documents"
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,6 @@
 """What one account owes in a bill run: pure computation, no database writes.
 
-The chunk processor (billruns.services.chunks) loads a chunk's accounts,
+The chunk processor (billruns.generation) loads a chunk's accounts,
 subscriptions and charges in bulk and asks ``bill_account`` for each account;
 the result is either failures or the items of one document.
 """

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from billruns import engine
 from billruns.models import BillRun, BillRunChunk, BillRunFailure, ChunkStatus, RunStatus
+from core import locks
 from customers import bulk
 from customers.models import Account, Charge, Status, Subscription
 from invoices import sequences
@@ -122,7 +123,7 @@ def _process_chunk(chunk_id, *, cluster, isolate):
         # flushed in order).
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
-    chunk = BillRunChunk.objects.select_for_update().filter(pk=chunk_id).first()
+    chunk = locks.locked(BillRunChunk.objects.filter(pk=chunk_id)).first()
     if chunk is None or chunk.status == ChunkStatus.DONE:
         return False
     run = BillRun.objects.get(pk=chunk.bill_run_id)
@@ -255,15 +256,15 @@ def _accounts_in_other_runs(run, account_ids):
 
 def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
     """Bill ``account_ids``; return the failures recorded."""
-    # Lock in id order: concurrent runs over overlapping accounts queue here
-    # instead of deadlocking, and read the charges only once they hold the lock.
-    # Rows come as named tuples: a chunk reads tens of thousands of charges,
-    # and model instances would cost more than the billing itself.
+    # Locked in id order (core.locks): concurrent runs over overlapping
+    # accounts queue here instead of deadlocking, and read the charges only
+    # once they hold the lock. Rows come as named tuples: a chunk reads tens
+    # of thousands of charges, and model instances would cost more than the
+    # billing itself.
     accounts = list(
-        Account.objects.select_for_update()
-        .filter(id__anyof=account_ids, status=Status.ACTIVE)
-        .order_by("id")
-        .values_list(*ACCOUNT_FIELDS, named=True)
+        locks.locked(
+            Account.objects.filter(id__anyof=account_ids, status=Status.ACTIVE)
+        ).values_list(*ACCOUNT_FIELDS, named=True)
     )
     if not accounts:
         return []

@@ -33,6 +33,8 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from core import locks
+
 logger = logging.getLogger(__name__)
 
 # How long the heartbeat waits for SQLite's write lock before it tries again
@@ -56,14 +58,14 @@ def renew(model, pk, **still):
     ``still`` (the same holder, the same status) and no transaction holds it.
     Returns whether it was renewed."""
     with transaction.atomic():
-        locked = list(
-            model.objects.select_for_update(skip_locked=True)
-            .filter(pk=pk, **still)
-            .values_list("pk", flat=True)
+        held = list(
+            locks.locked(model.objects.filter(pk=pk, **still), skip_locked=True).values_list(
+                "pk", flat=True
+            )
         )
-        if locked:
+        if held:
             model.objects.filter(pk=pk).update(heartbeat_at=timezone.now())
-    return bool(locked)
+    return bool(held)
 
 
 class Heartbeat:

@@ -3,6 +3,7 @@ import datetime
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Account, Subscription
@@ -29,9 +30,15 @@ class Action(models.TextChoices):
     RETRY = "retry"
 
 
-# The transition table of BILLING_RULES.md: which action each status allows.
-# Intermediate statuses (PostInProgress, CancelInProgress) are entered and left
-# by the post and cancel services themselves.
+# The transition table of BILLING_RULES.md: which action each status allows,
+# and the only place that says so. Every service of billruns.services checks
+# it under the run's lock (BillRun.allows): a refused clerk's action (post,
+# cancel, delete, retry) raises BillRunActionRefused; a refused engine step
+# (start, finish, fail: tasks the queue may deliver twice or late) changes
+# nothing. Intermediate statuses (PostInProgress, CancelInProgress) are
+# entered and left by the post and cancel services themselves. A selection
+# that cannot be evaluated is a start followed by a fail (Pending ->
+# Processing -> Error, in one transaction), as the rules have it.
 ALLOWED_ACTIONS = {
     RunStatus.PENDING: {Action.START, Action.CANCEL},
     RunStatus.PROCESSING: {Action.FINISH, Action.FAIL},
@@ -42,6 +49,13 @@ ALLOWED_ACTIONS = {
     RunStatus.CANCEL_IN_PROGRESS: set(),
     RunStatus.CANCELED: {Action.DELETE},
 }
+
+# Statuses in which one of the run's documents may be posted on its own (on
+# its page, in the admin): once the run is done generating and while it is
+# not being canceled. A run still Processing may yet end in Error, and a run
+# being canceled cancels its drafts: neither may leave a posted document
+# behind. (billruns.services.posting.document_post_refusal)
+DOCUMENT_POST_STATUSES = {RunStatus.COMPLETED, RunStatus.POST_IN_PROGRESS, RunStatus.POSTED}
 
 
 class BillRun(models.Model):
@@ -111,8 +125,9 @@ class BillRun(models.Model):
     canceled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
-    # Set once the run's end (Completed, after any auto-post, or Error) has
-    # been announced; the sweeper announces runs a dead worker left unannounced.
+    # Set in the transaction that announces the run's end (Completed, after
+    # any auto-post, or Error: billruns.signals.bill_run_finished); the
+    # sweeper announces a run that ended unannounced.
     announced_at = models.DateTimeField(null=True, blank=True)
     # When a worker last took up a step (start, post, cancel); the sweeper
     # takes up a run whose step is older than its timeout.
@@ -151,6 +166,9 @@ class BillRun(models.Model):
 
     def __str__(self):
         return self.number
+
+    def get_absolute_url(self):
+        return reverse("billruns:detail", args=[self.number])
 
     def allows(self, action):
         return action in ALLOWED_ACTIONS[RunStatus(self.status)]

@@ -6,13 +6,11 @@ queues again whatever a dead worker left behind.
 
 import os
 import socket
-import uuid
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from billruns import services
-from billruns.models import BillRun
 
 PENDING_GRACE_SECONDS = 120
 
@@ -42,18 +40,6 @@ def continue_posting(run_id, user_id):
 
 def continue_canceling(run_id, user_id):
     services.bill_run_continue_canceling(run_id=run_id, user=_user(user_id))
-
-
-def email_bill_run_documents(run_id, user_id=None, resend=False, resend_request=None):
-    """Queued when an auto-email run is Posted (no user) and by the run
-    page's Email action. A redelivery sends nothing twice: a resend carries
-    the key of its request, and each document is resent once per key."""
-    services.bill_run_email(
-        run=BillRun.objects.get(pk=run_id),
-        user=_user(user_id),
-        resend=resend,
-        resend_request=uuid.UUID(resend_request) if resend_request else None,
-    )
 
 
 def sweep_bill_runs():

@@ -2,8 +2,8 @@
 
 Each document goes to its account's ``bill_to_email`` with its PDF attached,
 and every try is recorded as a ``DocumentDelivery`` on the document. The
-bill run services (``billruns.services.bill_run_email``) call
-``documents_email`` for a run's documents; it knows nothing of runs.
+emailing of a run's documents (``notifications.documents``) calls
+``documents_email`` with their ids; it knows nothing of runs.
 """
 
 import logging
@@ -15,6 +15,7 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 
+from core import locks
 from invoices.models import DeliveryStatus, Document, DocumentDelivery, DocumentStatus
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
 from invoices.templatetags.money import format_money
@@ -130,9 +131,9 @@ def _email_one(
         # here, then sees the first one's 'sent' row and sends nothing. The
         # lock is held while the mail server takes the message (at most
         # EMAIL_TIMEOUT); only other writes to this one document wait.
-        document = (
-            Document.objects.select_for_update().select_related("account").get(pk=document_id)
-        )
+        document = locks.locked(
+            Document.objects.select_related("account").filter(pk=document_id)
+        ).get()
         if document.status != DocumentStatus.POSTED:
             return ""
         if _already_sent(document_id, resend_request=resend_request):

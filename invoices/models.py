@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.deliveries import DeliveryStatus
 from customers.fields import ExactDecimalField
 from customers.models import MONEY, Account, Charge, Subscription
 
@@ -315,10 +316,10 @@ class CreditApplication(models.Model):
         return f"{self.amount} of {self.credit_memo_id} to {self.invoice_id}"
 
 
-class DeliveryStatus(models.TextChoices):
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
-    SKIPPED = "skipped", "Skipped"
+# A document is emailed under its row lock from the "not sent yet?" check to
+# the record of the try (invoices.delivery): its deliveries are never pending
+# or sending.
+DOCUMENT_DELIVERY_STATUSES = [DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED]
 
 
 class DocumentDelivery(models.Model):
@@ -335,7 +336,10 @@ class DocumentDelivery(models.Model):
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="deliveries")
     to_address = models.CharField(max_length=254, blank=True)
-    status = models.CharField(max_length=16, choices=DeliveryStatus.choices)
+    status = models.CharField(
+        max_length=16,
+        choices=[(status.value, status.label) for status in DOCUMENT_DELIVERY_STATUSES],
+    )
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, help_text="Why it failed or was skipped.")
     resend = models.BooleanField(default=False)
@@ -353,7 +357,8 @@ class DocumentDelivery(models.Model):
         verbose_name_plural = "document deliveries"
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=DeliveryStatus.values), name="document_delivery_status_valid"
+                condition=Q(status__in=DOCUMENT_DELIVERY_STATUSES),
+                name="document_delivery_status_valid",
             ),
             models.UniqueConstraint(
                 fields=["document"],

@@ -1,7 +1,7 @@
 """Writes on invoices and credit memos: posting, payments, credit applications.
 
-The bill run services (``billruns.services``) call ``documents_post_for_run``
-to post a run; the admin and the invoice pages call the one-document services.
+A bill run's posting calls ``documents_post_for_run``; the admin and the
+invoice pages call the one-document services.
 Every refusal raises a ``DocumentActionRefused`` whose message names the
 document, what is wrong and what is allowed; views turn it into a message,
 commands into a line on stderr.
@@ -18,6 +18,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from core import locks
 from customers.dates import payment_date_problem
 from invoices.models import (
     CreditApplication,
@@ -63,7 +64,7 @@ def _kind(document: Document) -> str:
 
 def _lock_document(document_id: int, refusal: type[DocumentActionRefused]) -> Document:
     try:
-        return Document.objects.select_for_update().get(pk=document_id)
+        return locks.lock_one(Document, document_id)
     except Document.DoesNotExist:
         raise refusal(f"There is no invoice or credit memo with id {document_id}.") from None
 
@@ -106,53 +107,53 @@ def _parse_date(value, *, what: str, refusal: type[DocumentActionRefused]) -> da
     raise refusal(f"{what} {value!r} is not a valid date (YYYY-MM-DD).")
 
 
-# A document is posted on its own only once its bill run is done generating
-# and is not being canceled: a run still Processing may yet end in Error, and
-# a run being canceled cancels its drafts, and neither may leave a posted
-# document behind (BillRun.status values; billruns builds on this app).
-RUN_STATUSES_ALLOWING_DOCUMENT_POST = ("Completed", "PostInProgress", "Posted")
+# Rules that the app owning a document's bill run adds to the posting of one
+# document (billruns registers one in its AppConfig.ready: a document of a run
+# still generating or being canceled is not posted on its own). A check is
+# called as ``check(document, lock=...)`` with the Document as read without a
+# lock, and returns why it may not be posted, or "". With ``lock`` it runs in
+# document_post's transaction, before the document is locked, and locks what
+# it reads (core.locks: a run before its documents). This app knows no run.
+_document_post_checks = []
 
 
-def _check_run_allows_post(document_id: int) -> None:
-    """Lock the document's bill run, if it has one, and refuse unless its
-    status allows posting one of its documents. The run's row is locked
-    before the document's, the order the run's own cancel and posting use,
-    so a cancel and the posting of one of its documents never both happen."""
-    run_id = Document.objects.filter(pk=document_id).values_list("bill_run_id", flat=True).first()
-    if run_id is None:
-        return
-    run_model = Document._meta.get_field("bill_run").related_model
-    number, status = (
-        run_model.objects.select_for_update()
-        .filter(pk=run_id)
-        .values_list("number", "status")
-        .get()
-    )
-    if status not in RUN_STATUSES_ALLOWING_DOCUMENT_POST:
-        label = dict(run_model._meta.get_field("status").choices).get(status, status)
-        document_number = Document.objects.values_list("number", flat=True).get(pk=document_id)
-        raise PostingRefused(
-            f"{document_number} belongs to bill run {number}, which is {label}: a document "
-            "can be posted only once its run is Completed."
-        )
+def register_document_post_check(check) -> None:
+    """Add ``check`` to the rules of ``document_post`` (once, however often
+    it is registered)."""
+    if check not in _document_post_checks:
+        _document_post_checks.append(check)
+
+
+def document_post_refusal(document: Document, *, lock: bool = False) -> str:
+    """Why a registered check refuses to post ``document``, or "". A page asks
+    it (without ``lock``) before it offers to post the document."""
+    for check in _document_post_checks:
+        reason = check(document, lock=lock)
+        if reason:
+            return reason
+    return ""
 
 
 def document_post(*, document_id: int, user) -> Document:
     """Post one Draft invoice, or one Draft credit memo when Advanced AR
     Settlement is on: status Posted, posted_at now, posted_by ``user``, open
-    balance = amount. Refused while the document's bill run is not
-    Completed, PostInProgress or Posted.
+    balance = amount. Refused when a registered check refuses (billruns:
+    while the document's bill run is not Completed, PostInProgress or
+    Posted).
 
-    Transaction: one short ``transaction.atomic``. Locking: the bill run's
-    row, then the document's, ``select_for_update``; the statuses are checked
-    under the locks, so of two clerks posting the same document at once, one
-    posts it and the other is refused, and a cancel of the run and the
-    posting of one of its documents exclude each other. Idempotency: posting
-    a Posted document is refused (``PostingRefused``, "already Posted") and
-    changes nothing.
+    Transaction: one short ``transaction.atomic``. Locking: what the checks
+    lock (billruns: the bill run's row), then the document's row; the
+    statuses are checked under the locks, so of two clerks posting the same
+    document at once, one posts it and the other is refused, and a cancel of
+    the run and the posting of one of its documents exclude each other.
+    Idempotency: posting a Posted document is refused (``PostingRefused``,
+    "already Posted") and changes nothing.
     """
     with transaction.atomic():
-        _check_run_allows_post(document_id)
+        unlocked = Document.objects.filter(pk=document_id).first()
+        refusal = document_post_refusal(unlocked, lock=True) if unlocked is not None else ""
+        if refusal:
+            raise PostingRefused(refusal)
         document = _lock_document(document_id, PostingRefused)
         if document.status == DocumentStatus.POSTED:
             raise PostingRefused(
@@ -178,13 +179,6 @@ def document_post(*, document_id: int, user) -> Document:
     return document
 
 
-def _after_batch(batch_number: int) -> None:
-    """Called by documents_post_for_run after each batch has committed.
-
-    Deliberately empty: tests replace it to make a posting fail part-way.
-    """
-
-
 def documents_post_for_run(
     *,
     bill_run_id: int,
@@ -192,6 +186,7 @@ def documents_post_for_run(
     include_credit_memos: bool,
     batch_size: int = POST_BATCH_SIZE,
     workers: int = 1,
+    after_batch=None,
 ) -> int:
     """Post the run's Draft invoices, and its Draft credit memos when
     ``include_credit_memos``; return how many were posted.
@@ -202,6 +197,10 @@ def documents_post_for_run(
     ``workers`` > 1 on PostgreSQL (outside any transaction) the batches are
     shared among that many threads, each with its own connection: the
     UPDATEs are the database's work, and two backends do it on two cores.
+    Otherwise they are posted one after the other, and ``after_batch``, when
+    given, is called with each batch's number (1, 2, ...) once that batch
+    has committed: the caller can follow the posting, or stop it part-way by
+    raising.
 
     Transaction: each batch in its own short ``transaction.atomic`` (call this
     outside a transaction, else the batches commit with the caller's). A
@@ -249,7 +248,8 @@ def documents_post_for_run(
     posted = 0
     for batch_number, (first_id, next_start) in enumerate(ranges, start=1):
         posted += post_range(first_id, next_start)
-        _after_batch(batch_number)
+        if after_batch is not None:
+            after_batch(batch_number)
     return posted
 
 
@@ -413,9 +413,9 @@ def credit_memo_apply(
             )
         locked = {
             document.pk: document
-            for document in Document.objects.select_for_update()
-            .filter(pk__in=[credit_memo_id, invoice_id])
-            .order_by("pk")
+            for document in locks.locked(
+                Document.objects.filter(pk__in=[credit_memo_id, invoice_id])
+            )
         }
         for document_id in (credit_memo_id, invoice_id):
             if document_id not in locked:

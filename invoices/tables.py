@@ -51,11 +51,7 @@ class DocumentTable(BaseTable):
         accessor="bill_run__number",
         verbose_name="Bill run",
         default="—",
-        linkify=lambda record: (
-            reverse("billruns:detail", args=[record.bill_run.number])
-            if record.bill_run_id
-            else None
-        ),
+        linkify=lambda record: record.bill_run.get_absolute_url() if record.bill_run_id else None,
     )
     invoice_date = tables.DateColumn(format="Y-m-d", verbose_name="Date", attrs=PHONE_HIDDEN)
     due_date = tables.DateColumn(format="Y-m-d", verbose_name="Due date", attrs=PHONE_HIDDEN)

@@ -16,9 +16,9 @@ from invoices.models import Document, DocumentStatus
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
 from invoices.selectors import document_payments
 from invoices.services import (
-    RUN_STATUSES_ALLOWING_DOCUMENT_POST,
     DocumentActionRefused,
     document_post,
+    document_post_refusal,
     payment_record,
 )
 from invoices.tables import DocumentTable, PaymentTable
@@ -64,11 +64,8 @@ class DocumentDetailView(PermissionRequiredMixin, DetailView):
             items=items,
             payments_table=PaymentTable(payments),
             can_post=document.status == DocumentStatus.DRAFT
-            and (
-                document.bill_run is None
-                or document.bill_run.status in RUN_STATUSES_ALLOWING_DOCUMENT_POST
-            )
-            and user.has_perm("invoices.post_document"),
+            and user.has_perm("invoices.post_document")
+            and not document_post_refusal(document),
             payment_form=kwargs.get("payment_form")
             or (PaymentForm(balance=document.balance) if can_pay else None),
             credits_applied=document.credits_applied.select_related("credit_memo"),

@@ -6,9 +6,12 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self):
-        from billruns.signals import bill_run_finished
+        from billruns.signals import bill_run_finished, bill_run_posted
         from notifications import receivers
 
         bill_run_finished.connect(
             receivers.on_bill_run_finished, dispatch_uid="notifications.on_bill_run_finished"
+        )
+        bill_run_posted.connect(
+            receivers.on_bill_run_posted, dispatch_uid="notifications.on_bill_run_posted"
         )

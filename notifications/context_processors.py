@@ -16,3 +16,13 @@ def unread_notifications(request):
         "notifications_unread": SimpleLazyObject(lambda: selectors.user_unread_count(user)),
         "notifications_latest": SimpleLazyObject(lambda: selectors.user_latest_notices(user)),
     }
+
+
+# What this app adds to a bill run's page (templates/billruns/_live.html
+# includes each with the page's context): the emails announcing the run's
+# outcome. The run's page names no template of this app.
+RUN_PAGE_PANELS = ("notifications/_run_deliveries.html",)
+
+
+def run_page_panels(request):
+    return {"run_page_panels": RUN_PAGE_PANELS}

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.deliveries import DeliveryStatus
+
 
 class Outcome(models.TextChoices):
     COMPLETED = "completed", "completed"
@@ -49,17 +51,6 @@ class RunNotification(models.Model):
     @property
     def is_unread(self):
         return self.read_at is None
-
-
-class DeliveryStatus(models.TextChoices):
-    PENDING = "pending"
-    # Claimed by a worker that is talking to the mail server (see
-    # notifications.services.email_delivery_send for why this is a state and
-    # not a lock held during the send).
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed", "failed"
-    SKIPPED = "skipped"
 
 
 class EmailDelivery(models.Model):

@@ -17,6 +17,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
 from billruns.models import BillRun
+from core import locks
 from notifications import selectors
 from notifications.models import DeliveryStatus, EmailDelivery, RunNotification
 
@@ -110,7 +111,7 @@ def _claim(delivery_id, now):
     """Mark the delivery as being sent by this worker, counting the attempt;
     None when there is nothing to send now."""
     with transaction.atomic():
-        delivery = EmailDelivery.objects.select_for_update().filter(pk=delivery_id).first()
+        delivery = locks.locked(EmailDelivery.objects.filter(pk=delivery_id)).first()
         if delivery is None:
             return None
         if delivery.status == DeliveryStatus.SENDING:
@@ -161,7 +162,7 @@ def email_delivery_send(*, delivery_id) -> EmailDelivery | None:
             logger.exception("building or sending email delivery %s failed", delivery_id)
         return _record_failure(delivery_id, exc)
     with transaction.atomic():
-        delivery = EmailDelivery.objects.select_for_update().get(pk=delivery_id)
+        delivery = locks.lock_one(EmailDelivery, delivery_id)
         delivery.status = DeliveryStatus.SENT
         delivery.sent_at = timezone.now()
         delivery.last_error = ""
@@ -171,7 +172,7 @@ def email_delivery_send(*, delivery_id) -> EmailDelivery | None:
 
 def _record_failure(delivery_id, exc):
     with transaction.atomic():
-        delivery = EmailDelivery.objects.select_for_update().get(pk=delivery_id)
+        delivery = locks.lock_one(EmailDelivery, delivery_id)
         if delivery.status != DeliveryStatus.SENDING:
             return delivery
         delivery.last_error = (f"{exc.__class__.__name__}: {exc}")[:2000]

@@ -11,7 +11,7 @@ from django.db import OperationalError
 
 from billruns import generation, services
 from billruns.models import BillRun, BillRunChunk, RunStatus
-from billruns.services import MAX_CHUNK_ATTEMPTS, BillRunActionRefused
+from billruns.services import MAX_CHUNK_ATTEMPTS, BillRunActionRefused, cancel
 from customers.models import Charge
 from invoices.models import Document, DocumentItem, DocumentStatus
 from invoices.services import PostingRefused, document_post
@@ -627,7 +627,7 @@ def test_a_cancel_that_waits_and_is_stopped_is_refused_with_the_reason(clerk, mo
         later.append(run_to_end(FEB))
         return real(run_id=run_id, user=user)
 
-    monkeypatch.setattr(services, "bill_run_continue_canceling", later_run_sneaks_in)
+    monkeypatch.setattr(cancel, "bill_run_continue_canceling", later_run_sneaks_in)
     # when / then
     with pytest.raises(BillRunActionRefused) as refused:
         services.bill_run_cancel(run=first, user=clerk)

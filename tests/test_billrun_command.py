@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from billruns import generation, services
 from billruns.models import BillRun, BillRunChunk, BillRunEvent, RunStatus
+from billruns.services import posting
 from customers.models import Charge
 from invoices.models import Document, DocumentStatus, TenantSettings
 from tests.factories import AccountFactory, ChargeFactory, OneTimeChargeFactory, SubscriptionFactory
@@ -360,7 +361,7 @@ def test_post_that_fails_is_refused_and_the_run_stays_completed(superuser, monke
     def posting_fails(**kwargs):
         raise RuntimeError("ledger is read-only")
 
-    monkeypatch.setattr(services, "documents_post_for_run", posting_fails)
+    monkeypatch.setattr(posting, "documents_post_for_run", posting_fails)
     # when
     message = refused("post", number)
     # then

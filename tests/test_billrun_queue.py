@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from billruns import generation, services
 from billruns.models import BillRun, BillRunChunk, RunStatus
+from billruns.services import execution, posting
 from billruns.signals import bill_run_finished, bill_run_posted
 from invoices.models import DocumentStatus, DocumentType, TenantSettings
 from tests.factories import AccountFactory, ChargeFactory
@@ -168,7 +169,7 @@ def test_an_auto_post_that_fails_leaves_the_run_completed_and_announces_that(
     def posting_fails(**kwargs):
         raise RuntimeError("ledger is read-only")
 
-    monkeypatch.setattr(services, "documents_post_for_run", posting_fails)
+    monkeypatch.setattr(posting, "documents_post_for_run", posting_fails)
     # when
     run = create_and_commit(django_capture_on_commit_callbacks, auto_post=True)
     # then
@@ -240,7 +241,7 @@ def test_a_selection_that_cannot_be_evaluated_on_the_queue_ends_the_run_in_error
     def broken_selection(run):
         raise RuntimeError("relation customers_account is locked")
 
-    monkeypatch.setattr(services, "_selected_account_ids", broken_selection)
+    monkeypatch.setattr(execution, "_selected_account_ids", broken_selection)
     # when (the synchronous queue of the tests raises what a task raises)
     with contextlib.suppress(RuntimeError):
         create_and_commit(django_capture_on_commit_callbacks)
@@ -257,7 +258,7 @@ def test_a_selection_that_cannot_be_evaluated_inline_ends_the_run_in_error(monke
     def broken_selection(run):
         raise RuntimeError("relation customers_account is locked")
 
-    monkeypatch.setattr(services, "_selected_account_ids", broken_selection)
+    monkeypatch.setattr(execution, "_selected_account_ids", broken_selection)
     run = services.bill_run_create(target_date=JAN, enqueue=False)
     # when
     services.bill_run_execute(run_id=run.pk)
@@ -271,13 +272,15 @@ def test_a_selection_that_cannot_be_evaluated_inline_ends_the_run_in_error(monke
 
 
 @pytest.mark.django_db
-def test_posting_is_announced_after_it_commits(django_capture_on_commit_callbacks, clerk):
+def test_posting_is_announced_inside_its_transaction(django_capture_on_commit_callbacks, clerk):
     # given
     ChargeFactory()
     run = create_and_commit(django_capture_on_commit_callbacks)
     posted = []
     bill_run_posted.connect(
-        lambda sender, run, **kwargs: posted.append(run.number),
+        lambda sender, run, user, **kwargs: posted.append(
+            (run.number, BillRun.objects.get(pk=run.pk).status, user)
+        ),
         weak=False,
         dispatch_uid="test_posted",
     )
@@ -285,10 +288,10 @@ def test_posting_is_announced_after_it_commits(django_capture_on_commit_callback
         # when
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             services.bill_run_post(run=run, user=clerk, wait=True)
-        assert posted == []
+            # then: announced before anything waiting for the commit ran
+            assert posted == [(run.number, RunStatus.POSTED, clerk)]
         for callback in callbacks:
             callback()
     finally:
         bill_run_posted.disconnect(dispatch_uid="test_posted")
-    # then
-    assert posted == [run.number]
+    assert posted == [(run.number, RunStatus.POSTED, clerk)]

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from billruns import generation, services
 from billruns.models import BillRun, BillRunChunk, RunStatus
+from billruns.services import execution, posting, sweeper
 from billruns.signals import bill_run_finished
 from tests.factories import ChargeFactory
 
@@ -40,7 +41,7 @@ def age(run, minutes):
 def test_a_completed_run_whose_announcement_was_lost_is_announced_once(announced, monkeypatch):
     # given a run whose worker died between completing and announcing
     ChargeFactory()
-    monkeypatch.setattr(services, "_announce", lambda run: run)
+    monkeypatch.setattr(execution, "_announce", lambda run: run)
     run = services.bill_run_execute(
         run_id=services.bill_run_create(target_date=JAN, enqueue=False).pk
     )
@@ -56,7 +57,7 @@ def test_a_completed_run_whose_announcement_was_lost_is_announced_once(announced
 @pytest.mark.django_db
 def test_a_recent_run_is_left_to_its_own_worker(announced, monkeypatch):
     ChargeFactory()
-    monkeypatch.setattr(services, "_announce", lambda run: run)
+    monkeypatch.setattr(execution, "_announce", lambda run: run)
     services.bill_run_execute(run_id=services.bill_run_create(target_date=JAN, enqueue=False).pk)
     monkeypatch.undo()
     sweep()
@@ -69,8 +70,8 @@ def test_an_auto_post_run_whose_worker_died_before_posting_is_posted_then_announ
 ):
     # given an auto-post run that completed but was never posted
     ChargeFactory()
-    monkeypatch.setattr(services, "_auto_post", lambda run: run)
-    monkeypatch.setattr(services, "_announce", lambda run: run)
+    monkeypatch.setattr(execution, "_auto_post", lambda run: run)
+    monkeypatch.setattr(execution, "_announce", lambda run: run)
     run = services.bill_run_create(target_date=JAN, auto_post=True, enqueue=False)
     run = services.bill_run_execute(run_id=run.pk)
     monkeypatch.undo()
@@ -108,9 +109,7 @@ def test_the_default_leases_take_up_a_dead_workers_chunk_within_a_minute():
 def queued(monkeypatch):
     """The tasks the sweeper queues, instead of queueing them."""
     tasks = []
-    monkeypatch.setattr(
-        services, "async_task", lambda func, *args, **kw: tasks.append((func, args))
-    )
+    monkeypatch.setattr(sweeper, "async_task", lambda func, *args, **kw: tasks.append((func, args)))
     return tasks
 
 
@@ -271,13 +270,13 @@ def test_a_slow_posting_renews_its_heartbeat_and_is_never_continued_elsewhere(
     run = services.bill_run_execute(
         run_id=services.bill_run_create(target_date=JAN, enqueue=False).pk
     )
-    real = services.documents_post_for_run
+    real = posting.documents_post_for_run
 
     def slow(**kwargs):
         slow_work_sweeping()
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "documents_post_for_run", slow)
+    monkeypatch.setattr(posting, "documents_post_for_run", slow)
     # when
     run = services.bill_run_post(run=run, user=None, wait=True)
     # then

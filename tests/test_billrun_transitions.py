@@ -446,3 +446,68 @@ def test_the_event_history_matches_the_status_the_run_ends_in(clerk):
     assert [e.from_status for e in events[1:]] == [e.to_status for e in events[:-1]]
     run.refresh_from_db()
     assert events[-1].to_status == run.status
+
+
+# --- every (status, action) pair of the table, against the services ------------
+
+# The engine's own steps, which tasks deliver at least once: one the table
+# does not allow is a late or repeated delivery, and changes nothing quietly.
+ENGINE_STEPS = {Action.START, Action.FINISH, Action.FAIL}
+# The status each allowed action leaves the run in (RETRY leaves it as it
+# was and makes a new run; DELETE leaves no run).
+OUTCOME = {
+    Action.START: RunStatus.PROCESSING,
+    Action.FINISH: RunStatus.COMPLETED,
+    Action.FAIL: RunStatus.ERROR,
+    Action.POST: RunStatus.POSTED,
+    Action.CANCEL: RunStatus.CANCELED,
+}
+TABLE_PAIRS = [(status, action) for status in RunStatus for action in Action]
+ALLOWED_BY_TABLE = [(s, a) for s, a in TABLE_PAIRS if a in ALLOWED_ACTIONS[s]]
+REFUSED_BY_TABLE = [(s, a) for s, a in TABLE_PAIRS if a not in ALLOWED_ACTIONS[s]]
+
+
+def act(action, run, user):
+    """The service that does ``action``, as its caller calls it."""
+    if action == Action.START:
+        return services.bill_run_start(run_id=run.pk, enqueue_chunks=False)
+    if action == Action.FINISH:
+        return services.bill_run_finish_if_done(run_id=run.pk)
+    if action == Action.FAIL:
+        return services.bill_run_fail(run_id=run.pk, message="failed in a test")
+    return do(action, run, user)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("status", "action"), ALLOWED_BY_TABLE, ids=lambda v: str(v))
+def test_an_action_the_table_allows_is_done(status, action, clerk):
+    # given
+    run = make_run(status)
+    events = BillRunEvent.objects.filter(bill_run_id=run.pk).count()
+    # when
+    act(action, run, clerk)
+    # then
+    after = BillRun.objects.filter(pk=run.pk).first()
+    if action == Action.DELETE:
+        assert after is None
+    elif action == Action.RETRY:
+        assert after.status == status
+        assert after.retries.count() == 1
+    else:
+        assert after.status == OUTCOME[action]
+        assert BillRunEvent.objects.filter(bill_run_id=run.pk).count() > events
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("status", "action"), REFUSED_BY_TABLE, ids=lambda v: str(v))
+def test_an_action_the_table_refuses_changes_nothing(status, action, clerk):
+    # given
+    run = make_run(status)
+    before = snapshot(run)
+    # when / then
+    if action in ENGINE_STEPS:
+        act(action, run, clerk)
+    else:
+        with pytest.raises(BillRunActionRefused, match=run.number):
+            act(action, run, clerk)
+    assert snapshot(run) == before

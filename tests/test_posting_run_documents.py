@@ -5,7 +5,6 @@ import pytest
 from django.utils import timezone
 
 from billruns.models import BillRun
-from invoices import services
 from invoices.models import Document, DocumentStatus
 from invoices.services import documents_post_for_run
 from tests.factories import CreditMemoFactory, DocumentFactory
@@ -92,14 +91,17 @@ def test_posting_a_posted_run_again_posts_nothing(clerk):
 
 
 @pytest.mark.django_db
-def test_a_run_is_posted_in_batches_of_the_given_size(clerk, monkeypatch):
+def test_a_run_is_posted_in_batches_of_the_given_size(clerk):
     run = make_run()
     DocumentFactory.create_batch(7, bill_run=run)
     batches = []
-    monkeypatch.setattr(services, "_after_batch", batches.append)
 
     posted = documents_post_for_run(
-        bill_run_id=run.pk, user=clerk, include_credit_memos=False, batch_size=3
+        bill_run_id=run.pk,
+        user=clerk,
+        include_credit_memos=False,
+        batch_size=3,
+        after_batch=batches.append,
     )
 
     assert posted == 7
@@ -108,7 +110,7 @@ def test_a_run_is_posted_in_batches_of_the_given_size(clerk, monkeypatch):
 
 @pytest.mark.django_db
 def test_a_failure_mid_way_leaves_earlier_batches_posted_and_posting_again_posts_the_rest(
-    clerk, monkeypatch
+    clerk,
 ):
     # given: 10 drafts, posted 3 at a time, failing after the second batch
     run = make_run()
@@ -118,17 +120,19 @@ def test_a_failure_mid_way_leaves_earlier_batches_posted_and_posting_again_posts
         if batch_number == 2:
             raise RuntimeError("database went away")
 
-    monkeypatch.setattr(services, "_after_batch", fail_after_second_batch)
     # when
     with pytest.raises(RuntimeError, match="database went away"):
         documents_post_for_run(
-            bill_run_id=run.pk, user=clerk, include_credit_memos=False, batch_size=3
+            bill_run_id=run.pk,
+            user=clerk,
+            include_credit_memos=False,
+            batch_size=3,
+            after_batch=fail_after_second_batch,
         )
     # then: the first two batches, by id, are posted; the rest are still drafts
     assert statuses(invoices) == [DocumentStatus.POSTED] * 6 + [DocumentStatus.DRAFT] * 4
     first_posted_at = [Document.objects.get(pk=invoice.pk).posted_at for invoice in invoices[:6]]
 
-    monkeypatch.setattr(services, "_after_batch", lambda batch_number: None)
     assert (
         documents_post_for_run(
             bill_run_id=run.pk, user=clerk, include_credit_memos=False, batch_size=3

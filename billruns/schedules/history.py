@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from billruns.models import Schedule, ScheduleEvent
 from billruns.schedules.rules import EDITABLE_FIELDS
+from core.users import acting_user
 
 
 def occurrence_label(schedule, occurrence) -> str:
@@ -49,7 +50,7 @@ def record(schedule, kind, *, user=None, detail="", bill_run=None, at=None):
     ScheduleEvent.objects.create(
         schedule=schedule,
         kind=kind,
-        user=user if user is not None and user.pk else None,
+        user=acting_user(user),
         detail=detail,
         bill_run=bill_run,
         at=at or timezone.now(),

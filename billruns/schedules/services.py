@@ -40,6 +40,7 @@ from billruns.schedules.dates import (
 from billruns.schedules.history import describe_changes, editable_values, occurrence_label, record
 from billruns.schedules.rules import ScheduleActionRefused, clean_fields, require_a_run
 from billruns.services import InvalidRunParameters, bill_run_create
+from core import locks
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def schedule_create(*, owner, now=None, **fields) -> Schedule:
 
 
 def _lock(schedule):
-    return Schedule.objects.select_for_update().get(pk=schedule.pk)
+    return locks.lock_one(Schedule, schedule.pk)
 
 
 def _refuse_canceled(schedule, doing):
@@ -209,7 +210,9 @@ def schedule_fire(*, schedule_id, now=None):
     """
     now = now or timezone.now()
     with transaction.atomic():
-        schedule = Schedule.objects.select_for_update().select_related("owner").get(pk=schedule_id)
+        schedule = locks.locked(
+            Schedule.objects.select_related("owner").filter(pk=schedule_id)
+        ).get()
         if (
             schedule.status != Status.ACTIVE
             or schedule.next_run_at is None

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from core import locks
 from invoices.models import TenantSettings
 
 ON_OFF = {"on": True, "off": False}
@@ -21,7 +22,7 @@ class Command(BaseCommand):
             with transaction.atomic():
                 TenantSettings.load()
                 # Lock the single row so two operators' changes apply one after the other.
-                current = TenantSettings.objects.select_for_update().get(id=1)
+                current = locks.lock_one(TenantSettings, 1)
                 current.advanced_ar_settlement = ON_OFF[advanced_ar_settlement]
                 current.save(update_fields=["advanced_ar_settlement", "updated_at"])
         current = TenantSettings.load()

@@ -1,0 +1,194 @@
+"""Canceling and deleting a bill run: the blocker (what makes a Completed run
+impossible to cancel), the undo of what a run generated (shared with a run
+that fails), and the removal of a Canceled or Error run."""
+
+import logging
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Subquery
+from django.utils import timezone
+
+from billruns import leases
+from billruns.models import Action, BillRun, RunStatus
+from billruns.services.common import (
+    BillRunActionRefused,
+    _enqueue,
+    _record,
+    _renew_run,
+    _require,
+)
+from billruns.services.counters import COUNTER_FIELDS, _refresh_counters
+from billruns.signals import bill_run_canceled
+from core import locks
+from core.users import acting_user, acting_user_id
+from customers.models import Account, Charge
+from invoices.models import Document, DocumentItem, DocumentStatus
+
+logger = logging.getLogger(__name__)
+
+# The start of the note on the event of a cancel that found, when it came to
+# be done, that another run had billed the run's charges again meanwhile.
+CANCEL_STOPPED = "Cancel stopped:"
+
+
+def _cancel_blocker(run):
+    """Why a Completed run cannot be canceled, or None."""
+    if Document.objects.filter(bill_run=run, status=DocumentStatus.POSTED).exists():
+        return f"{run.number} has posted documents; a run with posted documents cannot be canceled."
+    # A live item of another run that bills one of this run's charges for a
+    # later period: canceling this run would roll the charge back under it.
+    run_items = DocumentItem.objects.filter(document__bill_run=run, document_canceled=False)
+    later = (
+        DocumentItem.objects.filter(document_canceled=False)
+        .exclude(document__bill_run=run)
+        .filter(
+            Exists(
+                run_items.filter(
+                    charge_id=OuterRef("charge_id"), service_start__lt=OuterRef("service_start")
+                )
+            )
+        )
+        .select_related("document__bill_run")
+        .order_by("document_id")
+        .first()
+    )
+    if later is not None:
+        other = later.document.bill_run.number if later.document.bill_run_id else later.document
+        return (
+            f"{run.number} cannot be canceled: {other} has billed its charges again since. "
+            f"Cancel {other} first."
+        )
+    return None
+
+
+def bill_run_cancel(*, run, user, wait=True) -> BillRun:
+    """Pending -> Canceled, or Completed -> CancelInProgress -> Canceled.
+
+    A Completed run can be canceled only while none of its documents is
+    posted and no later document bills its charges again. Its Draft
+    documents become Canceled and the charged-through dates they advanced
+    are rolled back, in one transaction under the run's lock, so two cancels
+    racing roll back once. Canceled is announced (``bill_run_canceled``) in
+    the transaction that makes it so.
+    """
+    with transaction.atomic():
+        locked = locks.lock_one(BillRun, run.pk)
+        _require(locked, Action.CANCEL)
+        if locked.status == RunStatus.PENDING:
+            locked.canceled_at = timezone.now()
+            locked.canceled_by = acting_user(user)
+            _record(locked, RunStatus.CANCELED, user)
+            locked.save(update_fields=["status", "canceled_at", "canceled_by"])
+            bill_run_canceled.send(sender=BillRun, run=locked, user=acting_user(user))
+            return locked
+        blocker = _cancel_blocker(locked)
+        if blocker:
+            raise BillRunActionRefused(blocker)
+        locked.heartbeat_at = timezone.now()
+        _record(locked, RunStatus.CANCEL_IN_PROGRESS, user)
+        locked.save(update_fields=["status", "heartbeat_at"])
+        if not wait:
+            _enqueue("billruns.tasks.continue_canceling", locked.pk, acting_user_id(user))
+    if not wait:
+        return locked
+    run = bill_run_continue_canceling(run_id=locked.pk, user=user)
+    if run.status == RunStatus.COMPLETED:
+        raise BillRunActionRefused(run.events.order_by("-id").values_list("note", flat=True)[0])
+    return run
+
+
+def bill_run_continue_canceling(*, run_id, user) -> BillRun:
+    """Finish a cancel: one transaction; idempotent.
+
+    The check that another run has not billed the run's charges again is
+    made once more here, under the row locks of the run's accounts: a run
+    that was generating for one of them when the cancel was asked has
+    committed by then, and none can start billing them until this commits
+    (generation locks the same rows). If one did bill them meanwhile, the
+    run goes back to Completed with the reason (CANCEL_STOPPED) and nothing
+    is canceled.
+    """
+    # (The transaction holds the run's row: the heartbeat renews it only
+    # while this waits for that lock; the lock then tells the sweeper.)
+    with leases.Heartbeat(lambda: _renew_run(run_id, RunStatus.CANCEL_IN_PROGRESS)):
+        return _continue_canceling(run_id, user)
+
+
+def _continue_canceling(run_id, user):
+    with transaction.atomic():
+        run = locks.lock_one(BillRun, run_id)
+        if run.status != RunStatus.CANCEL_IN_PROGRESS:
+            return run
+        accounts = Account.objects.filter(
+            id__in=Document.objects.filter(bill_run=run, status=DocumentStatus.DRAFT).values(
+                "account_id"
+            )
+        )
+        # Locked in id order, as generation locks them: no deadlock.
+        list(locks.locked(accounts).values_list("id", flat=True))
+        blocker = _cancel_blocker(run)
+        if blocker:
+            _record(run, RunStatus.COMPLETED, user, note=f"{CANCEL_STOPPED} {blocker}")
+            run.save(update_fields=["status"])
+            return run
+        _undo_generated(run, user)
+        _refresh_counters(run)
+        run.canceled_at = timezone.now()
+        run.canceled_by = acting_user(user)
+        _record(run, RunStatus.CANCELED, user)
+        run.save(update_fields=["status", "canceled_at", "canceled_by", *COUNTER_FIELDS])
+        bill_run_canceled.send(sender=BillRun, run=run, user=acting_user(user))
+    return run
+
+
+def _undo_generated(run, user):
+    """Cancel the run's Draft documents and roll back exactly the
+    charged-through dates they advanced. Runs inside the caller's
+    transaction, which holds the run's lock."""
+    drafts = Document.objects.filter(bill_run=run, status=DocumentStatus.DRAFT)
+    live_items = DocumentItem.objects.filter(document__in=drafts, document_canceled=False)
+    # Every item of a charge in one run carries the same previous value:
+    # the charge's charged-through date before the run.
+    Charge.objects.filter(id__in=live_items.values("charge_id")).update(
+        charged_through_date=Subquery(
+            live_items.filter(charge_id=OuterRef("pk"))
+            .order_by("service_start")
+            .values("previous_charged_through")[:1]
+        )
+    )
+    DocumentItem.objects.filter(document__in=drafts).update(document_canceled=True)
+    drafts.update(
+        status=DocumentStatus.CANCELED,
+        canceled_at=timezone.now(),
+        canceled_by=acting_user(user),
+    )
+
+
+def bill_run_delete(*, run, user) -> None:
+    """Remove a Canceled or Error run with its canceled documents. A run
+    holding a document that is not Canceled is refused: a posted document is
+    never deleted."""
+    with transaction.atomic():
+        locked = locks.lock_one(BillRun, run.pk)
+        _require(locked, Action.DELETE)
+        kept = (
+            Document.objects.filter(bill_run=locked)
+            .exclude(status=DocumentStatus.CANCELED)
+            .values_list("number", "status")
+            .first()
+        )
+        if kept is not None:
+            raise BillRunActionRefused(
+                f"{locked.number} cannot be deleted: its document {kept[0]} is {kept[1]}, "
+                "and only canceled documents are deleted with their run."
+            )
+        retry = locked.retries.order_by("id").values_list("number", flat=True).first()
+        if retry is not None:
+            raise BillRunActionRefused(
+                f"{locked.number} cannot be deleted: {retry} retried it, "
+                "and that run's details name it."
+            )
+        logger.info("bill run %s deleted by %s", locked.number, user)
+        # Documents are PROTECT from their run: only these, all canceled, go.
+        Document.objects.filter(bill_run=locked).delete()
+        locked.delete()

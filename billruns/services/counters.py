@@ -1,0 +1,41 @@
+"""A run's counters and totals, read from its documents and failures: final
+when it completes, written again when it is canceled or fails."""
+
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db.models import Count
+
+from billruns.models import BillRunFailure
+from customers.fields import ExactSum
+from invoices.models import Document, DocumentStatus, DocumentType
+
+
+def _document_counters(run):
+    rows = (
+        Document.objects.filter(bill_run=run)
+        .exclude(status=DocumentStatus.CANCELED)
+        .values("document_type", "currency")
+        .annotate(count=Count("id"), total=ExactSum("amount"))
+    )
+    counts = defaultdict(int)
+    totals = defaultdict(lambda: Decimal("0.00"))
+    for row in rows:
+        counts[row["document_type"]] += row["count"]
+        sign = -1 if row["document_type"] == DocumentType.CREDIT_MEMO else 1
+        totals[row["currency"]] += sign * row["total"]
+    return counts, {currency: f"{total:.2f}" for currency, total in sorted(totals.items())}
+
+
+def _refresh_counters(run):
+    counts, totals = _document_counters(run)
+    run.invoices_count = counts[DocumentType.INVOICE]
+    run.credit_memos_count = counts[DocumentType.CREDIT_MEMO]
+    run.totals = totals
+    run.accounts_failed = (
+        BillRunFailure.objects.filter(bill_run=run).values("account_id").distinct().count()
+    )
+    run.has_errors = run.accounts_failed > 0
+
+
+COUNTER_FIELDS = ["invoices_count", "credit_memos_count", "totals", "accounts_failed", "has_errors"]
