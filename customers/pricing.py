@@ -40,6 +40,8 @@ ZERO = Decimal(0)
 # digits hold every product of a quantity and a unit price the columns allow,
 # and sums of them far past any bill.
 EXACT = Context(prec=200, traps=[Inexact, InvalidOperation, Overflow, DivisionByZero])
+# The one rounding of an item: the same precision, half away from zero.
+ROUNDING = Context(prec=200, rounding=ROUND_HALF_UP, traps=[InvalidOperation, Overflow])
 
 # What the columns hold (customers.models): values at or past these are refused.
 QUANTITY_LIMIT = Decimal(10) ** (USAGE_QUANTITY["max_digits"] - USAGE_QUANTITY["decimal_places"])
@@ -88,7 +90,7 @@ def rate(*, model: str, tiers: Sequence[Tier], quantity: Decimal, unit: str = ""
         exact = sum(
             (term.units * term.unit_price + (term.flat_fee or ZERO) for term in terms), ZERO
         )
-        amount = exact.quantize(CENT, rounding=ROUND_HALF_UP)
+    amount = exact.quantize(CENT, context=ROUNDING)
     return Rating(
         quantity=quantity,
         amount=amount,
