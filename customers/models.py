@@ -440,9 +440,17 @@ class UsageRecord(models.Model):
     record_id = models.CharField(
         "id", max_length=100, primary_key=True, validators=[validate_record_id]
     )
-    # The index below leads with the charge and serves its joins.
+    # The index below leads with the charge and serves its joins. No foreign
+    # key constraint: PostgreSQL checks it one row at a time, which took more
+    # time than the rest of inserting a million records (docs/benchmarks.md).
+    # What it guarded is kept otherwise (customers.usage_guard): a charge with
+    # usage cannot be deleted, and the import records only charges it locked.
     charge = models.ForeignKey(
-        Charge, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+        Charge,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
     )
     date = models.DateField(validators=[validate_date_in_range])
     quantity = ExactDecimalField(**USAGE_QUANTITY)

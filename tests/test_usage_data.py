@@ -390,6 +390,42 @@ def test_the_database_refuses_a_negative_quantity_an_empty_id_and_an_id_twice():
             )
 
 
+def test_sqlite_refuses_a_record_of_a_charge_that_does_not_exist():
+    """On PostgreSQL the import, the only writer of records, records only the
+    charges it locked: a check of every statement cost a third of its time."""
+    if connection.vendor != "sqlite":
+        pytest.skip("a trigger on SQLite only (customers.usage_guard)")
+    record = UsageRecordFactory()
+    missing = record.charge_id + 1000
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        UsageRecord.objects.create(record_id="orphan", charge_id=missing, date=JAN, quantity=1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        UsageRecord.objects.filter(pk=record.pk).update(charge_id=missing)
+    assert UsageRecord.objects.get().charge_id == record.charge_id
+
+
+@pytest.mark.postgres
+def test_postgresql_refuses_to_delete_a_charge_with_usage_whatever_deletes_it():
+    record = UsageRecordFactory()
+
+    with (
+        pytest.raises(IntegrityError, match="has usage records"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("DELETE FROM customers_charge WHERE id = %s", [record.charge_id])
+    assert Charge.objects.filter(pk=record.charge_id).exists()
+
+
+def test_a_charge_without_usage_can_still_be_deleted():
+    charge = UsageChargeFactory()
+
+    charge.delete()
+
+    assert not Charge.objects.filter(pk=charge.pk).exists()
+
+
 def test_ids_are_compared_exactly_case_included():
     record = UsageRecordFactory(record_id="abc")
 

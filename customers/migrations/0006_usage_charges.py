@@ -10,6 +10,7 @@ import django.utils.timezone
 from decimal import Decimal
 from django.db import migrations, models
 
+from customers import usage_guard
 from customers.numbers import PG_CHARGE_SEQUENCE, PG_CREATE_TRIGGER, PG_DROP_TRIGGER
 
 # Issue 13: charge numbers, quantities, usage charges with their pricing and
@@ -158,7 +159,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='usagerecord',
             name='charge',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='usage_records', to='customers.charge'),
+            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='usage_records', to='customers.charge'),
         ),
         migrations.AddConstraint(
             model_name='pricingtier',
@@ -188,4 +189,7 @@ class Migration(migrations.Migration):
             model_name='usagerecord',
             constraint=models.CheckConstraint(condition=models.Q(('record_id', ''), _negated=True), name='usage_record_id_not_empty'),
         ),
+        # Last: on SQLite, adding a constraint remakes the table, which drops
+        # its triggers.
+        migrations.RunPython(usage_guard.create, usage_guard.drop),
     ]
