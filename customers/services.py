@@ -68,14 +68,27 @@ def pricing_create(*, model: str, tiers: Sequence[Tier]) -> Pricing:
         raise PricingRefused(problems)
     with transaction.atomic():
         pricing = Pricing.objects.create(model=model)
-        PricingTier.objects.bulk_create(
-            PricingTier(
-                pricing=pricing,
-                from_quantity=lower,
-                up_to=tier.up_to,
-                unit_price=tier.unit_price,
-                flat_fee=tier.flat_fee,
-            )
-            for tier, (lower, _) in zip(tiers, tier_bounds(tiers), strict=True)
-        )
+        pricing_tiers_write(pricing=pricing, tiers=tiers)
     return pricing
+
+
+def pricing_tiers_write(*, pricing: Pricing, tiers: Sequence[Tier]) -> None:
+    """Writes the tiers of a pricing that has none yet (the admin saves the
+    pricing's row first), checked as a whole as ``pricing_create`` does.
+    Refuses (PricingRefused) a pricing that has tiers: a pricing is a value,
+    never changed once written."""
+    problems = pricing_problems(model=pricing.model, tiers=tiers)
+    if problems:
+        raise PricingRefused(problems)
+    if pricing.tiers.exists():
+        raise PricingRefused([("tiers", f"{pricing} has its tiers; a pricing is never changed")])
+    PricingTier.objects.bulk_create(
+        PricingTier(
+            pricing=pricing,
+            from_quantity=lower,
+            up_to=tier.up_to,
+            unit_price=tier.unit_price,
+            flat_fee=tier.flat_fee,
+        )
+        for tier, (lower, _) in zip(tiers, tier_bounds(tiers), strict=True)
+    )

@@ -44,12 +44,15 @@ from django.utils import timezone
 from customers.dates import DATE_PATTERN, date_range_problem
 from customers.models import (
     USAGE_QUANTITY,
+    Account,
     ChargeType,
     Status,
+    UsageRecord,
     number_problem,
     record_id_problem,
 )
 from customers.pricing import plain
+from invoices.models import DocumentItem
 
 MAX_REPORTED_PROBLEMS = 100
 HEADER = ["id", "charge", "date", "quantity"]
@@ -752,3 +755,108 @@ def usage_import_file(*, path: str, stdin: IO[bytes] | None = None) -> UsageImpo
         raise UsageImportRefused([f"{path}: cannot read the file ({exc.strerror or exc})"]) from exc
     with stream:
         return usage_import(stream=stream)
+
+
+# --- One record, from the admin ----------------------------------------------------
+
+
+class UsageRecordRefused(Exception):
+    """A change or delete of one usage record that the rules refuse; nothing changed."""
+
+
+def usage_record_billed_on(*, charge_id: int, day: datetime.date) -> str | None:
+    """The number of the document whose live item of ``charge_id`` covers
+    ``day``, or None: a record dated so is billed (or would be late)."""
+    return (
+        DocumentItem.objects.filter(
+            charge_id=charge_id,
+            document_canceled=False,
+            service_start__lte=day,
+            service_end__gte=day,
+        )
+        .values_list("document__number", flat=True)
+        .first()
+    )
+
+
+def _locked_record(record_id: str) -> UsageRecord:
+    """The record, under its account's lock (taken first, as the import and a
+    run's chunk take it), then its own."""
+    account_id = (
+        UsageRecord.objects.filter(pk=record_id)
+        .values_list("charge__subscription__account_id", flat=True)
+        .first()
+    )
+    if account_id is None:
+        raise UsageRecordRefused(f"There is no usage record {record_id}.")
+    Account.objects.select_for_update().filter(pk=account_id).first()
+    return (
+        UsageRecord.objects.select_for_update(of=("self",))
+        .select_related("charge")
+        .get(pk=record_id)
+    )
+
+
+def usage_record_change_problems(
+    *, record_id: str, day: datetime.date, quantity: Decimal
+) -> dict[str, str]:
+    """Why the record cannot move to ``day`` with ``quantity`` (field ->
+    message), under the locks of ``_locked_record``: the checks of the
+    import, and neither the record's period nor the new one billed."""
+    record = _locked_record(record_id)
+    problems = {}
+    billed = usage_record_billed_on(charge_id=record.charge_id, day=record.date)
+    if billed:
+        problems["date"] = f"This record is billed on {billed}: it cannot be changed."
+        return problems
+    charge = record.charge
+    if day != record.date:
+        problem = date_range_problem(day)
+        billed = usage_record_billed_on(charge_id=record.charge_id, day=day)
+        if problem:
+            problems["date"] = f"The date {problem}."
+        elif day < charge.start_date or (charge.end_date and day >= charge.end_date):
+            problems["date"] = (
+                f"{day.isoformat()} is outside the service of charge {charge.number}."
+            )
+        elif billed:
+            problems["date"] = (
+                f"{day.isoformat()} is in a period of charge {charge.number} already billed on "
+                f"{billed}."
+            )
+    whole, _, places = f"{quantity:f}".partition(".")
+    if quantity < 0:
+        problems["quantity"] = "The quantity must be 0 or more."
+    elif len(places.rstrip("0")) > QUANTITY_PLACES or len(whole) > QUANTITY_DIGITS:
+        problems["quantity"] = (
+            f"The quantity has at most {QUANTITY_PLACES} decimal places and is below 10^12."
+        )
+    return problems
+
+
+def usage_record_change(*, record_id: str, day: datetime.date, quantity: Decimal) -> UsageRecord:
+    """Moves an unbilled record to ``day`` and ``quantity``, and returns it.
+
+    Transaction and locking: one transaction holding the account's lock, so
+    a run's chunk either sums the record as it was or as it is now. Refuses
+    (UsageRecordRefused, nothing changed) a billed record, and a date or
+    quantity the import would refuse."""
+    with transaction.atomic():
+        problems = usage_record_change_problems(record_id=record_id, day=day, quantity=quantity)
+        if problems:
+            raise UsageRecordRefused(" ".join(problems.values()))
+        UsageRecord.objects.filter(pk=record_id).update(date=day, quantity=quantity)
+        return UsageRecord.objects.get(pk=record_id)
+
+
+def usage_record_delete(*, record_id: str) -> None:
+    """Deletes an unbilled record, under its account's lock; a billed one is
+    refused (UsageRecordRefused) naming the document."""
+    with transaction.atomic():
+        record = _locked_record(record_id)
+        billed = usage_record_billed_on(charge_id=record.charge_id, day=record.date)
+        if billed:
+            raise UsageRecordRefused(
+                f"Usage record {record_id} is billed on {billed}: it cannot be deleted."
+            )
+        record.delete()

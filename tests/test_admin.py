@@ -30,7 +30,13 @@ from invoices.models import (
     Payment,
     TenantSettings,
 )
-from tests.factories import ChargeFactory, OneTimeChargeFactory, SubscriptionFactory
+from tests.factories import (
+    ChargeFactory,
+    OneTimeChargeFactory,
+    SubscriptionFactory,
+    UsageChargeFactory,
+    UsageRecordFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +66,8 @@ def make_billing_data(i, user):
     account = subscription.account
     charge = ChargeFactory(subscription=subscription)
     OneTimeChargeFactory(subscription=subscription)
+    usage = UsageChargeFactory(subscription=subscription)
+    UsageRecordFactory(charge=usage, record_id=f"u{i}")
     schedule = Schedule.objects.create(name=f"Monthly {i}", owner=user)
     ScheduleEvent.objects.create(schedule=schedule, kind="created", user=user)
     run = BillRun.objects.create(
