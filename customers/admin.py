@@ -6,10 +6,23 @@ instead), every change list joins what it displays (list_select_related), and
 the full result count, a second COUNT(*) over the whole table, is not shown.
 """
 
-from django.contrib import admin
+from decimal import Decimal
 
-from customers.models import Account, Charge, Subscription
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+
+from customers.models import Account, Charge, Pricing, PricingTier, Subscription, UsageRecord
+from customers.pricing import Tier, pricing_problems
+from customers.services import pricing_tiers_write
 from invoices.models import DocumentItem
+from invoices.usage import (
+    UsageRecordRefused,
+    usage_record_billed_on,
+    usage_record_change,
+    usage_record_change_problems,
+    usage_record_delete,
+)
 
 # How many of the documents that billed a charge or subscription its page names.
 BILLED_ON_SHOWN = 3
@@ -111,9 +124,13 @@ class AccountAdmin(ProtectedDeleteMixin, admin.ModelAdmin):
 class ChargeInline(admin.TabularInline):
     model = Charge
     fields = [
+        "number",
         "name",
         "charge_type",
         "amount",
+        "quantity",
+        "unit",
+        "pricing",
         "currency",
         "period",
         "start_date",
@@ -123,6 +140,8 @@ class ChargeInline(admin.TabularInline):
     # Bill runs advance the charged-through date and canceling a run rolls it
     # back; an edit by hand would bill a period twice or never.
     readonly_fields = ["charged_through_date"]
+    # A pricing per usage charge: never a <select> of them all.
+    raw_id_fields = ["pricing"]
     extra = 0
 
 
@@ -146,11 +165,13 @@ class SubscriptionAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
 @admin.register(Charge)
 class ChargeAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
     list_display = [
+        "number",
         "name",
         "subscription",
         "account_number",
         "charge_type",
         "amount",
+        "quantity",
         "currency",
         "period",
         "start_date",
@@ -159,16 +180,21 @@ class ChargeAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
     ]
     list_filter = ["charge_type", "period", "currency"]
     list_select_related = ["subscription__account"]
-    search_fields = ["name", "subscription__number", "subscription__account__number"]
+    search_fields = ["number", "name", "subscription__number", "subscription__account__number"]
     autocomplete_fields = ["subscription"]
+    raw_id_fields = ["pricing"]
     readonly_fields = ["charged_through_date"]
     date_hierarchy = "start_date"
     show_full_result_count = False
     fields = [
+        "number",
         "subscription",
         "name",
         "charge_type",
         "amount",
+        "quantity",
+        "unit",
+        "pricing",
         "currency",
         "period",
         "start_date",
@@ -184,3 +210,163 @@ class ChargeAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="Account", ordering="subscription__account__number")
     def account_number(self, charge):
         return charge.subscription.account.number
+
+
+# --- Usage: pricings and usage records (issue 13) ------------------------------
+
+
+class PricingTierFormSet(forms.BaseInlineFormSet):
+    """A new pricing's tiers, checked as a whole (ordered, the last unbounded,
+    one for per unit), as the services write them."""
+
+    def tiers(self) -> list[Tier]:
+        tiers = []
+        for form in self.forms:
+            data = form.cleaned_data
+            if data and not data.get("DELETE"):
+                flat_fee = data.get("flat_fee")
+                tiers.append(
+                    Tier(
+                        data.get("up_to"),
+                        data["unit_price"],
+                        Decimal(0) if flat_fee is None else flat_fee,
+                    )
+                )
+        return tiers
+
+    def clean(self):
+        super().clean()
+        if any(self.errors) or not self.instance.model:
+            return
+        problems = pricing_problems(model=self.instance.model, tiers=self.tiers())
+        if problems:
+            raise forms.ValidationError([f"{where}: {message}" for where, message in problems])
+
+
+class PricingTierInline(admin.TabularInline):
+    model = PricingTier
+    formset = PricingTierFormSet
+    fields = ["from_quantity", "up_to", "unit_price", "flat_fee"]
+    readonly_fields = ["from_quantity"]
+    extra = 3
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None and super().has_delete_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return obj is None and super().has_add_permission(request, obj)
+
+
+@admin.register(Pricing)
+class PricingAdmin(ProtectedDeleteMixin, admin.ModelAdmin):
+    """A pricing is a value: added with its tiers (the lower bounds follow from
+    the upper ones), never changed afterwards; a usage charge points at it."""
+
+    list_display = ["__str__", "model", "created_at"]
+    list_filter = ["model"]
+    show_full_result_count = False
+    inlines = [PricingTierInline]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_related(self, request, form, formsets, change):
+        form.save_m2m()
+        for formset in formsets:
+            if isinstance(formset, PricingTierFormSet):
+                pricing_tiers_write(pricing=form.instance, tiers=formset.tiers())
+                # What formset.save() would have said, for the admin's history.
+                formset.new_objects = list(form.instance.tiers.all())
+                formset.changed_objects, formset.deleted_objects = [], []
+
+
+class UsageRecordForm(forms.ModelForm):
+    class Meta:
+        model = UsageRecord
+        fields = ["date", "quantity"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and "date" in cleaned and "quantity" in cleaned:
+            # Under the account's lock, held to the end of the admin's transaction.
+            problems = usage_record_change_problems(
+                record_id=self.instance.pk, day=cleaned["date"], quantity=cleaned["quantity"]
+            )
+            for field, message in problems.items():
+                self.add_error(field, message)
+        return cleaned
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    """Usage comes from ``import_usage``. A record not billed yet may be
+    corrected (its date and quantity) or deleted; once a live item of its
+    charge covers its date it is read-only: the document shows it."""
+
+    form = UsageRecordForm
+    list_display = [
+        "record_id",
+        "charge_number",
+        "account_number",
+        "date",
+        "quantity",
+        "imported_at",
+    ]
+    list_select_related = ["charge__subscription__account"]
+    # Exact matches only: a substring search would read millions of records.
+    search_fields = ["=record_id", "=charge__number"]
+    # By id, which the primary key's index serves; nothing else is indexed alone.
+    ordering = ["record_id"]
+    show_full_result_count = False
+    fields = ["record_id", "charge_number", "date", "quantity", "imported_at", "billing"]
+    readonly_fields = ["record_id", "charge_number", "imported_at", "billing"]
+
+    def billed_on(self, record):
+        if record is None or not record.pk:
+            return None
+        return usage_record_billed_on(charge_id=record.charge_id, day=record.date)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and not self.billed_on(obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not self.billed_on(obj)
+
+    def get_actions(self, request):
+        # One record at a time, each checked under its account's lock.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def save_model(self, request, obj, form, change):
+        try:
+            usage_record_change(record_id=obj.pk, day=obj.date, quantity=obj.quantity)
+        except UsageRecordRefused as refused:
+            raise PermissionDenied(str(refused)) from refused
+
+    def delete_model(self, request, obj):
+        try:
+            usage_record_delete(record_id=obj.pk)
+        except UsageRecordRefused as refused:
+            raise PermissionDenied(str(refused)) from refused
+
+    @admin.display(description="Charge", ordering="charge__number")
+    def charge_number(self, record):
+        return record.charge.number
+
+    @admin.display(description="Account", ordering="charge__subscription__account__number")
+    def account_number(self, record):
+        return record.charge.subscription.account.number
+
+    @admin.display(description="Billed")
+    def billing(self, record):
+        number = self.billed_on(record)
+        if number:
+            return f"Billed on {number}: read-only."
+        return "Not billed yet: its date and quantity may be corrected."

@@ -10,6 +10,12 @@ same values exactly everywhere:
 - on SQLite it is an INTEGER count of 10^-decimal_places units (cents, for
   money), which SQLite stores, compares and sums exactly up to 2^63.
 
+The scale is the column's own: money has 2 places (cents), quantities 4 or
+6 (usage, issue 13), each stored as whole units of its last place. SQLite's
+integers have 64 bits (up to 9.2 x 10^18), so a column has at most 18
+digits (``MAX_DIGITS``) whatever its places: a wider one is refused when the
+field is defined, not when a value overflows.
+
 Either way a value written that does not fit is refused before it reaches
 the database (``ValueError``): more decimal places than the column has (never
 rounded silently), or ``max_digits - decimal_places`` digits or more before
@@ -35,13 +41,21 @@ from django.db import models
 from django.utils.functional import cached_property
 
 # The split of ExactSum on SQLite: each part's sum stays far inside 2^63.
-_SPLIT = 10**9
+SUM_SPLIT = 10**9
+# The widest column SQLite's 64-bit integers hold as units: 10^18 - 1 < 2^63.
+MAX_DIGITS = 18
 
 
 class ExactDecimalField(models.DecimalField):
     description = "Decimal number stored exactly (%(max_digits)s digits, %(decimal_places)s places)"
 
     def __init__(self, *args, max_digits, decimal_places, **kwargs):
+        if not 0 <= decimal_places <= max_digits <= MAX_DIGITS:
+            raise ValueError(
+                f"ExactDecimalField holds at most {MAX_DIGITS} digits, its places among them "
+                f"(SQLite stores them as a 64-bit integer), not max_digits={max_digits}, "
+                f"decimal_places={decimal_places}."
+            )
         super().__init__(*args, max_digits=max_digits, decimal_places=decimal_places, **kwargs)
 
     def get_internal_type(self):
@@ -116,7 +130,7 @@ class ExactDecimalField(models.DecimalField):
         if isinstance(value, str):
             # ExactSum's "high:low" (see ExactSum.as_sqlite).
             high, low = value.split(":")
-            value = int(high) * _SPLIT + int(low)
+            value = int(high) * SUM_SPLIT + int(low)
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(
                 f"{self.name}: read {value!r} where a count of units was expected; "
@@ -147,7 +161,7 @@ class ExactSum(models.Sum):
             expression = models.Case(models.When(self.filter, then=expression))
         sql, params = compiler.compile(expression)
         # SQLite's / truncates and % takes the dividend's sign, so
-        # high * _SPLIT + low == value for negative values too.
-        high = f"SUM(({sql}) / {_SPLIT})"
-        low = f"SUM(({sql}) %% {_SPLIT})"
+        # high * SUM_SPLIT + low == value for negative values too.
+        high = f"SUM(({sql}) / {SUM_SPLIT})"
+        low = f"SUM(({sql}) %% {SUM_SPLIT})"
         return f"(CAST({high} AS TEXT) || ':' || CAST({low} AS TEXT))", (*params, *params)

@@ -1,19 +1,30 @@
 import unicodedata
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from customers.currencies import currency_problem
 from customers.dates import validate_date_in_range
 from customers.fields import ExactDecimalField
+from customers.numbers import ChargeNumberField
 
 # Money columns: imported amounts stay below 10^13 (INTERFACES.md); documents
 # sum many of them, so every money column has room for 10^16. Exact on every
 # database: on SQLite, integer cents (customers.fields).
 MONEY = {"max_digits": 18, "decimal_places": 2}
+# Quantities and unit prices (BILLING_RULES.md, Customers and Usage charges):
+# a charge's quantity has at most 4 places, a usage quantity and a unit price
+# at most 6. Exact on every database (integer units on SQLite), 18 digits in
+# all: below 10^14 for a charge's quantity, 10^12 for a usage record's (the
+# import's own limit) and a tier's bound or unit price.
+CHARGE_QUANTITY = {"max_digits": 18, "decimal_places": 4}
+USAGE_QUANTITY = {"max_digits": 18, "decimal_places": 6}
+UNIT_PRICE = {"max_digits": 18, "decimal_places": 6}
 
 
 def validate_currency(value):
@@ -149,6 +160,11 @@ class Subscription(models.Model):
 class ChargeType(models.TextChoices):
     RECURRING = "recurring", "Recurring"
     ONE_TIME = "one_time", "One-time"
+    USAGE = "usage", "Usage"
+
+
+# The types priced by amount x quantity; a usage charge is priced by its pricing.
+PRICED_BY_AMOUNT = (ChargeType.RECURRING, ChargeType.ONE_TIME)
 
 
 class BillingPeriod(models.TextChoices):
@@ -167,10 +183,42 @@ PERIOD_MONTHS = {
 
 
 class Charge(models.Model):
+    # Unique through the constraints below (exactly, and ignoring case): a
+    # plain unique index, without the LIKE index PostgreSQL adds for
+    # unique=True, which the import would write for nothing.
+    number = ChargeNumberField(
+        max_length=64,
+        validators=[validate_number],
+        help_text="Leave empty to generate one (C00000001, ...).",
+    )
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="charges")
     name = models.CharField(max_length=255)
     charge_type = models.CharField(max_length=16, choices=ChargeType.choices)
-    amount = ExactDecimalField(**MONEY, help_text="Negative for a credit.")
+    amount = ExactDecimalField(
+        **MONEY,
+        null=True,
+        blank=True,
+        help_text="The unit price; negative for a credit. Empty on a usage charge.",
+    )
+    quantity = ExactDecimalField(
+        **CHARGE_QUANTITY,
+        null=True,
+        blank=True,
+        default=Decimal(1),
+        help_text="Recurring and one-time: the price is amount x quantity. "
+        "Empty on a usage charge, whose quantity is its usage.",
+    )
+    unit = models.CharField(
+        max_length=50, blank=True, default="", help_text="Usage: the unit of measure (calls, GB)."
+    )
+    pricing = models.ForeignKey(
+        "Pricing",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="charges",
+        help_text="Usage: how a period's quantity is rated.",
+    )
     currency = models.CharField(max_length=3, validators=[validate_currency])
     period = models.CharField(max_length=16, choices=BillingPeriod.choices, blank=True, default="")
     start_date = models.DateField(validators=[validate_date_in_range])
@@ -188,7 +236,10 @@ class Charge(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=(
-                    Q(charge_type=ChargeType.RECURRING, period__in=BillingPeriod.values)
+                    Q(
+                        charge_type__in=[ChargeType.RECURRING, ChargeType.USAGE],
+                        period__in=BillingPeriod.values,
+                    )
                     | Q(charge_type=ChargeType.ONE_TIME, period="", end_date__isnull=True)
                 ),
                 name="charge_period_matches_type",
@@ -197,11 +248,228 @@ class Charge(models.Model):
                 condition=Q(end_date__isnull=True) | Q(end_date__gt=models.F("start_date")),
                 name="charge_end_after_start",
             ),
+            # A recurring or one-time charge has a price (amount x a positive
+            # quantity) and no pricing; a usage charge the reverse, and a unit.
+            # Spelled with isnull: a comparison with NULL passes a CHECK.
+            models.CheckConstraint(
+                condition=(
+                    Q(
+                        charge_type__in=PRICED_BY_AMOUNT,
+                        amount__isnull=False,
+                        quantity__isnull=False,
+                        quantity__gt=0,
+                        pricing__isnull=True,
+                        unit="",
+                    )
+                    | (
+                        Q(
+                            charge_type=ChargeType.USAGE,
+                            amount__isnull=True,
+                            quantity__isnull=True,
+                            pricing__isnull=False,
+                        )
+                        & ~Q(unit="")
+                    )
+                ),
+                name="charge_terms_match_type",
+                violation_error_message=(
+                    "A recurring or one-time charge has an amount and a quantity above 0; "
+                    "a usage charge has a unit and a pricing instead."
+                ),
+            ),
+            models.UniqueConstraint(fields=["number"], name="charge_number_unique"),
+            models.UniqueConstraint(
+                Lower("number"),
+                name="charge_number_unique_ignoring_case",
+                violation_error_message="Another charge has this number, ignoring case.",
+            ),
         ]
 
     def __str__(self):
         return f"{self.name} ({self.subscription_id})"
 
-    @property
-    def period_months(self):
-        return PERIOD_MONTHS.get(self.period)
+    def clean(self):
+        """The terms of the charge's type, each refused on its field (the
+        database's check says the same in one sentence)."""
+        super().clean()
+        problems = {}
+        if self.charge_type == ChargeType.USAGE:
+            if self.amount is not None:
+                problems["amount"] = "A usage charge has no amount: its pricing rates its usage."
+            if self.quantity is not None:
+                problems["quantity"] = "A usage charge has no quantity: its usage is its quantity."
+            if not self.unit:
+                problems["unit"] = "A usage charge needs its unit of measure (calls, GB)."
+            if self.pricing_id is None:
+                problems["pricing"] = "A usage charge needs a pricing."
+        elif self.charge_type in PRICED_BY_AMOUNT:
+            if self.amount is None:
+                problems["amount"] = "Enter the amount (the unit price)."
+            if self.quantity is None or self.quantity <= 0:
+                problems["quantity"] = "The quantity must be above 0."
+            if self.unit:
+                problems["unit"] = "Only a usage charge has a unit of measure."
+            if self.pricing_id is not None:
+                problems["pricing"] = "Only a usage charge has a pricing."
+        if problems:
+            raise ValidationError(problems)
+
+
+# --- Usage charges: their pricing, and the usage they bill (issue 13) ---------
+
+
+class NumberCounter(models.Model):
+    """Counters for numbers this app generates, on SQLite (charge numbers:
+    customers.numbers). PostgreSQL uses real sequences, which never block."""
+
+    name = models.CharField(max_length=16, primary_key=True)
+    last_value = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name}: {self.last_value}"
+
+
+class PricingModel(models.TextChoices):
+    PER_UNIT = "per_unit", "Per unit"
+    GRADUATED = "graduated", "Graduated"
+    VOLUME = "volume", "Volume"
+
+
+class Pricing(models.Model):
+    """How a usage charge rates a period's quantity: a model and its tiers
+    (BILLING_RULES.md, Usage charges; customers.pricing rates it).
+
+    A value, written whole with its tiers by ``services.pricing_create`` and
+    never changed afterwards: what a document billed under it stays
+    explainable, and a new price is a new Pricing. A per-unit pricing has one
+    tier, unbounded, without flat fee."""
+
+    model = models.CharField(max_length=16, choices=PricingModel.choices)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(model__in=PricingModel.values), name="pricing_model_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_model_display()} pricing {self.pk}"
+
+
+class PricingTier(models.Model):
+    """Tier ``(from_quantity, up_to]`` of a pricing: the quantities above its
+    lower bound up to and including its upper bound, none for the last tier.
+
+    The database holds what one row can say, and one tier per lower bound and
+    one unbounded tier per pricing; that the tiers follow each other from 0
+    without gap and end unbounded is a property of the whole set, which
+    ``services.pricing_create`` checks (``pricing_problems``) before it
+    writes them all at once."""
+
+    # The unique constraint on (pricing, from_quantity) leads with it.
+    pricing = models.ForeignKey(
+        Pricing, on_delete=models.CASCADE, related_name="tiers", db_index=False
+    )
+    from_quantity = ExactDecimalField(
+        **USAGE_QUANTITY, help_text="The previous tier's bound: 0 for the first tier."
+    )
+    up_to = ExactDecimalField(
+        **USAGE_QUANTITY, null=True, blank=True, help_text="Inclusive; empty: the last tier."
+    )
+    unit_price = ExactDecimalField(**UNIT_PRICE)
+    flat_fee = ExactDecimalField(**MONEY, default=Decimal("0.00"))
+
+    class Meta:
+        ordering = ["pricing_id", "from_quantity"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pricing", "from_quantity"], name="pricing_tier_starts_once"
+            ),
+            models.UniqueConstraint(
+                fields=["pricing"],
+                condition=Q(up_to__isnull=True),
+                name="pricing_one_unbounded_tier",
+            ),
+            models.CheckConstraint(
+                condition=Q(up_to__isnull=True) | Q(up_to__gt=models.F("from_quantity")),
+                name="pricing_tier_bounds_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(from_quantity__gte=0, unit_price__gte=0, flat_fee__gte=0),
+                name="pricing_tier_not_negative",
+            ),
+        ]
+
+    def __str__(self):
+        upper = "" if self.up_to is None else f"{self.up_to.normalize():f}"
+        return f"({self.from_quantity.normalize():f}, {upper or '∞'}]"
+
+
+def record_id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a usage record's id, or None: 1-100 printable
+    ASCII characters (INTERFACES.md, import_usage)."""
+    if not value:
+        return "must not be empty"
+    if len(value) > 100:
+        return f"must be at most 100 characters, not {len(value)}"
+    if value.isascii() and value.isprintable():
+        return None
+    for position, ch in enumerate(value, start=1):
+        if not (ch.isascii() and ch.isprintable()):
+            return f"must be printable ASCII characters (U+{ord(ch):04X} at position {position})"
+    return None
+
+
+def validate_record_id(value):
+    problem = record_id_problem(value)
+    if problem:
+        raise ValidationError(f"The id {problem}.")
+
+
+class UsageRecord(models.Model):
+    """What a usage charge's customer used on a day, as its sender reported it.
+
+    The sender's id is the key: the same record sent again is recognized, and
+    the same id with other values refused (``invoices.usage``). Whether a
+    record is billed is not stored: it is billed when a live item of its
+    charge (on a document that is not canceled) covers its date, so a
+    canceled run makes its usage due again without touching the records."""
+
+    record_id = models.CharField(
+        "id", max_length=100, primary_key=True, validators=[validate_record_id]
+    )
+    # The index below leads with the charge and serves its joins. No foreign
+    # key constraint: PostgreSQL checks it one row at a time, which took more
+    # time than the rest of inserting a million records (docs/benchmarks.md).
+    # What it guarded is kept otherwise (customers.usage_guard): a charge with
+    # usage cannot be deleted, and the import records only charges it locked.
+    charge = models.ForeignKey(
+        Charge,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
+    )
+    date = models.DateField(validators=[validate_date_in_range])
+    quantity = ExactDecimalField(**USAGE_QUANTITY)
+    imported_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [
+            # A run sums, in one grouped query per chunk, each usage charge's
+            # quantities over each due period (charge = X and date in [p, q)):
+            # a range scan of this index, which holds the quantity too, so the
+            # table itself is not read.
+            models.Index(fields=["charge", "date", "quantity"], name="usage_charge_date_quantity"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gte=0), name="usage_quantity_not_negative"
+            ),
+            models.CheckConstraint(condition=~Q(record_id=""), name="usage_record_id_not_empty"),
+        ]
+
+    def __str__(self):
+        return self.record_id

@@ -149,3 +149,34 @@ class CreditApplicationFactory(factory.django.DjangoModelFactory):
 def _month_end(day):
     following = (day.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
     return following - datetime.timedelta(days=1)
+
+
+# --- Usage charges and their records (issue 13) -------------------------------
+# Kept together at the end of the file; the factories above are unchanged.
+
+
+def per_unit_pricing(unit_price="0.01"):
+    from customers.pricing import Tier
+    from customers.services import pricing_create
+
+    return pricing_create(model="per_unit", tiers=[Tier(None, Decimal(unit_price))])
+
+
+class UsageChargeFactory(ChargeFactory):
+    number = factory.Sequence(lambda n: f"UC{n + 1:08d}")
+    name = "API calls"
+    charge_type = ChargeType.USAGE
+    amount = None
+    quantity = None
+    unit = "calls"
+    pricing = factory.LazyFunction(per_unit_pricing)
+
+
+class UsageRecordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "customers.UsageRecord"
+
+    record_id = factory.Sequence(lambda n: f"u{n + 1}")
+    charge = factory.SubFactory(UsageChargeFactory)
+    date = factory.LazyAttribute(lambda r: r.charge.start_date)
+    quantity = Decimal("1")

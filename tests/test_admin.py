@@ -34,6 +34,8 @@ from tests.factories import (
     OneTimeChargeFactory,
     PaymentFactory,
     SubscriptionFactory,
+    UsageChargeFactory,
+    UsageRecordFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +50,8 @@ def make_billing_data(i, user):
     account = subscription.account
     charge = ChargeFactory(subscription=subscription)
     OneTimeChargeFactory(subscription=subscription)
+    usage = UsageChargeFactory(subscription=subscription)
+    UsageRecordFactory(charge=usage, record_id=f"u{i}")
     schedule = Schedule.objects.create(name=f"Monthly {i}", owner=user)
     ScheduleEvent.objects.create(schedule=schedule, kind="created", user=user)
     run = BillRun.objects.create(

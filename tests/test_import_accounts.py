@@ -364,7 +364,7 @@ REFUSALS = [
     ((*FEE, "end_date"), "2026-02-15", "a one_time charge has no end date"),
     ((*PLAN, "period"), "weekly", 'must be one of "month", "quarter", "semi_annual", "annual"'),
     ((*PLAN, "period"), "Month", "must be one of"),
-    ((*PLAN, "type"), "usage", 'must be one of "recurring", "one_time"'),
+    ((*PLAN, "type"), "metered", 'must be one of "recurring", "one_time", "usage"'),
     ((*ACCOUNT, "status"), "active", 'must be one of "Active", "Canceled"'),
     ((*ACCOUNT, "status"), "Suspended", 'must be one of "Active", "Canceled"'),
     ((*SUB, "status"), "Paused", 'must be one of "Active", "Canceled"'),

@@ -1,0 +1,77 @@
+"""Reads of customers' data shared by the engine, the pages and the commands."""
+
+import datetime
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from django.db import connection
+
+from customers.fields import SUM_SPLIT
+from customers.models import USAGE_QUANTITY, PricingTier, UsageRecord
+from customers.pricing import Tier
+
+Piece = tuple[int, datetime.date, datetime.date]
+
+_PLACES = USAGE_QUANTITY["decimal_places"]
+_TABLE = UsageRecord._meta.db_table
+
+
+def usage_quantities(pieces: Iterable[Piece]) -> dict[tuple[int, datetime.date], Decimal]:
+    """The quantity of each piece ``(charge_id, start, end)``: the sum of the
+    charge's usage records dated ``start <= date < end`` (0 without any),
+    keyed by ``(charge_id, start)``.
+
+    One grouped query for all the pieces (a run asks for a whole chunk's),
+    each piece a range scan of the index ``usage_charge_date_quantity``,
+    which holds the quantities: the records themselves are not read. Exact
+    on both databases: numeric on PostgreSQL; on SQLite integer units,
+    summed in two parts so that no sum nears 2^63 (as ``ExactSum``)."""
+    pieces = list(pieces)
+    if not pieces:
+        return {}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT p.charge_id, p.start, COALESCE(SUM(r.quantity), 0) "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::date[], %s::date[]) AS p(charge_id, start, stop) "
+                f"LEFT JOIN {_TABLE} AS r ON r.charge_id = p.charge_id "
+                "AND r.date >= p.start AND r.date < p.stop "
+                "GROUP BY p.charge_id, p.start",
+                [[p[0] for p in pieces], [p[1] for p in pieces], [p[2] for p in pieces]],
+            )
+            return {(charge_id, start): total for charge_id, start, total in cursor.fetchall()}
+        sums = {}
+        # SQLite binds at most 999 parameters: three per piece.
+        step = (connection.features.max_query_params or 999) // 3
+        for first in range(0, len(pieces), step):
+            chunk = pieces[first : first + step]
+            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"WITH p(charge_id, start, stop) AS (VALUES {values}) "  # noqa: S608
+                "SELECT p.charge_id, p.start, "
+                f"COALESCE(SUM(r.quantity / {SUM_SPLIT}), 0), "
+                f"COALESCE(SUM(r.quantity %% {SUM_SPLIT}), 0) "
+                f"FROM p LEFT JOIN {_TABLE} AS r ON r.charge_id = p.charge_id "
+                "AND r.date >= p.start AND r.date < p.stop "
+                "GROUP BY p.charge_id, p.start",
+                [value for piece in chunk for value in piece],
+            )
+            for charge_id, start, high, low in cursor.fetchall():
+                units = high * SUM_SPLIT + low
+                sums[(charge_id, datetime.date.fromisoformat(start))] = Decimal(
+                    f"{units}E-{_PLACES}"
+                )
+        return sums
+
+
+def pricing_tiers(pricing_ids: Sequence[int]) -> dict[int, list[Tier]]:
+    """Each pricing's tiers in order, for rating, in one query."""
+    tiers: dict[int, list[Tier]] = {pricing_id: [] for pricing_id in pricing_ids}
+    rows = (
+        PricingTier.objects.filter(pricing_id__in=list(pricing_ids))
+        .order_by("pricing_id", "from_quantity")
+        .values_list("pricing_id", "up_to", "unit_price", "flat_fee")
+    )
+    for pricing_id, up_to, unit_price, flat_fee in rows:
+        tiers[pricing_id].append(Tier(up_to, unit_price, flat_fee))
+    return tiers

@@ -1,0 +1,862 @@
+"""Recording usage: ``manage.py import_usage FILE`` (INTERFACES.md, "Usage").
+
+It lives in ``invoices``, not beside the records in ``customers``: a record
+for a period a document already billed is refused naming that document, so
+the import reads documents, and customers never imports invoices.
+
+The file is streamed: each line is checked on its own in Python as it is
+read (its cells) and written to a staging table (COPY on PostgreSQL,
+``executemany`` on SQLite); what needs other lines or the database (ids
+recorded before or twice in the file, the charges, the billed periods) is
+then checked set-based on the staging table, and the records are merged in
+with one ``INSERT ... SELECT``. Memory does not grow with the file: the
+Python side holds one block of lines and the first problems.
+
+All of it is one transaction: any problem, nothing recorded. Inside it, the
+import takes the row locks of the accounts whose charges it records, in id
+order, before it reads their charges and billed periods, and keeps them to
+its commit: the lock a bill run's chunk takes before it reads their usage
+(docs/architecture.md, "Lock order"). So a record and a run reaching the same
+piece at once are ordered: the run either sums the record or has billed the
+piece first, and then the import sees the document and refuses the record.
+Two imports at once are ordered too (a transaction-level advisory lock on
+PostgreSQL; SQLite has one writer): ids are compared with all that was
+recorded before.
+
+The SQL here is assembled from this module's constants and table names
+only; every value from the file reaches the database through COPY or as a
+query parameter.
+"""
+
+import codecs
+import csv
+import datetime
+import io
+import re
+import sys
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import IO
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from customers.dates import DATE_PATTERN, date_range_problem
+from customers.models import (
+    USAGE_QUANTITY,
+    Account,
+    ChargeType,
+    Status,
+    UsageRecord,
+    number_problem,
+    record_id_problem,
+)
+from customers.pricing import plain
+from invoices.models import DocumentItem
+
+MAX_REPORTED_PROBLEMS = 100
+HEADER = ["id", "charge", "date", "quantity"]
+HEADER_TEXT = ",".join(HEADER)
+# Lines per write to the staging table: large enough that the per-call cost
+# vanishes, small enough that the block in memory stays far below a megabyte.
+STAGE_BLOCK = 5000
+# Distinct date strings remembered while reading (a file has a few hundred):
+# bounded, so a file of all-different garbage dates cannot grow it.
+DATE_CACHE_SIZE = 4096
+# pg_advisory_xact_lock key of the usage import ("usag").
+PG_IMPORT_LOCK = 0x75736167
+# The import transaction's work_mem: its hash joins and groupings over the
+# staged lines (about 100 bytes each) stay in memory up to a million lines.
+PG_WORK_MEM = "128MB"
+# What a quantity cell may look like: digits, and at most one point between
+# digits. The limits (places, size) are checked apart, for their messages.
+QUANTITY_PATTERN = re.compile(r"([0-9]+)(?:\.([0-9]+))?", re.ASCII)
+QUANTITY_PLACES = USAGE_QUANTITY["decimal_places"]
+QUANTITY_DIGITS = USAGE_QUANTITY["max_digits"] - QUANTITY_PLACES  # below 10^12
+ENCODING_RULE = "usage files are UTF-8 text (a byte order mark is allowed): save it as UTF-8"
+
+
+class UsageImportRefused(Exception):
+    """The import was refused and nothing was recorded. ``problems`` holds
+    the first MAX_REPORTED_PROBLEMS messages (``line 17, quantity: ...``),
+    in line order; ``total`` counts all of them."""
+
+    def __init__(self, problems: list[str], total: int | None = None):
+        super().__init__(problems[0] if problems else "usage import refused")
+        self.problems = problems
+        self.total = len(problems) if total is None else total
+
+    def lines(self) -> list[str]:
+        more = self.total - len(self.problems)
+        if more > 0:
+            return [*self.problems, f"... and {more} more problems"]
+        return list(self.problems)
+
+
+@dataclass(frozen=True)
+class UsageImportSummary:
+    imported: int
+    already_recorded: int
+
+    def __str__(self) -> str:
+        return f"imported {self.imported} usage records, {self.already_recorded} already recorded"
+
+
+FIELD_ORDER = {"": 0, "id": 1, "charge": 2, "date": 3, "quantity": 4}
+
+
+@dataclass
+class _Problems:
+    """The problems found so far: the first of each source, and a count."""
+
+    count: int = 0
+    found: list[tuple[int, int, str]] = field(default_factory=list)
+    # The file could not be read to its end (a bad header, a line not CSV):
+    # what was read is not checked against the database.
+    stopped: bool = False
+
+    def add(self, line: int, where: str, message: str) -> None:
+        self.count += 1
+        if len(self.found) < MAX_REPORTED_PROBLEMS:
+            self.found.append((line, FIELD_ORDER[where], _message(line, where, message)))
+
+    def add_counted(self, total: int, problems: list[tuple[int, str, str]]) -> None:
+        """``total`` problems of one check, of which ``problems`` are the first."""
+        self.count += total
+        for line, where, message in problems:
+            self.found.append((line, FIELD_ORDER[where], _message(line, where, message)))
+
+    def refusal(self) -> UsageImportRefused:
+        first = [text for _, _, text in sorted(self.found)[:MAX_REPORTED_PROBLEMS]]
+        return UsageImportRefused(first, self.count)
+
+
+def _message(line: int, where: str, message: str) -> str:
+    return f"line {line}, {where}: {message}" if where else f"line {line}: {message}"
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """A cell as a message quotes it: repr-quoted, cut when long (a cell can
+    be 100,000 characters)."""
+    if len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value):,} characters)"
+    return repr(value)
+
+
+# --- Reading the file ----------------------------------------------------------
+
+
+def _text(stream: IO[bytes]) -> IO[str]:
+    """The file as text, refusing UTF-16 and UTF-32 (as some spreadsheet
+    programs save) from its first bytes. Bytes that are not UTF-8 further on
+    are kept as escapes and refused with their line (``_not_utf8``)."""
+    if not hasattr(stream, "peek"):
+        stream = io.BufferedReader(stream)
+    head = stream.peek(4)[:4]
+    other = None
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        other = "UTF-32"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        other = "UTF-16"
+    elif b"\x00" in head:
+        other = "UTF-16 or UTF-32 (it has NUL bytes)"
+    if other:
+        raise UsageImportRefused([f"line 1: the file is in {other}; {ENCODING_RULE}"])
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def _not_utf8(value: str) -> str | None:
+    """The message for a cell holding bytes that are not UTF-8, or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = ord(value[exc.start]) - 0xDC00
+        return f"is not UTF-8 text (byte 0x{byte:02x}); {ENCODING_RULE}"
+    return None
+
+
+def _date_problem(text: str) -> datetime.date | str:
+    """The date of a cell, or why it is none."""
+    if DATE_PATTERN.fullmatch(text):
+        try:
+            day = datetime.date.fromisoformat(text)
+        except ValueError:
+            return f"{_shown(text)} is not a calendar date"
+        problem = date_range_problem(day)
+        return f"the date {problem}" if problem else day
+    if not text:
+        return "must not be empty (a date YYYY-MM-DD)"
+    return _not_utf8(text) or f"must be a date YYYY-MM-DD, not {_shown(text)}"
+
+
+def _quantity_problem(text: str) -> str:
+    """Why a cell that QUANTITY_PATTERN refused, or whose value is out of
+    bounds, is not a quantity."""
+    if not text:
+        return "must not be empty (a decimal number 0 or more, such as 12 or 0.5)"
+    match = QUANTITY_PATTERN.fullmatch(text)
+    if match is None:
+        if text.startswith("-") and QUANTITY_PATTERN.fullmatch(text[1:]):
+            return f"must be 0 or more, not {_shown(text)}"
+        return _not_utf8(text) or (
+            f"must be a decimal number 0 or more, such as 12 or 0.5 (digits and one point, "
+            f"no sign, exponent or spaces), not {_shown(text)}"
+        )
+    if len(match.group(2) or "") > QUANTITY_PLACES:
+        return f"has at most {QUANTITY_PLACES} decimal places, not {_shown(text)}"
+    return f"must be below 10^{QUANTITY_DIGITS} (1,000,000,000,000), not {_shown(text)}"
+
+
+def _reader(text: IO[str], problems: _Problems):
+    """A CSV reader positioned after the header, or None (with the problem)
+    when the file does not start with it."""
+    reader = csv.reader(text, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        header = exc
+    if header == HEADER:
+        return reader
+    if header is None:
+        message = f"the file is empty; it starts with the header {HEADER_TEXT}"
+    elif isinstance(header, csv.Error):
+        message = f"the header is not CSV ({header})"
+    else:
+        message = f"the header must be {HEADER_TEXT}, not {_shown(','.join(header), 80)}"
+    problems.add(1, "", message)
+    problems.stopped = True
+    return None
+
+
+# --- The staging table ----------------------------------------------------------
+
+
+class _Staging:
+    """The file's valid lines, in a temporary table of this transaction."""
+
+    def __init__(self, cursor):
+        self.cursor = cursor
+        self.block = []
+        self.count = 0
+        self.postgresql = connection.vendor == "postgresql"
+        if self.postgresql:
+            cursor.execute(
+                "CREATE TEMPORARY TABLE usage_import_rows (line bigint, record_id text, "
+                "charge_number text, date date, quantity numeric)"
+            )
+        else:
+            # Quantities as integer units, as the records' column holds them.
+            cursor.execute(
+                "CREATE TEMPORARY TABLE usage_import_rows (line integer PRIMARY KEY, "
+                "record_id text, charge_number text, date text, quantity integer)"
+            )
+
+    def flush(self):
+        """Write the block (PostgreSQL: lines of COPY's text format; SQLite:
+        tuples) and empty it in place: the reading loop holds the same list."""
+        if not self.block:
+            return
+        self.count += len(self.block)
+        if self.postgresql:
+            with (
+                connection.wrap_database_errors,
+                self.cursor.cursor.copy("COPY usage_import_rows FROM STDIN") as copy,
+            ):
+                copy.write("".join(self.block))
+        else:
+            self.cursor.executemany(
+                "INSERT INTO usage_import_rows VALUES (%s, %s, %s, %s, %s)", self.block
+            )
+        self.block.clear()
+
+
+TEMPORARY_TABLES = [
+    "usage_import_rows",
+    "usage_import_charge_ids",
+    "usage_import_charges",
+    "usage_import_recorded",
+    "usage_import_repeats",
+]
+
+
+def _temporary_table(name: str) -> str:
+    """The start of a CREATE ... AS of a table of this import only: a refused
+    import rolls it back, a successful one drops it (the import may run inside
+    a longer transaction, so a table dropped at commit could still be there
+    for the next import)."""
+    return f"CREATE TEMPORARY TABLE {name}"
+
+
+def _stage(text: IO[str], staging: _Staging, problems: _Problems) -> None:
+    """Read the file, check each line's cells and stage the good ones.
+
+    The hot path of a million lines: C-speed string tests first, the
+    messages only on failure, one list append per line. A line's number is
+    the record's first line (a quoted field may hold line breaks). A line
+    that is not CSV stops the reading: what follows cannot be trusted."""
+    reader = _reader(text, problems)
+    if reader is None:
+        return
+    postgresql = staging.postgresql
+    block = staging.block
+    dates: dict[str, datetime.date | str] = {}
+    read = reader.line_num
+    try:
+        for cells in reader:
+            line, read = read + 1, reader.line_num
+            if len(cells) != 4:
+                if cells:
+                    problems.add(line, "", f"expected 4 fields ({HEADER_TEXT}), not {len(cells)}")
+                continue
+            record_id, number, day, quantity = cells
+            good = True
+            if not (record_id.isascii() and record_id.isprintable() and 0 < len(record_id) <= 100):
+                message = _not_utf8(record_id) or record_id_problem(record_id)
+                problems.add(line, "id", message or "must be 1-100 printable ASCII characters")
+                good = False
+            # A charge's number has no space, control character or backslash
+            # (number_problem): one that has cannot be any charge's, and one
+            # that has not needs no escape in COPY.
+            if (
+                not (number.isascii() and number.isprintable())
+                or not number
+                or " " in number
+                or "\\" in number
+            ):
+                message = _not_utf8(number) or _number_problem(number)
+                if message:
+                    problems.add(line, "charge", message)
+                    good = False
+            parsed = dates.get(day)
+            if parsed is None:
+                parsed = _date_problem(day)
+                if len(dates) < DATE_CACHE_SIZE:
+                    dates[day] = parsed
+            if type(parsed) is str:
+                problems.add(line, "date", parsed)
+                good = False
+            if quantity.isdigit() and quantity.isascii():
+                whole, places = quantity, ""
+            else:
+                whole, _, places = quantity.partition(".")
+                if not (places.isdigit() and whole.isdigit() and quantity.isascii()):
+                    whole = None
+            if (
+                whole is None
+                or len(places) > QUANTITY_PLACES
+                or (len(whole) > QUANTITY_DIGITS and len(whole.lstrip("0")) > QUANTITY_DIGITS)
+            ):
+                problems.add(line, "quantity", _quantity_problem(quantity))
+                good = False
+            if not good:
+                continue
+            if postgresql:
+                if "\\" in record_id:
+                    record_id = record_id.replace("\\", "\\\\")
+                block.append(f"{line}\t{record_id}\t{number}\t{day}\t{quantity}\n")
+            else:
+                units = int(whole + places.ljust(QUANTITY_PLACES, "0"))
+                block.append((line, record_id, number, day, units))
+            if len(block) >= STAGE_BLOCK:
+                staging.flush()
+    except csv.Error as exc:
+        reason = str(exc)
+        if reason.startswith("field larger than field limit"):
+            reason = f"a field is longer than {csv.field_size_limit():,} characters"
+        problems.add(read + 1, "", f"not CSV: {reason}; the rest of the file was not read")
+        problems.stopped = True
+    staging.flush()
+
+
+def _number_problem(number: str) -> str | None:
+    """Why the cell cannot be any charge's number, or None."""
+    if not number:
+        return "must not be empty (a usage charge's number)"
+    if number_problem(number):
+        return f"unknown charge {_shown(number)} (no charge has this number)"
+    return None
+
+
+# --- The checks against the database ---------------------------------------------
+
+
+def _quantity(value) -> str:
+    """A quantity read from the database or the staging table, for a message."""
+    if isinstance(value, int):
+        value = Decimal(f"{value}E-{QUANTITY_PLACES}")
+    return plain(Decimal(value))
+
+
+def _day(value) -> str:
+    return value.isoformat() if isinstance(value, datetime.date) else str(value)
+
+
+def _live(alias: str) -> str:
+    """``alias`` is an item on a document that is not canceled, written as
+    the partial indexes on items say it (SQLite uses a partial index only for
+    a condition it can match to the index's own)."""
+    return f"{alias}.document_canceled = {'false' if connection.vendor == 'postgresql' else '0'}"
+
+
+def _find_charges(cursor) -> None:
+    """The charges the file names, and their accounts: one pass over the
+    staged lines."""
+    cursor.execute(
+        f"{_temporary_table('usage_import_charge_ids')} AS "  # noqa: S608 (see the module)
+        "SELECT c.id, c.number, s.account_id FROM customers_charge AS c "
+        "JOIN customers_subscription AS s ON s.id = c.subscription_id "
+        "WHERE c.number IN (SELECT DISTINCT charge_number FROM usage_import_rows)"
+    )
+
+
+def _lock(cursor) -> None:
+    """Lock the accounts of the file's charges in id order, as a chunk of a
+    bill run locks its accounts (docs/architecture.md, "Lock order"), so the
+    two queue instead of deadlocking; and the charges themselves against a
+    delete (``FOR KEY SHARE``, what a foreign key's check would take). SQLite
+    has nothing to lock: the import's transaction holds the database's one
+    write lock from its start."""
+    if connection.vendor != "postgresql":
+        return
+    cursor.execute(
+        "SELECT a.id FROM customers_account AS a "
+        "WHERE a.id IN (SELECT account_id FROM usage_import_charge_ids) "
+        "ORDER BY a.id FOR UPDATE"
+    )
+    cursor.execute(
+        "SELECT c.id FROM customers_charge AS c "
+        "WHERE c.id IN (SELECT id FROM usage_import_charge_ids) ORDER BY c.id FOR KEY SHARE"
+    )
+
+
+def _read_charges(cursor) -> None:
+    """The file's charges as they are now, under the accounts' locks, with
+    the span of what live items billed of each: most files record usage
+    after the last billed period, and the exact check of billed periods is
+    made only for the lines inside a span."""
+    cursor.execute(
+        f"{_temporary_table('usage_import_charges')} AS "  # noqa: S608 (see the module)
+        "SELECT c.id, c.number, c.charge_type, c.start_date, c.end_date, "
+        "s.number AS subscription_number, s.status AS subscription_status, "
+        "a.number AS account_number, a.status AS account_status, "
+        "b.billed_from, b.billed_through "
+        "FROM usage_import_charge_ids AS k "
+        "JOIN customers_charge AS c ON c.id = k.id "
+        "JOIN customers_subscription AS s ON s.id = c.subscription_id "
+        "JOIN customers_account AS a ON a.id = s.account_id "
+        "LEFT JOIN (SELECT i.charge_id, min(i.service_start) AS billed_from, "
+        "max(i.service_end) AS billed_through FROM invoices_documentitem AS i "
+        f"WHERE {_live('i')} AND i.charge_id IN (SELECT id FROM usage_import_charge_ids) "
+        "GROUP BY i.charge_id) AS b ON b.charge_id = c.id"
+    )
+    cursor.execute(
+        "CREATE UNIQUE INDEX usage_import_charges_number ON usage_import_charges (number)"
+    )
+    if connection.vendor == "postgresql":
+        cursor.execute("ANALYZE usage_import_charges")
+
+
+def _top(cursor, sql: str) -> tuple[int, list[tuple]]:
+    """How many rows ``sql`` selects, and the first MAX_REPORTED_PROBLEMS of
+    them by line (``sql`` selects the line first), in one pass."""
+    cursor.execute(
+        f"SELECT * FROM (SELECT p.*, count(*) OVER () AS total FROM ({sql}) AS p) AS q "  # noqa: S608
+        f"ORDER BY 1 LIMIT {MAX_REPORTED_PROBLEMS}"
+    )
+    rows = cursor.fetchall()
+    return (rows[0][-1] if rows else 0), [row[:-1] for row in rows]
+
+
+def _recorded_before(cursor, problems: _Problems) -> bool:
+    """Lines whose id is already recorded: the same record (same charge,
+    date and quantity) counts as already recorded and is not checked again;
+    other values are a problem. True when there is any such line."""
+    cursor.execute(
+        f"{_temporary_table('usage_import_recorded')} AS "  # noqa: S608 (see the module)
+        "SELECT r.line, u.charge_id, u.date, u.quantity, "
+        "CASE WHEN u.charge_id = ic.id AND u.date = r.date AND u.quantity = r.quantity "
+        "THEN 1 ELSE 0 END AS same "
+        "FROM usage_import_rows AS r "
+        "JOIN customers_usagerecord AS u ON u.record_id = r.record_id "
+        "LEFT JOIN usage_import_charges AS ic ON ic.number = r.charge_number"
+    )
+    cursor.execute("SELECT count(*) FROM usage_import_recorded")
+    if not cursor.fetchone()[0]:
+        return False
+    total, rows = _top(
+        cursor,
+        "SELECT k.line, r.record_id, c.number, k.date, k.quantity "
+        "FROM usage_import_recorded AS k JOIN usage_import_rows AS r ON r.line = k.line "
+        "JOIN customers_charge AS c ON c.id = k.charge_id WHERE k.same = 0",
+    )
+    problems.add_counted(
+        total,
+        [
+            (
+                line,
+                "id",
+                f"{record_id} is already recorded with other values (charge {number}, "
+                f"{_day(day)}, quantity {_quantity(quantity)}); the same id is the same record",
+            )
+            for line, record_id, number, day, quantity in rows
+        ],
+    )
+    return True
+
+
+def _repeated_in_file(cursor, problems: _Problems, *, recorded: bool) -> bool:
+    """Ids on more than one line: a line that repeats the first line of its
+    id is the same record; with other values it is a problem. True when
+    there is any repeated id."""
+    cursor.execute(
+        f"{_temporary_table('usage_import_repeats')} AS "  # noqa: S608 (see the module)
+        "SELECT record_id, min(line) AS first_line FROM usage_import_rows "
+        "GROUP BY record_id HAVING count(*) > 1"
+    )
+    cursor.execute("SELECT count(*) FROM usage_import_repeats")
+    if not cursor.fetchone()[0]:
+        return False
+    # A line whose id was recorded before is compared with the record instead.
+    not_recorded = "AND r.line NOT IN (SELECT line FROM usage_import_recorded)" if recorded else ""
+    total, rows = _top(
+        cursor,
+        "SELECT r.line, r.record_id, p.first_line FROM usage_import_rows AS r "  # noqa: S608
+        "JOIN usage_import_repeats AS p ON p.record_id = r.record_id AND r.line > p.first_line "
+        "JOIN usage_import_rows AS f ON f.line = p.first_line "
+        "WHERE NOT (r.charge_number = f.charge_number AND r.date = f.date "
+        f"AND r.quantity = f.quantity) {not_recorded}",
+    )
+    problems.add_counted(
+        total,
+        [
+            (
+                line,
+                "id",
+                f"{record_id} is also on line {first} with other values; an id is one record",
+            )
+            for line, record_id, first in rows
+        ],
+    )
+    return True
+
+
+def _new_lines(*, recorded: bool, repeated: bool) -> str:
+    """The condition on ``r`` (a staging row) of a line that records a new
+    record: neither recorded before nor repeating an earlier line."""
+    conditions = ["1 = 1"]
+    if recorded:
+        conditions.append("r.line NOT IN (SELECT line FROM usage_import_recorded)")
+    if repeated:
+        conditions.append(
+            "NOT EXISTS (SELECT 1 FROM usage_import_repeats AS p "
+            "WHERE p.record_id = r.record_id AND p.first_line < r.line)"
+        )
+    return " AND ".join(conditions)
+
+
+ALL_LINES = _new_lines(recorded=False, repeated=False)
+
+ACCEPTS = (
+    f"ic.charge_type = '{ChargeType.USAGE}' AND ic.account_status = '{Status.ACTIVE}' "
+    f"AND ic.subscription_status = '{Status.ACTIVE}' AND r.date >= ic.start_date "
+    "AND (ic.end_date IS NULL OR r.date < ic.end_date)"
+)
+
+
+def _charge_problems(cursor, problems: _Problems, new: str) -> None:
+    """New lines whose charge does not take them: unknown, not a usage
+    charge, of a Canceled account or subscription, or a date outside the
+    charge's service."""
+    total, rows = _top(
+        cursor,
+        "SELECT r.line, r.charge_number, r.date, ic.id, ic.charge_type, ic.account_number, "  # noqa: S608
+        "ic.account_status, ic.subscription_number, ic.subscription_status, ic.start_date, "
+        "ic.end_date FROM usage_import_rows AS r "
+        "LEFT JOIN usage_import_charges AS ic ON ic.number = r.charge_number "
+        f"WHERE {new} AND (ic.id IS NULL OR NOT ({ACCEPTS}))",
+    )
+    found = []
+    for (
+        line,
+        number,
+        day,
+        charge_id,
+        charge_type,
+        account,
+        account_status,
+        subscription,
+        subscription_status,
+        start,
+        end,
+    ) in rows:
+        if charge_id is None:
+            message = ("charge", f"unknown charge {_shown(number)} (no charge has this number)")
+        elif charge_type != ChargeType.USAGE:
+            message = ("charge", f"{number} is a {charge_type} charge, not a usage charge")
+        elif account_status != Status.ACTIVE:
+            message = ("charge", f"{number} is a charge of account {account}, which is Canceled")
+        elif subscription_status != Status.ACTIVE:
+            message = (
+                "charge",
+                f"{number} is a charge of subscription {subscription}, which is Canceled",
+            )
+        elif _day(day) < _day(start):
+            message = (
+                "date",
+                f"{_day(day)} is before the start of charge {number} ({_day(start)})",
+            )
+        else:
+            message = (
+                "date",
+                f"{_day(day)} is on or after the end of charge {number} ({_day(end)}, exclusive)",
+            )
+        found.append((line, *message))
+    problems.add_counted(total, found)
+
+
+def _billed_problems(cursor, problems: _Problems, new: str) -> None:
+    """New lines dated in a piece a live item already billed: refused,
+    naming the document (cancel its run first, or record the usage on a
+    later date)."""
+    total, rows = _top(
+        cursor,
+        "SELECT r.line, r.charge_number, r.date, d.number, i.service_start, i.service_end "  # noqa: S608
+        "FROM usage_import_rows AS r "
+        "JOIN usage_import_charges AS ic ON ic.number = r.charge_number "
+        "JOIN invoices_documentitem AS i ON i.charge_id = ic.id "
+        f"AND {_live('i')} AND i.service_start <= r.date AND i.service_end >= r.date "
+        "JOIN invoices_document AS d ON d.id = i.document_id "
+        f"WHERE {new} AND {ACCEPTS} "
+        "AND r.date >= ic.billed_from AND r.date <= ic.billed_through",
+    )
+    problems.add_counted(
+        total,
+        [
+            (
+                line,
+                "date",
+                f"{_day(day)} is in a period of charge {number} already billed on {document} "
+                f"({_day(start)} to {_day(end)}); cancel that run first, or record the usage "
+                "on a later date",
+            )
+            for line, number, day, document, start, end in rows
+        ],
+    )
+
+
+def _record(cursor, new: str) -> int:
+    """Insert the new lines' records; how many. In the file's order: sorted
+    by charge and date instead, the index on them fills faster but the one on
+    ids the slower, and the sort costs its own time (measured)."""
+    cursor.execute(
+        "INSERT INTO customers_usagerecord (record_id, charge_id, date, quantity, imported_at) "  # noqa: S608
+        "SELECT r.record_id, ic.id, r.date, r.quantity, %s FROM usage_import_rows AS r "
+        f"JOIN usage_import_charges AS ic ON ic.number = r.charge_number WHERE {new} "
+        "ON CONFLICT (record_id) DO NOTHING",
+        [connection.ops.adapt_datetimefield_value(timezone.now())],
+    )
+    return cursor.rowcount
+
+
+# --- The import ------------------------------------------------------------------
+
+
+def usage_import(*, stream: IO[bytes]) -> UsageImportSummary:
+    """Record the usage of an ``import_usage`` file read from ``stream``.
+
+    Transaction: one, all or nothing. The lines are checked as they are
+    read, then against the database; on any problem UsageImportRefused is
+    raised (the first 100 by line, and a count) and nothing is recorded.
+    Locking: the accounts of the file's charges, in id order, from before
+    their charges and billed periods are read to the commit (see the module);
+    on PostgreSQL also an advisory lock that orders imports.
+    Idempotency: by record id. A line whose id is recorded with the same
+    charge, date and quantity, or repeats an earlier line, counts as already
+    recorded, before any other check; the same id with other values is
+    refused. Importing a file twice records it once.
+    """
+    problems = _Problems()
+    text = _text(stream)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _drop_temporary_tables(cursor)
+            staging = _Staging(cursor)
+            _stage(text, staging, problems)
+            if problems.stopped:
+                raise problems.refusal()
+            summary = _check_and_record(cursor, staging.count, problems)
+            _drop_temporary_tables(cursor)
+            return summary
+    finally:
+        # The caller's stream stays open (standard input, a file it closes).
+        text.detach()
+
+
+def _drop_temporary_tables(cursor) -> None:
+    schema = "pg_temp" if connection.vendor == "postgresql" else "temp"
+    for table in TEMPORARY_TABLES:
+        cursor.execute(f"DROP TABLE IF EXISTS {schema}.{table}")
+
+
+def _check_and_record(cursor, lines: int, problems: _Problems) -> UsageImportSummary:
+    """Check the staged lines against the database, with the problems of the
+    lines' cells found while reading, and record them if there is none.
+
+    Most files bring only new records: every line is first checked as if it
+    were new and, if none has a problem, inserted at once; when every line
+    made a record, there was nothing recorded before or repeated, and the
+    import is done. Otherwise (some line has a problem, or its id was taken)
+    the lines are sorted into recorded before, repeated and new, and only
+    the new ones are checked and recorded."""
+    if not lines:
+        if problems.count:
+            raise problems.refusal()
+        return UsageImportSummary(0, 0)
+    if connection.vendor == "postgresql":
+        # The joins and groupings over a million lines fit in memory.
+        cursor.execute(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
+        cursor.execute("ANALYZE usage_import_rows")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PG_IMPORT_LOCK])
+    _find_charges(cursor)
+    _lock(cursor)
+    _read_charges(cursor)
+
+    as_if_new = _Problems()
+    _charge_problems(cursor, as_if_new, ALL_LINES)
+    _billed_problems(cursor, as_if_new, ALL_LINES)
+    if not (problems.count or as_if_new.count):
+        with transaction.atomic():
+            imported = _record(cursor, ALL_LINES)
+            if imported == lines:
+                return UsageImportSummary(imported, 0)
+            # Some ids were taken: sort the lines out below instead.
+            transaction.set_rollback(True)
+
+    recorded = _recorded_before(cursor, problems)
+    repeated = _repeated_in_file(cursor, problems, recorded=recorded)
+    new = _new_lines(recorded=recorded, repeated=repeated)
+    if as_if_new.count:
+        # Some of these may be lines already recorded: check the new ones.
+        _charge_problems(cursor, problems, new)
+        _billed_problems(cursor, problems, new)
+    if problems.count:
+        raise problems.refusal()
+    imported = _record(cursor, new)
+    return UsageImportSummary(imported, lines - imported)
+
+
+def usage_import_file(*, path: str, stdin: IO[bytes] | None = None) -> UsageImportSummary:
+    """``usage_import`` of the file at ``path`` (``-``: ``stdin``, bytes)."""
+    if path == "-":
+        return usage_import(stream=stdin or sys.stdin.buffer)
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 (closed below, after the import)
+    except OSError as exc:
+        raise UsageImportRefused([f"{path}: cannot read the file ({exc.strerror or exc})"]) from exc
+    with stream:
+        return usage_import(stream=stream)
+
+
+# --- One record, from the admin ----------------------------------------------------
+
+
+class UsageRecordRefused(Exception):
+    """A change or delete of one usage record that the rules refuse; nothing changed."""
+
+
+def usage_record_billed_on(*, charge_id: int, day: datetime.date) -> str | None:
+    """The number of the document whose live item of ``charge_id`` covers
+    ``day``, or None: a record dated so is billed (or would be late)."""
+    return (
+        DocumentItem.objects.filter(
+            charge_id=charge_id,
+            document_canceled=False,
+            service_start__lte=day,
+            service_end__gte=day,
+        )
+        .values_list("document__number", flat=True)
+        .first()
+    )
+
+
+def _locked_record(record_id: str) -> UsageRecord:
+    """The record, under its account's lock (taken first, as the import and a
+    run's chunk take it), then its own."""
+    account_id = (
+        UsageRecord.objects.filter(pk=record_id)
+        .values_list("charge__subscription__account_id", flat=True)
+        .first()
+    )
+    if account_id is None:
+        raise UsageRecordRefused(f"There is no usage record {record_id}.")
+    Account.objects.select_for_update().filter(pk=account_id).first()
+    return (
+        UsageRecord.objects.select_for_update(of=("self",))
+        .select_related("charge")
+        .get(pk=record_id)
+    )
+
+
+def usage_record_change_problems(
+    *, record_id: str, day: datetime.date, quantity: Decimal
+) -> dict[str, str]:
+    """Why the record cannot move to ``day`` with ``quantity`` (field ->
+    message), under the locks of ``_locked_record``: the checks of the
+    import, and neither the record's period nor the new one billed."""
+    record = _locked_record(record_id)
+    problems = {}
+    billed = usage_record_billed_on(charge_id=record.charge_id, day=record.date)
+    if billed:
+        problems["date"] = f"This record is billed on {billed}: it cannot be changed."
+        return problems
+    charge = record.charge
+    if day != record.date:
+        problem = date_range_problem(day)
+        billed = usage_record_billed_on(charge_id=record.charge_id, day=day)
+        if problem:
+            problems["date"] = f"The date {problem}."
+        elif day < charge.start_date or (charge.end_date and day >= charge.end_date):
+            problems["date"] = (
+                f"{day.isoformat()} is outside the service of charge {charge.number}."
+            )
+        elif billed:
+            problems["date"] = (
+                f"{day.isoformat()} is in a period of charge {charge.number} already billed on "
+                f"{billed}."
+            )
+    whole, _, places = f"{quantity:f}".partition(".")
+    if quantity < 0:
+        problems["quantity"] = "The quantity must be 0 or more."
+    elif len(places.rstrip("0")) > QUANTITY_PLACES or len(whole) > QUANTITY_DIGITS:
+        problems["quantity"] = (
+            f"The quantity has at most {QUANTITY_PLACES} decimal places and is below 10^12."
+        )
+    return problems
+
+
+def usage_record_change(*, record_id: str, day: datetime.date, quantity: Decimal) -> UsageRecord:
+    """Moves an unbilled record to ``day`` and ``quantity``, and returns it.
+
+    Transaction and locking: one transaction holding the account's lock, so
+    a run's chunk either sums the record as it was or as it is now. Refuses
+    (UsageRecordRefused, nothing changed) a billed record, and a date or
+    quantity the import would refuse."""
+    with transaction.atomic():
+        problems = usage_record_change_problems(record_id=record_id, day=day, quantity=quantity)
+        if problems:
+            raise UsageRecordRefused(" ".join(problems.values()))
+        UsageRecord.objects.filter(pk=record_id).update(date=day, quantity=quantity)
+        return UsageRecord.objects.get(pk=record_id)
+
+
+def usage_record_delete(*, record_id: str) -> None:
+    """Deletes an unbilled record, under its account's lock; a billed one is
+    refused (UsageRecordRefused) naming the document."""
+    with transaction.atomic():
+        record = _locked_record(record_id)
+        billed = usage_record_billed_on(charge_id=record.charge_id, day=record.date)
+        if billed:
+            raise UsageRecordRefused(
+                f"Usage record {record_id} is billed on {billed}: it cannot be deleted."
+            )
+        record.delete()
