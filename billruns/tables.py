@@ -23,7 +23,7 @@ PHONE_HIDDEN_NUM = {"th": {"class": "phone-hidden"}, "td": {"class": "num phone-
 
 def totals_lines(totals, *, currency_first=True):
     """A run's totals, {"USD": "12.30"}, as (currency, amount) pairs sorted by
-    currency, the amount written as pages write money (invoices.templatetags.money);
+    currency, the amount written as pages write money (core.money);
     (amount, currency) pairs with ``currency_first`` false."""
     lines = [(currency, money(Decimal(amount))) for currency, amount in sorted(totals.items())]
     return lines if currency_first else [(amount, currency) for currency, amount in lines]

@@ -27,6 +27,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from core.money import CENT
 from customers import bulk
 from customers.currencies import currency_problem
 from customers.dates import DATE_PATTERN, date_range_problem
@@ -56,7 +57,6 @@ ACCOUNT_NUMBER_FORMAT = ("A", 8)
 SUBSCRIPTION_NUMBER_FORMAT = ("S", 8)
 
 AMOUNT_LIMIT = Decimal(10) ** 13
-CENT = Decimal("0.01")
 
 ACCOUNT_FIELDS = frozenset(
     {

@@ -6,8 +6,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django_tables2 import utils as tables_utils
 
+from core.money import format_money
 from customers.models import Account
-from invoices.templatetags.money import format_money
 
 # One look for every table in the product (no settings change needed: the
 # template is named here rather than in DJANGO_TABLES2_TEMPLATE).
@@ -99,7 +99,7 @@ class BaseTable(tables.Table):
 
 
 def money(value, currency=""):
-    """A money amount as the pages show it (invoices.templatetags.money)."""
+    """A money amount as the pages show it (core.money)."""
     return format_money(value, currency)
 
 

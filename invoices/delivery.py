@@ -15,9 +15,9 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 
+from core.money import format_money
 from invoices.models import DeliveryStatus, Document, DocumentDelivery, DocumentStatus
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
-from invoices.templatetags.money import format_money
 
 logger = logging.getLogger(__name__)
 
