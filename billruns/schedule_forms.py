@@ -3,9 +3,10 @@ import datetime
 from django import forms
 from django.utils import timezone
 
-from billruns.forms import BATCH_CHOICES, DATE_INPUT
+from billruns.forms import BATCH_CHOICES
 from billruns.models import Schedule
 from billruns.schedules import MAX_OFFSET_DAYS, WEEKDAY_NAMES, time_zone_names
+from core.forms import DATE_INPUT
 from customers.dates import DateInRangeField
 
 LAST_DAY = "last"

@@ -15,7 +15,8 @@ from django.utils.safestring import mark_safe
 from django_tables2.utils import signature
 
 from billruns.models import BillRun, BillRunFailure
-from customers.tables import BaseTable, money
+from core.money import format_money
+from core.tables import BaseTable
 from invoices.tables import PHONE_HIDDEN, RunDocumentTable
 
 PHONE_HIDDEN_NUM = {"th": {"class": "phone-hidden"}, "td": {"class": "num phone-hidden"}}
@@ -25,7 +26,9 @@ def totals_lines(totals, *, currency_first=True):
     """A run's totals, {"USD": "12.30"}, as (currency, amount) pairs sorted by
     currency, the amount written as pages write money (core.money);
     (amount, currency) pairs with ``currency_first`` false."""
-    lines = [(currency, money(Decimal(amount))) for currency, amount in sorted(totals.items())]
+    lines = [
+        (currency, format_money(Decimal(amount))) for currency, amount in sorted(totals.items())
+    ]
     return lines if currency_first else [(amount, currency) for currency, amount in lines]
 
 

@@ -8,6 +8,7 @@ the full result count, a second COUNT(*) over the whole table, is not shown.
 
 from django.contrib import admin
 
+from core.admin import ProtectedDeleteMixin
 from customers.models import Account, Charge, Subscription
 from invoices.models import DocumentItem
 
@@ -27,21 +28,6 @@ def billed_on(items):
     if len(numbers) > BILLED_ON_SHOWN:
         return f"{', '.join(numbers[:BILLED_ON_SHOWN])} and more"
     return ", ".join(numbers)
-
-
-class ProtectedDeleteMixin:
-    """A delete that billed items (or runs, documents) refuse says so.
-
-    Django's page lists first the objects the user may not delete, and the
-    items are never deleted by anyone: the page would say "your account
-    doesn't have permission to delete document items" when the truth is that
-    nobody may, because a document shows them."""
-
-    def get_deleted_objects(self, objs, request):
-        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
-        if protected:
-            perms_needed = set()
-        return deleted, model_count, perms_needed, protected
 
 
 class BilledReadOnlyMixin(ProtectedDeleteMixin):
