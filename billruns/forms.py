@@ -4,8 +4,8 @@ import uuid
 from django import forms
 from django.utils import timezone
 
+from core.dates import DateInRangeField
 from core.forms import DATE_INPUT
-from customers.dates import DateInRangeField
 from customers.models import Account
 
 BATCH_CHOICES = [(n, f"Batch{n}") for n in range(1, 51)]

@@ -6,8 +6,8 @@ from django.utils import timezone
 from billruns.forms import BATCH_CHOICES
 from billruns.models import Schedule
 from billruns.schedules import MAX_OFFSET_DAYS, WEEKDAY_NAMES, time_zone_names
+from core.dates import DateInRangeField
 from core.forms import DATE_INPUT
-from customers.dates import DateInRangeField
 
 LAST_DAY = "last"
 MONTH_DAY_CHOICES = [(str(day), str(day)) for day in range(1, 32)] + [

@@ -54,7 +54,7 @@ from django.utils import timezone
 
 from billruns.models import Schedule, ScheduleEvent
 from billruns.services import InvalidRunParameters, bill_run_create
-from customers.dates import DATE_RANGE, FIRST_DATE, LAST_DATE, date_range_problem
+from core.dates import DATE_RANGE, FIRST_DATE, LAST_DATE, date_range_problem
 
 logger = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from billruns.models import (
     RunStatus,
 )
 from billruns.signals import bill_run_finished, bill_run_posted
-from customers.dates import date_range_problem, parse_date
-from customers.fields import ExactSum
+from core.dates import date_range_problem, parse_date
+from core.fields import ExactSum
 from customers.models import Account, Charge, Status, Subscription
 from invoices import sequences
 from invoices.delivery import EmailOutcome, documents_email

@@ -27,10 +27,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from core import bulk
+from core.dates import DATE_PATTERN, date_range_problem
 from core.money import CENT
-from customers import bulk
 from customers.currencies import currency_problem
-from customers.dates import DATE_PATTERN, date_range_problem
 from customers.models import (
     Account,
     BillingPeriod,

@@ -3,8 +3,8 @@ import uuid
 from django import forms
 from django.utils import timezone
 
+from core.dates import PaymentDateField
 from core.forms import DATE_INPUT
-from customers.dates import PaymentDateField
 from invoices.models import PaymentMethod
 
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from customers.fields import ExactDecimalField
+from core.fields import ExactDecimalField
 from customers.models import MONEY, Account, Charge, Subscription
 
 

@@ -18,8 +18,8 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from core.dates import payment_date_problem
 from core.money import CENT
-from customers.dates import payment_date_problem
 from invoices.models import (
     CreditApplication,
     Document,

@@ -2,7 +2,7 @@
 
 Makes A accounts (one subscription with two monthly charges each) through the
 importer, then R bill runs and I invoices of two items each, written with
-COPY (customers.bulk). The history reads like a real one:
+COPY (core.bulk). The history reads like a real one:
 
 - document k belongs to account ``k % A`` and bills that account's
   ``k // A``-th month, so every account holds a run of consecutive months
@@ -31,7 +31,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
 from billruns.models import BillRun, BillRunEvent, RunStatus
-from customers import bulk
+from core import bulk
 from customers.importer import accounts_import
 from customers.models import Account, Charge
 from invoices import sequences
