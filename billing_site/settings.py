@@ -286,7 +286,7 @@ if not SECURE_HSTS_PRELOAD and not DEBUG and "security.W021" not in SILENCED_SYS
     SILENCED_SYSTEM_CHECKS.append("security.W021")
 
 # The largest import file accepted, in bytes (refused before it is read).
-# Rows in one CSV or XLSX export of a table (customers.exports): it is built
+# Rows in one CSV or XLSX export of a table (core.exports): it is built
 # in the web request, at 0.15 to 0.3 ms a row (CSV, XLSX).
 EXPORT_MAX_ROWS = env_int("EXPORT_MAX_ROWS", 100000, minimum=1)
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1)

@@ -21,8 +21,7 @@ from billruns.models import (
     Schedule,
     ScheduleEvent,
 )
-from customers.admin import ProtectedDeleteMixin
-from invoices.admin import ReadOnlyAdminMixin, ReadOnlyInline
+from core.admin import ProtectedDeleteMixin, ReadOnlyAdminMixin, ReadOnlyInline
 
 # A run over 100,000 accounts can have thousands of failures and hundreds of
 # chunks; its page shows the first ones and links to the full, paginated list.

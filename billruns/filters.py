@@ -3,9 +3,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from billruns.models import BillRun, RunStatus
-from customers.filters import FilterForm
+from core.forms import DATE_INPUT, FilterForm
 
-DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 ERRORS_CHOICES = (("yes", "With errors"), ("no", "Without errors"))
 
 

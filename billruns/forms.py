@@ -4,10 +4,9 @@ import uuid
 from django import forms
 from django.utils import timezone
 
-from customers.dates import DateInRangeField
+from core.dates import DateInRangeField
+from core.forms import DATE_INPUT
 from customers.models import Account
-
-DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 BATCH_CHOICES = [(n, f"Batch{n}") for n in range(1, 51)]
 BILL_CYCLE_DAY_CHOICES = [("all", "All bill cycle days")] + [(str(d), str(d)) for d in range(1, 32)]

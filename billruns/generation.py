@@ -25,8 +25,7 @@ from django.utils import timezone
 
 from billruns import engine
 from billruns.models import BillRun, BillRunChunk, BillRunFailure, ChunkStatus, RunStatus
-from core import locks
-from customers import bulk
+from core import bulk, locks
 from customers.models import Account, Charge, Status, Subscription
 from invoices import sequences
 from invoices.models import (

@@ -176,7 +176,7 @@ class BillRun(models.Model):
     @property
     def selection_label(self):
         """The selection in words, for the command and the admin (the pages
-        link its numbers: templates/billruns/_selection.html)."""
+        link its numbers: billruns.tables.selection_html)."""
         if self.retry_of_id:
             failed = self.retry_of.accounts_failed
             return f"Retry of {self.retry_of.number}: {failed} failed account{'s' * (failed != 1)}"

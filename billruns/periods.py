@@ -11,7 +11,8 @@ import functools
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-CENT = Decimal("0.01")
+from core.money import CENT
+
 ONE_DAY = datetime.timedelta(days=1)
 
 

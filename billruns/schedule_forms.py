@@ -3,7 +3,7 @@ import datetime
 from django import forms
 from django.utils import timezone
 
-from billruns.forms import BATCH_CHOICES, DATE_INPUT
+from billruns.forms import BATCH_CHOICES
 from billruns.models import Schedule
 from billruns.schedules import (
     MAX_OFFSET_DAYS,
@@ -12,7 +12,8 @@ from billruns.schedules import (
     time_zone_names,
     weekdays_problem,
 )
-from customers.dates import DateInRangeField
+from core.dates import DateInRangeField
+from core.forms import DATE_INPUT
 
 LAST_DAY = "last"
 MONTH_DAY_CHOICES = [(str(day), str(day)) for day in range(1, 32)] + [

@@ -24,8 +24,8 @@ from django_tables2 import SingleTableView
 from billruns import schedules
 from billruns.models import BillRun, Schedule
 from billruns.schedule_forms import ScheduleForm
-from customers.exports import BoundedExportMixin
-from customers.tables import BaseTable
+from core.exports import BoundedExportMixin
+from core.tables import BaseTable
 
 STATUS_BADGES = {
     Schedule.Status.ACTIVE: "badge-active",

@@ -1,21 +1,17 @@
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
-from urllib.parse import quote
 
 import django_tables2 as tables
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import localize
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
-from django.utils.http import RFC3986_SUBDELIMS
-from django.utils.safestring import mark_safe
-from django_tables2.utils import signature
 
 from billruns.models import BillRun, BillRunFailure
-from customers.tables import BaseTable, money
+from core.money import format_money
+from core.tables import BaseTable, PythonRowsMixin
 from invoices.tables import PHONE_HIDDEN, RunDocumentTable
 
 PHONE_HIDDEN_NUM = {"th": {"class": "phone-hidden"}, "td": {"class": "num phone-hidden"}}
@@ -23,9 +19,11 @@ PHONE_HIDDEN_NUM = {"th": {"class": "phone-hidden"}, "td": {"class": "num phone-
 
 def totals_lines(totals, *, currency_first=True):
     """A run's totals, {"USD": "12.30"}, as (currency, amount) pairs sorted by
-    currency, the amount written as pages write money (invoices.templatetags.money);
+    currency, the amount written as pages write money (core.money);
     (amount, currency) pairs with ``currency_first`` false."""
-    lines = [(currency, money(Decimal(amount))) for currency, amount in sorted(totals.items())]
+    lines = [
+        (currency, format_money(Decimal(amount))) for currency, amount in sorted(totals.items())
+    ]
     return lines if currency_first else [(amount, currency) for currency, amount in lines]
 
 
@@ -39,11 +37,9 @@ def run_owner(record):
 
 
 # The list renders 25 runs, each twice (its row and its hidden detail row):
-# the cells below are built in Python rather than with a template per cell
-# (a TemplateColumn compiles or flattens a template context for every cell,
-# which was most of the page's time). The markup is the same as the
-# templates' that the run's page still includes (billruns/_status.html,
-# billruns/_selection.html, includes/alert_icon.html): change them together.
+# a run's status and selection are written here, in Python, for the list and
+# for the run's page (billruns/templatetags/bill_runs.py), rather than by a
+# template per cell, which was most of the list's time.
 
 # Statuses in which a run with failed accounts shows the alert icon.
 ALERT_STATUSES = frozenset({"Completed", "PostInProgress", "Posted"})
@@ -56,7 +52,7 @@ def alert_icon():
 
 
 def status_html(run):
-    """billruns/_status.html: the status badge, and the alert icon for a run with failures."""
+    """The status badge, and the alert icon for a run with failures."""
     alert = alert_icon() if run.has_errors and run.status in ALERT_STATUSES else ""
     return format_html(
         '<span class="status-cell"><span class="badge badge-{}" data-testid="billrun-status">'
@@ -68,7 +64,8 @@ def status_html(run):
 
 
 def selection_html(run):
-    """billruns/_selection.html: the accounts a run selects."""
+    """The accounts a run selects, their numbers linked (in words, without
+    links, for the command and the admin: BillRun.selection_label)."""
     if run.retry_of_id:
         retried = run.retry_of
         return format_html(
@@ -155,88 +152,8 @@ def plural(count):
     return "" if count == 1 else "s"
 
 
-URL_ARG = "~arg~"
-
-
 def account_url(table, record):
     return table.url_of("customers:account_detail", record.account.number)
-
-
-class PythonRowsMixin:
-    """A table whose body rows are written in Python rather than by
-    tables/table.html's loops (billruns/_table.html): a template tag per cell
-    was most of the pages' time. Headers and pagination are table.html's.
-
-    A row is what table.html writes: <tr> with the row's attributes, and for
-    each column a <td> with its attributes and the cell (as BoundRow.items()
-    renders it), localized and escaped as {{ cell }} is. What BoundRow works
-    out for every cell but depends on the column only (the render method's
-    signature, the <td> attributes unless computed from the record) is worked
-    out once per page; the cell itself is BoundRow's (django-tables2 3.0).
-    A table with a render_detail_row(record) method has that row after each row.
-    """
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("template_name", "billruns/_table.html")
-        super().__init__(*args, **kwargs)
-        self._url_parts = {}
-
-    def url_of(self, viewname, arg):
-        """reverse(viewname, args=[arg]) for a URL with one argument at its
-        end, reversed once per page rather than once per row: the argument is
-        quoted as reverse() quotes it."""
-        if viewname not in self._url_parts:
-            self._url_parts[viewname] = reverse(viewname, args=[URL_ARG]).rsplit(URL_ARG, 1)
-        prefix, suffix = self._url_parts[viewname]
-        return f"{prefix}{quote(str(arg), safe=RFC3986_SUBDELIMS + '~:@')}{suffix}"
-
-    def _column_plan(self, bound_column):
-        declared = {**self.attrs, **bound_column.column.attrs}
-        td = declared.get("td", declared.get("cell", {}))
-        static_td = None
-        if not any(callable(value) for value in td.values()):
-            static_td = bound_column.attrs["td"].as_html()
-        return bound_column, bound_column.default, static_td, signature(bound_column.render)
-
-    def _row_html(self, row, plan):
-        def render(bound_column, value=None):
-            # BoundRow._call_render, with the signature read once per page.
-            kwargs = row._optional_cell_arguments(bound_column, value)
-            args, catch_all = signatures[bound_column.name]
-            if catch_all:
-                content = bound_column.render(**kwargs)
-            elif all(arg in kwargs for arg in args):
-                content = bound_column.render(**{arg: kwargs[arg] for arg in args})
-            else:
-                content = None
-            return bound_column.link(content, **kwargs) if bound_column.link else content
-
-        signatures = self._signatures
-        cells = []
-        for bound_column, default, static_td, _ in plan:
-            cell = row._get_and_render_with(bound_column, render, default)
-            if static_td is None:
-                bound_column.current_value, bound_column.current_record = cell, row.record
-                td = bound_column.attrs["td"].as_html()
-            else:
-                td = static_td
-            cells.append(
-                format_html("<td {}>{}</td>", td, localize(cell, use_l10n=bound_column.localize))
-            )
-        # Each cell is escaped by format_html.
-        html = mark_safe("".join(cells))  # noqa: S308
-        return format_html("<tr {}>{}</tr>", row.attrs.as_html(), html)
-
-    def paginated_rows_html(self):
-        plan = [self._column_plan(bound_column) for bound_column in self.columns]
-        self._signatures = {entry[0].name: entry[3] for entry in plan}
-        detail = getattr(self, "render_detail_row", None)
-        rows = []
-        for row in self.paginated_rows:
-            rows.append(self._row_html(row, plan))
-            if detail:
-                rows.append(detail(row.record))
-        return rows
 
 
 class BillRunTable(PythonRowsMixin, BaseTable):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-import customers.converters  # noqa: F401 - registers <number:...>
+import core.converters  # noqa: F401 - registers <number:...>
 from billruns import schedule_views, views
 
 app_name = "billruns"

@@ -33,7 +33,7 @@ from billruns.tables import (
     RunDocumentsTable,
     totals_lines,
 )
-from customers.exports import BoundedExportMixin
+from core.exports import BoundedExportMixin
 from invoices.models import DocumentStatus, DocumentType
 
 RUNNING = {RunStatus.PENDING, RunStatus.PROCESSING}

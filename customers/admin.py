@@ -12,6 +12,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 
+from core.admin import ProtectedDeleteMixin
 from customers.models import Account, Charge, Pricing, PricingTier, Subscription, UsageRecord
 from customers.pricing import Tier, pricing_problems
 from customers.services import pricing_tiers_write
@@ -40,21 +41,6 @@ def billed_on(items):
     if len(numbers) > BILLED_ON_SHOWN:
         return f"{', '.join(numbers[:BILLED_ON_SHOWN])} and more"
     return ", ".join(numbers)
-
-
-class ProtectedDeleteMixin:
-    """A delete that billed items (or runs, documents) refuse says so.
-
-    Django's page lists first the objects the user may not delete, and the
-    items are never deleted by anyone: the page would say "your account
-    doesn't have permission to delete document items" when the truth is that
-    nobody may, because a document shows them."""
-
-    def get_deleted_objects(self, objs, request):
-        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
-        if protected:
-            perms_needed = set()
-        return deleted, model_count, perms_needed, protected
 
 
 class BilledReadOnlyMixin(ProtectedDeleteMixin):

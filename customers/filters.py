@@ -2,15 +2,8 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
+from core.forms import FilterForm
 from customers.models import Account, Status
-
-
-class FilterForm(forms.Form):
-    """Filter forms label their fields without a trailing colon."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
 
 
 class AccountFilter(django_filters.FilterSet):

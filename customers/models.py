@@ -8,14 +8,14 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from core.dates import validate_date_in_range
+from core.fields import ExactDecimalField
 from customers.currencies import currency_problem
-from customers.dates import validate_date_in_range
-from customers.fields import ExactDecimalField
 from customers.numbers import ChargeNumberField
 
 # Money columns: imported amounts stay below 10^13 (INTERFACES.md); documents
 # sum many of them, so every money column has room for 10^16. Exact on every
-# database: on SQLite, integer cents (customers.fields).
+# database: on SQLite, integer cents (core.fields).
 MONEY = {"max_digits": 18, "decimal_places": 2}
 # Quantities and unit prices (BILLING_RULES.md, Customers and Usage charges):
 # a charge's quantity has at most 4 places, a usage quantity and a unit price

@@ -32,9 +32,9 @@ from decimal import (
     localcontext,
 )
 
+from core.money import CENT
 from customers.models import MONEY, UNIT_PRICE, USAGE_QUANTITY, PricingModel
 
-CENT = Decimal("0.01")
 ZERO = Decimal(0)
 # Exact: any result that would need rounding raises Inexact instead. 200
 # digits hold every product of a quantity and a unit price the columns allow,

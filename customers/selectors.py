@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.db import connection
 
-from customers.fields import SUM_SPLIT
+from core.fields import SUM_SPLIT
 from customers.models import USAGE_QUANTITY, PricingTier, UsageRecord
 from customers.pricing import Tier
 

@@ -8,7 +8,7 @@ from django.views.generic import DetailView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
-from customers.exports import BoundedExportMixin
+from core.exports import BoundedExportMixin
 from customers.filters import AccountFilter
 from customers.forms import BillToContactForm
 from customers.models import Account, Charge

@@ -20,6 +20,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from core.admin import ReadOnlyAdminMixin, ReadOnlyInline
 from invoices.admin_actions import PostDocumentsAdminMixin, post_selected_documents
 from invoices.forms import PaymentForm
 from invoices.models import (
@@ -36,28 +37,6 @@ from invoices.models import (
 )
 from invoices.selectors import PAYMENT_ORDER
 from invoices.services import DocumentActionRefused, credit_memo_apply, payment_record
-
-
-class ReadOnlyAdminMixin:
-    """Viewable by whoever holds the view permission; never written here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields
 
 
 @admin.register(TenantSettings)

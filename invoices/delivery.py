@@ -16,9 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import locks
+from core.money import format_money
 from invoices.models import DeliveryStatus, Document, DocumentDelivery, DocumentStatus
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
-from invoices.templatetags.money import format_money
 
 logger = logging.getLogger(__name__)
 

@@ -2,11 +2,10 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
-from customers.filters import FilterForm
+from core.forms import DATE_INPUT, FilterForm
 from customers.models import Account
 from invoices.models import Document, DocumentStatus, DocumentType
 
-DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 PAID = "Paid"
 STATUS_CHOICES = [*DocumentStatus.choices, (PAID, "Paid")]
 

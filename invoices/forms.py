@@ -3,7 +3,8 @@ import uuid
 from django import forms
 from django.utils import timezone
 
-from customers.dates import PaymentDateField
+from core.dates import PaymentDateField
+from core.forms import DATE_INPUT
 from invoices.models import PaymentMethod
 
 
@@ -18,9 +19,7 @@ class PaymentForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
     )
     # Between 2000-01-01 and today (INTERFACES.md, "Numbers and dates").
-    payment_date = PaymentDateField(
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-    )
+    payment_date = PaymentDateField(widget=DATE_INPUT)
     method = forms.ChoiceField(choices=PaymentMethod.choices, initial=PaymentMethod.BANK_TRANSFER)
     reference = forms.CharField(max_length=255, required=False)
     # Made when the form is drawn: submitting it twice records one payment.

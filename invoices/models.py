@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.deliveries import DeliveryStatus
-from customers.fields import ExactDecimalField
+from core.fields import ExactDecimalField
 from customers.models import MONEY, Account, Charge, Subscription
 
 

@@ -19,7 +19,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from core import locks
-from customers.dates import payment_date_problem
+from core.dates import payment_date_problem
+from core.money import CENT
 from invoices.models import (
     CreditApplication,
     Document,
@@ -36,7 +37,6 @@ from invoices.models import (
 # SQLite's limits) and 100,000 documents take 20 round trips.
 POST_BATCH_SIZE = 5000
 
-CENT = Decimal("0.01")
 # Money columns hold 18 digits, 2 after the point (customers.models.MONEY).
 MAX_MONEY = Decimal("1e16")
 

@@ -2,7 +2,8 @@ import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
 
-from customers.tables import BaseTable, money, status_badge
+from core.money import format_money
+from core.tables import BaseTable, status_badge
 from invoices.models import Document, Payment
 
 
@@ -26,8 +27,8 @@ class MoneyColumn(tables.Column):
         # Currency column is hidden.
         currency = getattr(record, "currency", "")
         if not currency:
-            return money(value)
-        return format_html('{}<span class="phone-only"> {}</span>', money(value), currency)
+            return format_money(value)
+        return format_html('{}<span class="phone-only"> {}</span>', format_money(value), currency)
 
     def value(self, value):
         return value

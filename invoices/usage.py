@@ -41,7 +41,7 @@ from typing import IO
 from django.db import connection, transaction
 from django.utils import timezone
 
-from customers.dates import DATE_PATTERN, date_range_problem
+from core.dates import DATE_PATTERN, date_range_problem
 from customers.models import (
     USAGE_QUANTITY,
     Account,

@@ -9,7 +9,7 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 from django_tables2.paginators import LazyPaginator
 
-from customers.exports import BoundedExportMixin
+from core.exports import BoundedExportMixin
 from invoices.filters import DocumentFilter
 from invoices.forms import PaymentForm
 from invoices.models import Document, DocumentStatus

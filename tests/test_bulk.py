@@ -1,4 +1,4 @@
-"""customers.bulk: COPY's text format written by the project, and __anyof."""
+"""core.bulk: COPY's text format written by the project, and __anyof."""
 
 import datetime
 import os
@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from customers import bulk
+from core import bulk
 from customers.models import Account, Status
 from invoices.models import DocumentType
 from tests.factories import AccountFactory

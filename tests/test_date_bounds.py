@@ -21,7 +21,7 @@ from django.utils import timezone
 from billruns import services
 from billruns.forms import BillRunForm
 from billruns.models import BillRun
-from customers.dates import DateInRangeField, parse_date
+from core.dates import DateInRangeField, parse_date
 from customers.models import Subscription
 from invoices.models import Document, DocumentStatus, DocumentType, Payment
 from invoices.services import PaymentRefused, payment_record

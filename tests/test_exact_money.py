@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 
 from billruns import engine, services
-from customers.fields import ExactSum
+from core.fields import ExactSum
 from customers.models import Charge
 from invoices.models import (
     CreditApplication,

@@ -1,4 +1,4 @@
-"""One money format for people (issue 11, item 12): invoices.templatetags.money."""
+"""One money format for people (issue 11, item 12): core.money and the money template filter."""
 
 from decimal import Decimal
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.template import Context, Template
 
-from invoices.templatetags.money import format_money
+from core.money import format_money
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

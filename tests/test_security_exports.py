@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 
 from billruns.models import BillRunFailure
-from customers.tables import BaseTable, spreadsheet_safe
+from core.tables import BaseTable, spreadsheet_safe
 from tests.factories import AccountFactory
 from tests.view_data import document_row, run_row
 
@@ -132,7 +132,7 @@ def project_tables():
     import customers.views  # noqa: F401
     import invoices.views  # noqa: F401
 
-    roots = ("billruns.", "customers.", "invoices.", "notifications.", "billing_site.")
+    roots = ("billruns.", "core.", "customers.", "invoices.", "notifications.", "billing_site.")
     return [t for t in subclasses(django_tables2.Table) if t.__module__.startswith(roots)]
 
 

@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models.deletion import ProtectedError
 
-from customers.fields import ExactDecimalField, ExactSum
+from core.fields import ExactDecimalField, ExactSum
 from customers.models import Charge, ChargeType, Pricing, PricingTier, UsageRecord
 from customers.numbers import charge_numbers_allocate
 from customers.pricing import Tier

@@ -91,8 +91,8 @@ def test_the_count_groups_thousands_and_says_all_on_a_single_page():
     from django.test import RequestFactory
     from django_tables2 import RequestConfig
 
-    from customers.tables import BaseTable
-    from customers.templatetags.table_counts import table_count
+    from core.tables import BaseTable
+    from core.templatetags.table_counts import table_count
 
     class Rows(BaseTable):
         n = tables.Column()

@@ -2,7 +2,7 @@
 
 Makes A accounts (one subscription with two monthly charges each,
 tools.books.load_book) through the importer, then R bill runs and I invoices
-of two items each, written with COPY (customers.bulk). The history reads like
+of two items each, written with COPY (core.bulk). The history reads like
 a real one:
 
 - document k belongs to account ``k % A`` and bills that account's

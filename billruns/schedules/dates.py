@@ -31,7 +31,7 @@ import zoneinfo
 from itertools import islice
 
 from billruns.models import Schedule
-from customers.dates import FIRST_DATE, LAST_DATE
+from core.dates import FIRST_DATE, LAST_DATE
 
 PREVIEW_COUNT = 15
 WEEKDAY_NAMES = list(calendar.day_name)  # Monday first, as date.weekday()

@@ -15,7 +15,7 @@ from functools import cache
 
 from billruns.models import Schedule
 from billruns.services import InvalidRunParameters
-from customers.dates import DATE_RANGE, FIRST_DATE, LAST_DATE, date_range_problem
+from core.dates import DATE_RANGE, FIRST_DATE, LAST_DATE, date_range_problem
 
 # Offsets of the target and invoice dates, in days from the run date.
 MAX_OFFSET_DAYS = 366

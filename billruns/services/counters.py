@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db.models import Count
 
 from billruns.models import BillRunFailure
-from customers.fields import ExactSum
+from core.fields import ExactSum
 from invoices.models import Document, DocumentStatus, DocumentType
 
 

@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 
 from billruns.models import BillRun, BillRunEvent, RunStatus
 from billruns.services.common import BillRunActionRefused, _enqueue
-from customers.dates import date_range_problem, parse_date
+from core.dates import date_range_problem, parse_date
 from customers.models import Account, Status, Subscription
 from invoices import sequences
 

@@ -11,14 +11,14 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
+from core.dates import DATE_PATTERN, date_range_problem
+from core.money import CENT
 from customers.currencies import currency_problem
-from customers.dates import DATE_PATTERN, date_range_problem
 from customers.importer.parsing import KeysSeenTwice
 from customers.importer.problems import Problems
 from customers.models import number_problem
 
 AMOUNT_LIMIT = Decimal(10) ** 13
-CENT = Decimal("0.01")
 AMOUNT_RE = re.compile(r"-?[0-9]+(?:\.[0-9]{1,2})?")
 
 _email_validator = EmailValidator()

@@ -3,7 +3,7 @@
 A refused action prints one line to stderr and exits 1; a malformed command
 line exits 2 (argparse), and so does an empty or malformed option value: it
 is never taken for the option's default. Output piped into a reader that
-stops early (``| head -1``) ends quietly (customers.cli).
+stops early (``| head -1``) ends quietly (core.cli).
 """
 
 import argparse
@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from billruns import selectors, services
 from billruns.models import BillRun, RunStatus
-from customers.cli import QuietWhenStdoutClosed, date_argument, non_empty, whole_number
-from customers.dates import DATE_RANGE
+from core.cli import QuietWhenStdoutClosed, date_argument, non_empty, whole_number
+from core.dates import DATE_RANGE
 
 PERMISSIONS = {
     "create": "billruns.add_billrun",
@@ -62,7 +62,7 @@ class Command(QuietWhenStdoutClosed, BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
 
         # Every value is checked as it is parsed: an empty or malformed one
-        # exits 2 and is never taken for the default (customers.cli).
+        # exits 2 and is never taken for the default (core.cli).
         user_help = "who acts (default: the first superuser); not empty"
         create = sub.add_parser("create", help="Create an ad hoc bill run.")
         create.add_argument(

@@ -2,7 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from customers.cli import QuietWhenStdoutClosed, non_empty
+from core.cli import QuietWhenStdoutClosed, non_empty
 from customers.importer import ImportRefused, accounts_import_file
 
 

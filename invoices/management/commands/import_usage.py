@@ -2,7 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from customers.cli import QuietWhenStdoutClosed, non_empty
+from core.cli import QuietWhenStdoutClosed, non_empty
 from invoices.usage import UsageImportRefused, usage_import_file
 
 

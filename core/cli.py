@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from customers.dates import parse_date
+from core.dates import parse_date
 
 
 def non_empty(text: str) -> str:

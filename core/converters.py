@@ -4,8 +4,8 @@ from django.urls import register_converter
 
 
 class NumberConverter:
-    """A number as it can be stored (customers.models.number_problem): no
-    slash, backslash or control character. Anything else in its place is a
+    """A number as the apps store one (their numbers have no slash,
+    backslash or control character). Anything else in its place is a
     404, not a database error (PostgreSQL refuses a NUL in a text value)."""
 
     regex = r"[^/\\\x00-\x1f\x7f]+"

@@ -10,9 +10,9 @@ the ISO code after it; a negative amount has a leading minus (-1,234.50 EUR).
 
 from decimal import Decimal, InvalidOperation
 
-from django import template
-
-register = template.Library()
+# The smallest amount of every currency the product accepts (two decimal
+# places, customers.currencies): what amounts are quantized to.
+CENT = Decimal("0.01")
 
 EMPTY = "—"
 
@@ -33,8 +33,3 @@ def format_money(amount, currency: str = "") -> str:
         value = abs(value)  # no "-0.00"
     text = f"{value:,.2f}"
     return f"{text} {currency}" if currency else text
-
-
-@register.filter(name="money")
-def money_filter(amount, currency=""):
-    return format_money(amount, currency or "")
