@@ -31,7 +31,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
 from billruns.models import BillRun, BillRunEvent, RunStatus
-from customers import bulk
+from core import bulk
 from customers.importer import accounts_import
 from customers.models import Account, Charge
 from invoices import sequences

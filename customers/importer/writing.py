@@ -6,7 +6,7 @@ from django.db import IntegrityError, connection
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from customers import bulk
+from core import bulk
 from customers.importer.problems import ImportRefused
 from customers.importer.validation import Row
 from customers.models import Account, Charge, Subscription
