@@ -120,6 +120,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "invoices.context_processors.document_links",
                 "notifications.context_processors.unread_notifications",
                 "notifications.context_processors.run_page_panels",
             ],

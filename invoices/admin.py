@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from core.admin import ReadOnlyAdminMixin, ReadOnlyInline
+from invoices import admin_customers  # noqa: F401 - registers subscriptions, charges, usage
 from invoices.admin_actions import PostDocumentsAdminMixin, post_selected_documents
 from invoices.forms import PaymentForm
 from invoices.models import (

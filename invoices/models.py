@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from core.deliveries import DeliveryStatus
 from core.fields import ExactDecimalField
@@ -161,6 +162,9 @@ class Document(models.Model):
 
     def __str__(self):
         return self.number
+
+    def get_absolute_url(self):
+        return reverse("invoices:detail", args=[self.number])
 
     @property
     def is_invoice(self):

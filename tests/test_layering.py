@@ -15,17 +15,6 @@ LAYERS = ["core", "customers", "invoices", "billruns", "notifications"]
 TEMPLATE_REFERENCE = re.compile(r"""{%\s*(?:include|extends)\s+["'](\w+)/|{%\s*url\s+["'](\w+):""")
 
 
-# Upward names that remain, each with where it goes (none may be added).
-KNOWN_UPWARD = {
-    # money formatting moves to core (issue 12, item 6)
-    ("customers/tables.py", "invoices"),
-    # "billed on" in the admin of charges and subscriptions reads invoice items
-    ("customers/admin.py", "invoices"),
-    # the account page links to its documents and to their list
-    ("templates/customers/account_detail.html", "invoices"),
-}
-
-
 def above(app):
     return set(LAYERS[LAYERS.index(app) + 1 :]) | {"billing_site"}
 
@@ -45,7 +34,7 @@ def test_an_app_imports_no_app_above_it(app):
         (str(path.relative_to(ROOT)), name)
         for path in modules
         for name in imported_apps(path)
-        if name in above(app) and (str(path.relative_to(ROOT)), name) not in KNOWN_UPWARD
+        if name in above(app)
     )
     assert upward == []
 
@@ -58,6 +47,6 @@ def test_an_apps_templates_name_no_app_above_it(app):
         for path in templates
         for match in TEMPLATE_REFERENCE.finditer(path.read_text())
         for name in match.groups()
-        if name in above(app) and (str(path.relative_to(ROOT)), name) not in KNOWN_UPWARD
+        if name in above(app)
     )
     assert upward == []
