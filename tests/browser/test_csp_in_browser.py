@@ -2,6 +2,8 @@
 no script, style or form that the policy refuses, on load, after htmx
 swaps a refreshed part in, and when app.js opens a dialog."""
 
+import contextlib
+
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
@@ -45,19 +47,21 @@ def violations(page):
     return collect
 
 
+def settle(page):
+    """Every script and style fetched and applied ("load"); then network idle
+    (500 ms without a request, so htmx's first swaps land), waited for only
+    briefly: under CI's load an admin page that had loaded once never got
+    there in 30 s."""
+    page.wait_for_load_state("load", timeout=30_000)
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.wait_for_load_state("networkidle", timeout=5_000)
+
+
 def visit(page, url, violations):
     response = page.goto(url)
     assert response.status == 200, url
     assert "default-src 'self'" in response.headers["content-security-policy"], url
-    # Every script and style is fetched and applied by "load". Network idle
-    # (500 ms without a request) also lets htmx's first swaps land, but on a
-    # loaded 2-core machine an admin page once never got there in 30 s
-    # although everything had loaded, so it is waited for only briefly.
-    page.wait_for_load_state("load", timeout=30_000)
-    try:
-        page.wait_for_load_state("networkidle", timeout=5_000)
-    except PlaywrightTimeoutError:
-        pass
+    settle(page)
     # styles and scripts are applied: the policy let them through
     assert page.evaluate("typeof window.htmx") == "object" or "/admin/" in url, url
     return violations()
@@ -105,15 +109,7 @@ def test_the_pages_and_the_admin_report_no_policy_violation(
     page.locator(f'input[name="_selected_action"][value="{invoice.pk}"]').check()
     page.locator('select[name="action"]').select_option("post_selected_documents")
     page.get_by_role("button", name="Go").click()
-    # Every script and style is fetched and applied by "load". Network idle
-    # (500 ms without a request) also lets htmx's first swaps land, but on a
-    # loaded 2-core machine an admin page once never got there in 30 s
-    # although everything had loaded, so it is waited for only briefly.
-    page.wait_for_load_state("load", timeout=30_000)
-    try:
-        page.wait_for_load_state("networkidle", timeout=5_000)
-    except PlaywrightTimeoutError:
-        pass
+    settle(page)
     assert violations() == []
 
 
@@ -128,15 +124,7 @@ def test_a_refreshing_run_page_and_its_dialogs_report_no_policy_violation(
     visit(page, f"{live_server.url}/billing/bill-runs/{processing.number}/", violations)
     with page.expect_response(lambda response: "/progress/" in response.url, timeout=10_000):
         pass
-    # Every script and style is fetched and applied by "load". Network idle
-    # (500 ms without a request) also lets htmx's first swaps land, but on a
-    # loaded 2-core machine an admin page once never got there in 30 s
-    # although everything had loaded, so it is waited for only briefly.
-    page.wait_for_load_state("load", timeout=30_000)
-    try:
-        page.wait_for_load_state("networkidle", timeout=5_000)
-    except PlaywrightTimeoutError:
-        pass
+    settle(page)
     assert violations() == []
 
     # app.js opens the Post confirmation dialog
