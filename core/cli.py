@@ -16,6 +16,8 @@ import argparse
 import os
 import sys
 
+from django.core.management.base import BaseCommand
+
 from core.dates import parse_date
 
 
@@ -109,3 +111,32 @@ class QuietWhenStdoutClosed:
     @property
     def stdout_reader_gone(self):
         return getattr(self.stdout, "reader_gone", False)
+
+
+class FileImportCommand(QuietWhenStdoutClosed, BaseCommand):
+    """An import of one file (or '-' for standard input): the whole file is
+    checked first; refused, every problem goes to stderr and the exit status
+    is 1; accepted, the summary goes to stdout. A subclass names the file's
+    kind (``file_help``), the import (``import_file(path=, stdin=)``) and the
+    exception it refuses with (``refused``, which has ``lines()``)."""
+
+    file_help = ""
+    refused = Exception
+    # Tests hand in a byte stream for '-' instead of the process's stdin.
+    stealth_options = ("stdin",)
+
+    def import_file(self, *, path, stdin):
+        raise NotImplementedError
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", metavar="FILE", type=non_empty, help=self.file_help)
+
+    def handle(self, *args, file, **options):
+        stdin = options.get("stdin") or sys.stdin.buffer
+        try:
+            summary = self.import_file(path=file, stdin=stdin)
+        except self.refused as refused:
+            for line in refused.lines():
+                self.stderr.write(line)
+            sys.exit(1)
+        self.stdout.write(str(summary))
