@@ -10,12 +10,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from billruns import periods
+from customers import pricing
 from customers.models import PERIOD_MONTHS, ChargeType
-from invoices.models import Document, DocumentType
+from invoices.models import Document, DocumentItem, DocumentType
 
 MISSING_CONTACT = "Bill-to contact is missing"
 # The smallest total a document cannot hold (10^16 with cents).
 DOCUMENT_AMOUNT_LIMIT = Document._meta.get_field("amount").limit
+# The largest quantity an item holds (below 10^12): a charge's quantity
+# column holds more.
+ITEM_QUANTITY_LIMIT = DocumentItem._meta.get_field("quantity").limit
 
 
 def document_too_large_reason(total):
@@ -45,6 +49,24 @@ class DraftItem:
     end: datetime.date  # exclusive
     amount: Decimal
     previous_charged_through: datetime.date | None
+    quantity: Decimal
+    unit: str = ""
+    unit_price: Decimal | None = None
+    rating: str = ""
+
+
+@dataclass(slots=True)
+class Usage:
+    """What a chunk knows of its usage charges before billing them, read in
+    bulk by billruns.generation: each due piece's summed quantity, keyed by
+    ``(charge id, piece start)`` (0 when absent), and each pricing's model
+    and tiers."""
+
+    quantities: dict = field(default_factory=dict)
+    pricings: dict = field(default_factory=dict)  # id -> (model, [pricing.Tier])
+
+
+NO_USAGE = Usage()
 
 
 @dataclass(slots=True)
@@ -75,15 +97,18 @@ class AccountResult:
 
 
 def due_periods(charge, *, bill_cycle_day: int, target_date: datetime.date):
+    """The due periods of a recurring or one-time charge, each with its
+    amount: the exact price (amount x quantity), prorated, rounded once."""
+    price = periods.price(charge.amount, charge.quantity)
     if charge.charge_type == ChargeType.ONE_TIME:
         return periods.one_time_period(
-            amount=charge.amount,
+            amount=price,
             start=charge.start_date,
             charged_through=charge.charged_through_date,
             target=target_date,
         )
     return periods.recurring_periods(
-        amount=charge.amount,
+        amount=price,
         period_months=PERIOD_MONTHS[charge.period],
         bill_cycle_day=bill_cycle_day,
         start=charge.start_date,
@@ -93,8 +118,84 @@ def due_periods(charge, *, bill_cycle_day: int, target_date: datetime.date):
     )
 
 
-def bill_account(account, subscriptions, charges_by_subscription, *, target_date) -> AccountResult:
-    """Everything ``account`` owes up to ``target_date`` over ``subscriptions``.
+def usage_pieces(charge, *, bill_cycle_day: int, target_date: datetime.date):
+    """The due pieces ``(start, end)`` of a usage charge: ended by the target date."""
+    return periods.usage_pieces(
+        period_months=PERIOD_MONTHS[charge.period],
+        bill_cycle_day=bill_cycle_day,
+        start=charge.start_date,
+        end=charge.end_date,
+        charged_through=charge.charged_through_date,
+        target=target_date,
+    )
+
+
+def _amount_rating(charge, period) -> str:
+    """How a recurring or one-time item's amount was made, when there is
+    more to it than the price: ``3 × 10.00 × 17/31 = 16.45``."""
+    if charge.quantity == 1 and not period.is_cut:
+        return ""
+    parts = [f"{charge.amount:,.2f}"]
+    if charge.quantity != 1:
+        parts.insert(0, pricing.plain(charge.quantity))
+    if period.is_cut:
+        parts.append(f"{(period.end - period.start).days}/{period.cell_days}")
+    return f"{' × '.join(parts)} = {period.amount:,.2f}"
+
+
+def _charge_items(charge, subscription_id, *, bill_cycle_day, target_date, usage):
+    if charge.charge_type == ChargeType.USAGE:
+        model, tiers = usage.pricings[charge.pricing_id]
+        for start, end in usage_pieces(
+            charge, bill_cycle_day=bill_cycle_day, target_date=target_date
+        ):
+            quantity = usage.quantities.get((charge.id, start), pricing.ZERO)
+            rating = pricing.rate(model=model, tiers=tiers, quantity=quantity, unit=charge.unit)
+            yield DraftItem(
+                charge_id=charge.id,
+                subscription_id=subscription_id,
+                charge_name=charge.name,
+                start=start,
+                end=end,
+                amount=rating.amount,
+                previous_charged_through=charge.charged_through_date,
+                quantity=quantity,
+                unit=charge.unit,
+                rating=rating.explanation,
+            )
+        return
+    if charge.quantity >= ITEM_QUANTITY_LIMIT:
+        raise AccountComputationError(
+            f"The quantity {pricing.plain(charge.quantity)} of charge {charge.number} is more "
+            f"than an item can bill (below {ITEM_QUANTITY_LIMIT:,})"
+        )
+    for period in due_periods(charge, bill_cycle_day=bill_cycle_day, target_date=target_date):
+        yield DraftItem(
+            charge_id=charge.id,
+            subscription_id=subscription_id,
+            charge_name=charge.name,
+            start=period.start,
+            end=period.end,
+            amount=period.amount,
+            previous_charged_through=charge.charged_through_date,
+            quantity=charge.quantity,
+            unit_price=charge.amount,
+            rating=_amount_rating(charge, period),
+        )
+
+
+def bill_account(
+    account,
+    subscriptions,
+    charges_by_subscription,
+    *,
+    target_date,
+    usage=NO_USAGE,
+    exclude=frozenset(),
+) -> AccountResult:
+    """Everything ``account`` owes up to ``target_date`` over ``subscriptions``,
+    but the charges of the types in ``exclude``; ``usage`` holds the usage
+    charges' quantities and pricings (``Usage``).
 
     An account without a bill-to contact gets that one failure and nothing
     else; otherwise each subscription with a charge in a foreign currency
@@ -122,26 +223,22 @@ def bill_account(account, subscriptions, charges_by_subscription, *, target_date
         return result
     for subscription in subscriptions:
         for charge in charges_by_subscription.get(subscription.id, ()):
+            if charge.charge_type in exclude:
+                continue  # stays due for a later run
             try:
-                due = due_periods(
-                    charge, bill_cycle_day=account.bill_cycle_day, target_date=target_date
+                result.items.extend(
+                    _charge_items(
+                        charge,
+                        subscription.id,
+                        bill_cycle_day=account.bill_cycle_day,
+                        target_date=target_date,
+                        usage=usage,
+                    )
                 )
             except (ArithmeticError, ValueError) as exc:  # e.g. "year 10000 is out of range"
                 raise AccountComputationError(
                     f"Could not compute the service periods of charge {charge.name}: {exc}"
                 ) from exc
-            for period in due:
-                result.items.append(
-                    DraftItem(
-                        charge_id=charge.id,
-                        subscription_id=subscription.id,
-                        charge_name=charge.name,
-                        start=period.start,
-                        end=period.end,
-                        amount=period.amount,
-                        previous_charged_through=charge.charged_through_date,
-                    )
-                )
     total = result.total
     if abs(total) >= DOCUMENT_AMOUNT_LIMIT:
         # Refused here, for this account alone: the database would refuse the

@@ -26,7 +26,8 @@ from django.utils import timezone
 from billruns import engine
 from billruns.models import BillRun, BillRunChunk, BillRunFailure, ChunkStatus, RunStatus
 from core import bulk, locks
-from customers.models import Account, Charge, Status, Subscription
+from customers import selectors as customer_selectors
+from customers.models import Account, Charge, ChargeType, Status, Subscription
 from invoices import sequences
 from invoices.models import (
     Document,
@@ -65,9 +66,13 @@ ACCOUNT_FIELDS = (
 CHARGE_FIELDS = (
     "id",
     "subscription_id",
+    "number",
     "name",
     "charge_type",
     "amount",
+    "quantity",
+    "unit",
+    "pricing_id",
     "currency",
     "period",
     "start_date",
@@ -285,6 +290,9 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
     for charge in charges.values_list(*CHARGE_FIELDS, named=True):
         charges_by_subscription[charge.subscription_id].append(charge)
 
+    exclude = frozenset(run.exclude_charge_types)
+    usage = _usage(accounts, subscriptions_by_account, charges_by_subscription, run, exclude)
+
     failures = []
     billed = []
     busy = _accounts_in_other_runs(run, [account.id for account in accounts])
@@ -306,6 +314,8 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
                 subscriptions_by_account.get(account.id, []),
                 charges_by_subscription,
                 target_date=run.target_date,
+                usage=usage,
+                exclude=exclude,
             )
             if result.items and not result.failures:
                 result.due_date = engine.due_date(account, run.invoice_date)
@@ -337,6 +347,35 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
     if billed:
         _write_documents(run, billed, advanced_ar)
     return failures
+
+
+def _usage(accounts, subscriptions_by_account, charges_by_subscription, run, exclude):
+    """The quantities of the chunk's due usage pieces, in one grouped query
+    (read under the accounts' locks, which a usage import takes too: a
+    record is either in these sums or refused), and their pricings."""
+    if ChargeType.USAGE in exclude:
+        return engine.NO_USAGE
+    pieces = []
+    pricing_ids = set()
+    for account in accounts:
+        for subscription in subscriptions_by_account.get(account.id, ()):
+            for charge in charges_by_subscription.get(subscription.id, ()):
+                if charge.charge_type != ChargeType.USAGE:
+                    continue
+                pricing_ids.add(charge.pricing_id)
+                try:
+                    due = engine.usage_pieces(
+                        charge, bill_cycle_day=account.bill_cycle_day, target_date=run.target_date
+                    )
+                except (ArithmeticError, ValueError):
+                    continue  # the account fails on it in bill_account, alone
+                pieces.extend((charge.id, start, end) for start, end in due)
+    if not pricing_ids:
+        return engine.NO_USAGE
+    return engine.Usage(
+        quantities=customer_selectors.usage_quantities(pieces),
+        pricings=customer_selectors.pricings(sorted(pricing_ids)),
+    )
 
 
 def _write_documents(run, billed, advanced_ar):
@@ -378,6 +417,10 @@ def _write_documents(run, billed, advanced_ar):
                     "service_start": item.start,
                     "service_end": item.end - engine.ONE_DAY,
                     "amount": item.amount,
+                    "quantity": item.quantity,
+                    "unit": item.unit,
+                    "unit_price": item.unit_price,
+                    "rating": item.rating,
                     "previous_charged_through": item.previous_charged_through,
                 }
             )

@@ -78,6 +78,10 @@ class BillRun(models.Model):
     auto_post = models.BooleanField(default=False)
     auto_email = models.BooleanField(default=False)
     no_email_for_zero_amount = models.BooleanField(default=False)
+    # Charge types this run does not bill (BILLING_RULES.md, excluded charge
+    # types): their pieces stay due for a later run. Sorted values of
+    # customers.ChargeType; empty: every type.
+    exclude_charge_types = models.JSONField(default=list, blank=True)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -340,6 +344,9 @@ class Schedule(models.Model):
     # Selection of each run: batches (empty: all) and one bill cycle day.
     batches = models.JSONField(default=list, blank=True)
     bill_cycle_day = models.CharField(max_length=8, default=BCD_ALL)
+    exclude_charge_types = models.JSONField(
+        default=list, blank=True, help_text="Charge types its runs do not bill."
+    )
     auto_post = models.BooleanField(default=False)
 
     next_run_at = models.DateTimeField(null=True, blank=True, help_text="UTC; empty: no more runs.")

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db import connection
 
 from core.fields import SUM_SPLIT
-from customers.models import USAGE_QUANTITY, PricingTier, UsageRecord
+from customers.models import USAGE_QUANTITY, Pricing, PricingTier, UsageRecord
 from customers.pricing import Tier
 
 Piece = tuple[int, datetime.date, datetime.date]
@@ -62,6 +62,13 @@ def usage_quantities(pieces: Iterable[Piece]) -> dict[tuple[int, datetime.date],
                     f"{units}E-{_PLACES}"
                 )
         return sums
+
+
+def pricings(pricing_ids: Sequence[int]) -> dict[int, tuple[str, list[Tier]]]:
+    """Each pricing's model and tiers in order, for rating, in two queries."""
+    tiers = pricing_tiers(pricing_ids)
+    models = Pricing.objects.filter(id__in=list(pricing_ids)).values_list("id", "model")
+    return {pricing_id: (model, tiers[pricing_id]) for pricing_id, model in models}
 
 
 def pricing_tiers(pricing_ids: Sequence[int]) -> dict[int, list[Tier]]:

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from core.deliveries import DeliveryStatus
 from core.fields import ExactDecimalField
-from customers.models import MONEY, Account, Charge, Subscription
+from customers.models import MONEY, USAGE_QUANTITY, Account, Charge, Subscription
 
 
 class TenantSettings(models.Model):
@@ -236,6 +236,28 @@ class DocumentItem(models.Model):
     charge_name = models.CharField(max_length=255)
     service_start = models.DateField()
     service_end = models.DateField(help_text="Inclusive: the period's last day.")
+    # What the amount is made of (issue 13), copied from the charge when the
+    # item was billed, so that the document stays explainable when the charge
+    # changes later. A recurring or one-time item: the charge's unit price
+    # and quantity (amount = unit price x quantity, prorated for a cut
+    # piece); a usage item: the piece's summed usage, its unit, and the
+    # rating that priced it.
+    quantity = ExactDecimalField(
+        **USAGE_QUANTITY,
+        null=True,
+        blank=True,
+        help_text="The charge's quantity; for usage, the period's summed usage.",
+    )
+    unit = models.CharField(max_length=50, blank=True, default="")
+    unit_price = ExactDecimalField(
+        **MONEY, null=True, blank=True, help_text="Recurring and one-time: the charge's amount."
+    )
+    rating = models.TextField(
+        blank=True,
+        default="",
+        help_text="How the amount was computed, as the clerk reads it "
+        "(12,500 calls: 1,000 × 0 + 9,000 × 0.002 + 5.00 + 2,500 × 0.001 = 25.50).",
+    )
     amount = ExactDecimalField(**MONEY, help_text="Signed, as computed.")
     previous_charged_through = models.DateField(
         null=True,
