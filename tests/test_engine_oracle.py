@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from billruns import services
-from billruns.periods import recurring_periods
+from billruns.periods import price, recurring_periods, usage_pieces
 from customers.models import PERIOD_MONTHS
 from invoices.models import DocumentItem, TenantSettings
 from tests.factories import AccountFactory, ChargeFactory, OneTimeChargeFactory, SubscriptionFactory
@@ -63,6 +63,11 @@ def oracle_periods(*, amount, months, bcd, start, end, billed_through, target):
 dates = st.dates(datetime.date(2023, 11, 1), datetime.date(2028, 3, 31))
 amounts = st.decimals(min_value=-5000, max_value=5000, places=2, allow_nan=False)
 periods = st.sampled_from(sorted(PERIOD_MONTHS))
+# A charge's quantity: above 0, at most 4 places (mostly 1, as most charges).
+quantities = st.one_of(
+    st.just(Decimal(1)),
+    st.decimals(min_value=Decimal("0.0001"), max_value=10000, places=4, allow_nan=False),
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -116,6 +121,7 @@ charge_specs = st.lists(
         dates,
         st.one_of(st.none(), st.integers(1, 500)),
         amounts,
+        quantities,
     ),
     min_size=1,
     max_size=4,
@@ -140,10 +146,13 @@ class WholeRunsAgainstTheOracle(TestCase):
         charges = []
         for bcd, specs in accounts:
             subscription = SubscriptionFactory(account=AccountFactory(bill_cycle_day=bcd))
-            for one_time, period, start, length, amount in specs:
+            for one_time, period, start, length, amount, quantity in specs:
                 if one_time:
                     charge = OneTimeChargeFactory(
-                        subscription=subscription, start_date=start, amount=amount
+                        subscription=subscription,
+                        start_date=start,
+                        amount=amount,
+                        quantity=quantity,
                     )
                 else:
                     charge = ChargeFactory(
@@ -152,6 +161,7 @@ class WholeRunsAgainstTheOracle(TestCase):
                         start_date=start,
                         end_date=start + datetime.timedelta(days=length) if length else None,
                         amount=amount,
+                        quantity=quantity,
                     )
                 charges.append(charge)
         billed_through = {charge.id: None for charge in charges}
@@ -165,15 +175,16 @@ class WholeRunsAgainstTheOracle(TestCase):
             # then it bills exactly what the oracle says is due
             expected = Counter()
             for charge in charges:
+                price = Fraction(charge.amount) * Fraction(charge.quantity)
                 if charge.charge_type == "one_time":
                     due = (
-                        [(charge.start_date, charge.start_date + ONE_DAY, charge.amount)]
+                        [(charge.start_date, charge.start_date + ONE_DAY, oracle_round(price))]
                         if billed_through[charge.id] is None and charge.start_date <= target
                         else []
                     )
                 else:
                     due = oracle_periods(
-                        amount=charge.amount,
+                        amount=price,
                         months=PERIOD_MONTHS[charge.period],
                         bcd=charge.subscription.account.bill_cycle_day,
                         start=charge.start_date,
@@ -197,3 +208,79 @@ class WholeRunsAgainstTheOracle(TestCase):
                 else:
                     assert (document.document_type, document.amount) == ("invoice", total)
             assert run.documents.values("account").distinct().count() == run.documents.count()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bcd=st.integers(1, 31),
+    months=st.sampled_from([1, 3, 6, 12]),
+    start=dates,
+    length=st.one_of(st.none(), st.integers(1, 800)),
+    target_offset=st.integers(-40, 900),
+    amount=amounts,
+    quantity=quantities,
+)
+def test_prices_with_quantities_match_the_oracle(
+    bcd, months, start, length, target_offset, amount, quantity
+):
+    """amount x quantity, prorated from the exact price and rounded once."""
+    end = start + datetime.timedelta(days=length) if length else None
+    target = start + datetime.timedelta(days=target_offset)
+    got = [
+        (p.start, p.end, p.amount)
+        for p in recurring_periods(
+            amount=price(amount, quantity),
+            period_months=months,
+            bill_cycle_day=bcd,
+            start=start,
+            end=end,
+            charged_through=None,
+            target=target,
+        )
+    ]
+    assert got == oracle_periods(
+        amount=Fraction(amount) * Fraction(quantity),
+        months=months,
+        bcd=bcd,
+        start=start,
+        end=end,
+        billed_through=None,
+        target=target,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bcd=st.integers(1, 31),
+    months=st.sampled_from([1, 3, 6, 12]),
+    start=dates,
+    length=st.one_of(st.none(), st.integers(1, 800)),
+    target_offset=st.integers(-40, 900),
+    billed=st.integers(0, 3),
+)
+def test_usage_pieces_match_the_oracle(bcd, months, start, length, target_offset, billed):
+    """A usage charge's pieces are the recurring pieces, due once ended
+    (q <= T), from where billing stopped."""
+    end = start + datetime.timedelta(days=length) if length else None
+    target = start + datetime.timedelta(days=target_offset)
+    horizon = max(target, end or target) + datetime.timedelta(days=400)
+    every = oracle_periods(
+        amount=0, months=months, bcd=bcd, start=start, end=end, billed_through=None, target=horizon
+    )
+    billed_through = every[billed - 1][1] if 0 < billed <= len(every) else None
+    expected = [
+        (p, q)
+        for p, q, _ in every
+        if q <= target and (billed_through is None or p >= billed_through)
+    ]
+    assert (
+        usage_pieces(
+            period_months=months,
+            bill_cycle_day=bcd,
+            start=start,
+            end=end,
+            charged_through=billed_through,
+            target=target,
+        )
+        == expected
+    )
