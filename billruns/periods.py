@@ -60,15 +60,16 @@ def prorate(amount: Decimal, days: int, cell_days: int) -> Decimal:
     """
     if days == cell_days:
         return price_amount(amount)
-    sign, digits, exponent = amount.as_tuple()
-    units = int("".join(map(str, digits)) or "0")
-    scale = 10 ** max(0, -exponent)
-    if exponent > 0:
-        units *= 10**exponent
-    quotient, remainder = divmod(units * days * 100, cell_days * scale)
-    if remainder * 2 >= cell_days * scale:
+    exponent = amount.as_tuple().exponent
+    # The price in units of its last place (cents, for most: exponent -2).
+    scale = 10**-exponent if exponent < 0 else 1
+    units = int(amount.scaleb(-exponent)) if exponent < 0 else int(amount)
+    numerator = abs(units) * days * 100
+    denominator = cell_days * scale
+    quotient, remainder = divmod(numerator, denominator)
+    if remainder * 2 >= denominator:
         quotient += 1
-    return Decimal(-quotient if sign else quotient).scaleb(-2)
+    return Decimal(-quotient if units < 0 else quotient).scaleb(-2)
 
 
 # Wide enough for any price the columns allow (an 18-digit amount times an
@@ -79,6 +80,8 @@ ROUNDING = Context(prec=60, rounding=ROUND_HALF_UP, traps=[InvalidOperation, Ove
 
 def price(amount: Decimal, quantity: Decimal) -> Decimal:
     """A recurring or one-time charge's price, exact: ``amount x quantity``."""
+    if quantity == 1:  # most charges
+        return amount
     with localcontext(EXACT):
         return amount * quantity
 
@@ -88,20 +91,6 @@ def price_amount(exact: Decimal) -> Decimal:
     return exact.quantize(CENT, context=ROUNDING)
 
 
-def _grid(*, period_months: int, bill_cycle_day: int, start: datetime.date):
-    """The charge's grid as a function of the cell index: ``grid(0)`` is A,
-    the first cycle date on or after ``start``."""
-    first_month = month_index(start)
-    anchor = cycle_date(first_month, bill_cycle_day)
-    if anchor < start:
-        first_month += 1
-
-    def grid(k: int) -> datetime.date:
-        return cycle_date(first_month + k * period_months, bill_cycle_day)
-
-    return first_month, grid
-
-
 def pieces(
     *,
     period_months: int,
@@ -109,30 +98,39 @@ def pieces(
     start: datetime.date,
     end: datetime.date | None,
     charged_through: datetime.date | None,
-    due,
-):
-    """The unbilled pieces ``(p, q, P, Q)`` of a charge (BILLING_RULES.md,
-    Service periods): ``[p, q)`` inside the grid cell ``[P, Q)``, from the
-    charge's start or where billing stopped last time (always a piece
-    boundary), cut at the end date, while ``due(p, q)``."""
-    first_month, grid = _grid(
-        period_months=period_months, bill_cycle_day=bill_cycle_day, start=start
-    )
+    target: datetime.date,
+    in_arrears: bool = False,
+) -> list[tuple[datetime.date, datetime.date, int]]:
+    """The due pieces ``(p, q, cell days)`` of a charge (BILLING_RULES.md,
+    Service periods): ``[p, q)`` inside a grid cell of ``cell days``, from
+    the charge's start or where billing stopped last time (always a piece
+    boundary), cut at the end date. Due in advance once started
+    (``p <= target``), or in arrears once ended (``q <= target``).
+
+    The engine's hot loop: the grid is reached by month arithmetic and the
+    loop is written out, with no callbacks."""
+    first_month = month_index(start)
+    if cycle_date(first_month, bill_cycle_day) < start:
+        first_month += 1  # A is in the next month
     p = start if charged_through is None or charged_through < start else charged_through
-    # The grid cell holding p: grid(k) <= p < grid(k + 1).
+    # The grid cell holding p: grid(k) <= p < grid(k + 1), with grid(k) the
+    # cycle date of month first_month + k * period_months.
     k = (month_index(p) - first_month) // period_months
-    while grid(k) > p:
+    while cycle_date(first_month + k * period_months, bill_cycle_day) > p:
         k -= 1
-    while grid(k + 1) <= p:
+    while cycle_date(first_month + (k + 1) * period_months, bill_cycle_day) <= p:
         k += 1
-    while end is None or p < end:
-        cell_start, cell_end = grid(k), grid(k + 1)
+    due = []
+    cell_start = cycle_date(first_month + k * period_months, bill_cycle_day)
+    while (end is None or p < end) and p <= target:
+        k += 1
+        cell_end = cycle_date(first_month + k * period_months, bill_cycle_day)
         q = cell_end if end is None or cell_end < end else end
-        if not due(p, q):
-            return
-        yield p, q, cell_start, cell_end
-        p = q
-        k += 1
+        if in_arrears and q > target:
+            break
+        due.append((p, q, (cell_end - cell_start).days))
+        p, cell_start = q, cell_end
+    return due
 
 
 def recurring_periods(
@@ -151,18 +149,17 @@ def recurring_periods(
     advance: due once a piece has started (``p <= target``). A whole cell
     costs the price, a cut piece its share of the whole cell's days.
     """
-    periods = []
-    for p, q, cell_start, cell_end in pieces(
-        period_months=period_months,
-        bill_cycle_day=bill_cycle_day,
-        start=start,
-        end=end,
-        charged_through=charged_through,
-        due=lambda p, q: p <= target,
-    ):
-        cell_days = (cell_end - cell_start).days
-        periods.append(Period(p, q, prorate(amount, (q - p).days, cell_days), cell_days))
-    return periods
+    return [
+        Period(p, q, prorate(amount, (q - p).days, cell_days), cell_days)
+        for p, q, cell_days in pieces(
+            period_months=period_months,
+            bill_cycle_day=bill_cycle_day,
+            start=start,
+            end=end,
+            charged_through=charged_through,
+            target=target,
+        )
+    ]
 
 
 def usage_pieces(
@@ -178,13 +175,14 @@ def usage_pieces(
     ``target``: billed in arrears, once a piece has ended (``q <= target``)."""
     return [
         (p, q)
-        for p, q, _, _ in pieces(
+        for p, q, _ in pieces(
             period_months=period_months,
             bill_cycle_day=bill_cycle_day,
             start=start,
             end=end,
             charged_through=charged_through,
-            due=lambda p, q: q <= target,
+            target=target,
+            in_arrears=True,
         )
     ]
 
