@@ -13,17 +13,20 @@ updates made it anyway. SQLite has no such setting.
 from django.db import migrations
 
 
-def set_fillfactor(apps, schema_editor, value):
+def set_fillfactor(schema_editor, value):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER TABLE customers_charge SET (fillfactor = {int(value)})")
+        schema_editor.execute(f"ALTER TABLE customers_charge SET (fillfactor = {value})")
+
+
+def half_free(apps, schema_editor):
+    set_fillfactor(schema_editor, 50)
+
+
+def packed(apps, schema_editor):
+    set_fillfactor(schema_editor, 100)
 
 
 class Migration(migrations.Migration):
     dependencies = [("customers", "0006_usage_charges")]
 
-    operations = [
-        migrations.RunPython(
-            lambda apps, editor: set_fillfactor(apps, editor, 50),
-            lambda apps, editor: set_fillfactor(apps, editor, 100),
-        ),
-    ]
+    operations = [migrations.RunPython(half_free, packed)]
