@@ -107,6 +107,7 @@ class BillRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     "auto_post",
                     "auto_email",
                     "no_email_for_zero_amount",
+                    "excluded_charge_types",
                     "schedule",
                     "occurrence",
                     "retry_of",
@@ -145,12 +146,16 @@ class BillRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             },
         ),
     ]
-    readonly_fields = ["selection", "all_failures", "documents"]
+    readonly_fields = ["selection", "excluded_charge_types", "all_failures", "documents"]
     inlines = [BillRunEventInline, BillRunFailureInline, BillRunChunkInline]
 
     @admin.display(description="Selection")
     def selection(self, run):
         return run.selection_label
+
+    @admin.display(description="Excluded charge types")
+    def excluded_charge_types(self, run):
+        return run.exclude_charge_types_label
 
     @admin.display(description="Failures")
     def all_failures(self, run):

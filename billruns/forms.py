@@ -6,10 +6,31 @@ from django.utils import timezone
 
 from core.dates import DateInRangeField
 from core.forms import DATE_INPUT
-from customers.models import Account
+from customers.models import Account, ChargeType
 
 BATCH_CHOICES = [(n, f"Batch{n}") for n in range(1, 51)]
 BILL_CYCLE_DAY_CHOICES = [("all", "All bill cycle days")] + [(str(d), str(d)) for d in range(1, 32)]
+# In the order a clerk reads them; the run stores its values sorted.
+EXCLUDE_CHARGE_TYPE_CHOICES = [
+    (ChargeType.ONE_TIME, ChargeType.ONE_TIME.label),
+    (ChargeType.RECURRING, ChargeType.RECURRING.label),
+    (ChargeType.USAGE, ChargeType.USAGE.label),
+]
+EXCLUDE_CHARGE_TYPES_HELP = (
+    "None ticked: every charge type is billed. "
+    "The excluded charges stay due and bill in a later run."
+)
+
+
+def exclude_charge_types_field():
+    """The "Charge types to exclude" checkboxes of a new run and of a schedule."""
+    return forms.MultipleChoiceField(
+        label="Charge types to exclude",
+        choices=EXCLUDE_CHARGE_TYPE_CHOICES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=EXCLUDE_CHARGE_TYPES_HELP,
+    )
 
 
 STALE_FORM = "This form has expired or was changed; please submit it again."
@@ -75,6 +96,7 @@ class BillRunForm(forms.Form):
     no_email_for_zero_amount = forms.BooleanField(
         label="Do not email invoices with a zero amount", required=False
     )
+    exclude_charge_types = exclude_charge_types_field()
     # Idempotency key: a double submit of this form creates one run.
     request_key = forms.UUIDField(widget=forms.HiddenInput)
 
@@ -145,6 +167,7 @@ class BillRunForm(forms.Form):
             "auto_post": data["auto_post"],
             "auto_email": data["auto_email"],
             "no_email_for_zero_amount": data["no_email_for_zero_amount"],
+            "exclude_charge_types": tuple(data["exclude_charge_types"]),
             "request_key": data["request_key"],
         }
 

@@ -6,7 +6,13 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from customers.models import Account, Subscription
+from customers.models import Account, ChargeType, Subscription
+
+
+def charge_types_label(values) -> str:
+    """Excluded charge types as a clerk reads them ("One-time, Usage"), or
+    "None" when every type is billed."""
+    return ", ".join(ChargeType(value).label for value in sorted(values)) or "None"
 
 
 class RunStatus(models.TextChoices):
@@ -176,6 +182,10 @@ class BillRun(models.Model):
 
     def allows(self, action):
         return action in ALLOWED_ACTIONS[RunStatus(self.status)]
+
+    @property
+    def exclude_charge_types_label(self):
+        return charge_types_label(self.exclude_charge_types)
 
     @property
     def selection_label(self):
@@ -372,6 +382,10 @@ class Schedule(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def exclude_charge_types_label(self):
+        return charge_types_label(self.exclude_charge_types)
 
 
 class ScheduleEvent(models.Model):

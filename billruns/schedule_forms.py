@@ -3,7 +3,7 @@ import datetime
 from django import forms
 from django.utils import timezone
 
-from billruns.forms import BATCH_CHOICES
+from billruns.forms import BATCH_CHOICES, exclude_charge_types_field
 from billruns.models import Schedule
 from billruns.schedules import (
     MAX_OFFSET_DAYS,
@@ -120,6 +120,7 @@ class ScheduleForm(forms.Form):
         help_text="As run day: the run's day of the month; on a month's last day, "
         "every bill cycle day from that day to 31.",
     )
+    exclude_charge_types = exclude_charge_types_field()
     auto_post = forms.BooleanField(
         label="Post the invoices automatically when the run completes", required=False
     )
@@ -152,6 +153,7 @@ class ScheduleForm(forms.Form):
                 "invoice_date_offset_days",
                 "batches",
                 "bill_cycle_day",
+                "exclude_charge_types",
                 "auto_post",
             )
         }

@@ -2,10 +2,12 @@
 
 import datetime
 from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, F, Max, Min, Q
 
 from billruns.models import BillRun, RunStatus
+from core.money import plain_decimal
 from invoices.models import (
     DeliveryStatus,
     Document,
@@ -27,6 +29,9 @@ def _date(value):
 
 
 def document_as_dict(document, items):
+    """A document and its items as ``billrun show --json --documents`` prints
+    them; ``items`` carry ``charge_number`` (annotated by ``run_summary``)."""
+    subtotal = sum((item.amount for item in items), Decimal("0"))
     return {
         "type": document.document_type,
         "number": document.number,
@@ -37,6 +42,11 @@ def document_as_dict(document, items):
         "balance": f"{document.balance:.2f}",
         "invoice_date": _date(document.invoice_date),
         "due_date": _date(document.due_date),
+        # Signed as computed: a credit memo's subtotal is negative, its
+        # amount the positive credit.
+        "subtotal": f"{subtotal:.2f}",
+        # Tax lines come with taxes (issue 15); until then no document has any.
+        "taxes": [],
         "items": [
             {
                 "subscription": item.subscription.number,
@@ -44,6 +54,12 @@ def document_as_dict(document, items):
                 "service_start": _date(item.service_start),
                 "service_end": _date(item.service_end),
                 "amount": f"{item.amount:.2f}",
+                # Every item bills a charge until adjustments exist (a
+                # subscription change's correction: "adjustment", with no
+                # quantity).
+                "kind": "charge",
+                "charge_number": item.charge_number,
+                "quantity": None if item.quantity is None else plain_decimal(item.quantity),
             }
             for item in items
         ],
@@ -63,6 +79,9 @@ def run_summary(run: BillRun, *, documents=False) -> dict:
         "schedule": run.schedule.name if run.schedule_id else None,
         "retry_of": run.retry_of.number if run.retry_of_id else None,
         "auto_post": run.auto_post,
+        "exclude_charge_types": sorted(run.exclude_charge_types),
+        # No run is a preview yet: issue 17 makes previews, and this key real.
+        "preview": False,
         "accounts_selected": run.accounts_selected,
         "accounts_processed": run.accounts_processed,
         "accounts_failed": run.accounts_failed,
@@ -88,6 +107,7 @@ def run_summary(run: BillRun, *, documents=False) -> dict:
         for item in (
             DocumentItem.objects.filter(document__bill_run=run)
             .select_related("subscription")
+            .annotate(charge_number=F("charge__number"))
             .order_by("document_id", "id")
         ):
             items_by_document.setdefault(item.document_id, []).append(item)

@@ -126,6 +126,7 @@ DETAIL_ROW = (
     "        <dt>Selection</dt><dd>{selection}</dd>\n"
     "        <dt>Dates</dt><dd>target {target_date}, invoice {invoice_date}</dd>\n"
     "        <dt>Options</dt><dd>{options}</dd>\n"
+    "        <dt>Excluded charge types</dt><dd>{excluded}</dd>\n"
     "      </dl>\n"
     "      <dl>\n"
     "        <dt>Created</dt><dd>{created}</dd>\n"
@@ -256,6 +257,7 @@ class BillRunTable(PythonRowsMixin, BaseTable):
             target_date=record.target_date.isoformat(),
             invoice_date=record.invoice_date.isoformat(),
             options=options,
+            excluded=record.exclude_charge_types_label,
             created=local_format(record.created_at, SECONDS),
             started=local_format(record.started_at, SECONDS) if record.started_at else "—",
             completed=local_format(record.completed_at, SECONDS) if record.completed_at else "—",

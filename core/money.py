@@ -33,3 +33,13 @@ def format_money(amount, currency: str = "") -> str:
         value = abs(value)  # no "-0.00"
     text = f"{value:,.2f}"
     return f"{text} {currency}" if currency else text
+
+
+def plain_decimal(value: Decimal) -> str:
+    """A quantity or a rate as the JSON writes it (INTERFACES.md): no
+    exponent, no trailing zeros, no separators ("12500", "150.5", "0",
+    "0.3125"). Quantities have at most 18 digits, within the default
+    context's 28, so normalizing does not round."""
+    if value == 0:
+        return "0"  # neither "0E-6" nor "-0"
+    return f"{value.normalize():f}"

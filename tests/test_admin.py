@@ -244,6 +244,30 @@ def test_bill_run_is_read_only(admin_client, data):
     )
 
 
+def test_a_run_shows_the_charge_types_it_excluded_read_only(admin_client, data):
+    run = data["run"]
+    url = reverse("admin:billruns_billrun_change", args=[run.pk])
+    shown_without = admin_client.get(url).content.decode()
+    BillRun.objects.filter(pk=run.pk).update(exclude_charge_types=["one_time", "usage"])
+
+    html = admin_client.get(url).content.decode()
+
+    assert "Excluded charge types" in html
+    assert '<div class="readonly">One-time, Usage</div>' in html
+    assert '<div class="readonly">None</div>' in shown_without
+    assert 'name="exclude_charge_types"' not in html
+
+
+def test_a_schedule_shows_the_charge_types_its_runs_exclude(admin_client, data):
+    schedule = Schedule.objects.get()
+    Schedule.objects.filter(pk=schedule.pk).update(exclude_charge_types=["usage"])
+
+    html = admin_client.get(reverse("admin:billruns_schedule_change", args=[schedule.pk]))
+
+    assert "Exclude charge types" in html.content.decode()
+    assert "[&quot;usage&quot;]" in html.content.decode()
+
+
 def test_tenant_settings_changelist_goes_to_the_singleton(admin_client):
     TenantSettings.objects.all().delete()
 

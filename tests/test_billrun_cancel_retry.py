@@ -323,6 +323,25 @@ def test_a_retry_bills_whole_accounts_with_all_their_subscriptions(clerk):
 
 
 @pytest.mark.django_db
+def test_a_retry_keeps_the_charge_types_its_run_excluded(clerk):
+    # given a run without usage in which an account failed
+    subscription = SubscriptionFactory(account__number="A00000001", account__bill_to_email="")
+    ChargeFactory(subscription=subscription, name="Plan")
+    setup = OneTimeChargeFactory(subscription=subscription, name="Setup fee")
+    run = run_to_end(JAN, exclude_charge_types=["one_time", "usage"])
+    assert run.accounts_failed == 1
+    account = subscription.account
+    account.bill_to_email = "ap@example.com"
+    account.save()
+    # when
+    retry = services.bill_run_retry(run=run, user=clerk, wait=True)
+    # then
+    assert retry.exclude_charge_types == ["one_time", "usage"]
+    assert {item[2] for item in billed_items(retry)} == {"Plan"}
+    assert charged_through(setup) == [None]
+
+
+@pytest.mark.django_db
 def test_an_account_that_still_fails_fails_again_in_the_retry(clerk):
     # given
     AccountFactory(number="A00000001", bill_to_email="")

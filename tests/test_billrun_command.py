@@ -24,7 +24,15 @@ from billruns.models import BillRun, BillRunChunk, BillRunEvent, RunStatus
 from billruns.services import posting
 from customers.models import Charge
 from invoices.models import Document, DocumentStatus, TenantSettings
-from tests.factories import AccountFactory, ChargeFactory, OneTimeChargeFactory, SubscriptionFactory
+from tests.factories import (
+    AccountFactory,
+    ChargeFactory,
+    OneTimeChargeFactory,
+    SubscriptionFactory,
+    UsageChargeFactory,
+    UsageRecordFactory,
+    per_unit_pricing,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 JAN = datetime.date(2026, 1, 1)
@@ -39,6 +47,8 @@ SUMMARY_TYPES = {
     "schedule": (str, type(None)),
     "retry_of": (str, type(None)),
     "auto_post": bool,
+    "exclude_charge_types": list,
+    "preview": bool,
     "accounts_processed": int,
     "accounts_failed": int,
     "invoices": int,
@@ -58,9 +68,20 @@ DOCUMENT_KEYS = {
     "balance",
     "invoice_date",
     "due_date",
+    "subtotal",
+    "taxes",
     "items",
 }
-ITEM_KEYS = {"subscription", "charge", "service_start", "service_end", "amount"}
+ITEM_KEYS = {
+    "subscription",
+    "charge",
+    "service_start",
+    "service_end",
+    "amount",
+    "kind",
+    "charge_number",
+    "quantity",
+}
 
 
 def billrun(*argv):
@@ -200,6 +221,102 @@ def test_create_for_an_account_and_some_subscriptions_bills_only_those(superuser
     # then
     [document] = shown(number, "--documents")["documents"]
     assert [item["subscription"] for item in document["items"]] == ["S00000001"]
+
+
+@pytest.mark.django_db
+def test_create_excludes_the_charge_types_given_sorted_and_once(superuser):
+    # given / when
+    number = billrun(
+        "create",
+        "--exclude-charge-type",
+        "usage",
+        "--exclude-charge-type",
+        "one_time",
+        "--exclude-charge-type",
+        "usage",
+    ).strip()
+    # then
+    run = BillRun.objects.get(number=number)
+    assert run.exclude_charge_types == ["one_time", "usage"]
+    assert shown(number)["exclude_charge_types"] == ["one_time", "usage"]
+
+
+@pytest.mark.django_db
+def test_create_without_exclude_charge_type_bills_every_type(superuser):
+    # given / when
+    number = billrun("create").strip()
+    # then
+    assert BillRun.objects.get(number=number).exclude_charge_types == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["tax", "Usage", "one-time", ""])
+def test_an_unknown_charge_type_is_refused_and_creates_nothing(value, superuser):
+    # given accounts that a run would bill
+    ChargeFactory()
+    # when
+    got = refused("create", "--exclude-charge-type", value)
+    # then
+    assert got == (
+        "Error: argument --exclude-charge-type: must be one of one_time, recurring, usage, "
+        f"not {value!r}"
+    )
+    assert not BillRun.objects.exists()
+
+
+def test_an_unknown_charge_type_exits_2_from_a_shell():
+    # given: parsing fails before the command touches a database
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "billing_site.settings_test"}
+    # when
+    result = subprocess.run(
+        [sys.executable, "manage.py", "billrun", "create", "--exclude-charge-type", "tax"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # then
+    assert result.returncode == 2
+    assert (
+        "argument --exclude-charge-type: must be one of one_time, recurring, usage, not 'tax'"
+        in result.stderr
+    )
+    assert result.stdout == ""
+
+
+@pytest.mark.django_db
+def test_an_excluded_type_stays_due_and_bills_in_the_next_run(superuser):
+    # given an account with a monthly plan and usage in January
+    subscription = SubscriptionFactory(
+        account__number="A00000001", start_date=datetime.date(2026, 1, 1)
+    )
+    plan = ChargeFactory(subscription=subscription, name="Pro plan")
+    calls = UsageChargeFactory(
+        subscription=subscription,
+        name="API calls",
+        unit="calls",
+        pricing=per_unit_pricing("0.01"),
+        start_date=datetime.date(2026, 1, 1),
+    )
+    UsageRecordFactory(charge=calls, date=datetime.date(2026, 1, 10), quantity=Decimal("150.5"))
+    # when the first run excludes usage
+    first = completed_run("--target-date", "2026-02-01", "--exclude-charge-type", "usage")
+    # then it bills the plan only, and the usage stays due
+    [document] = shown(first, "--documents")["documents"]
+    assert [item["charge_number"] for item in document["items"]] == [plan.number, plan.number]
+    calls.refresh_from_db()
+    assert calls.charged_through_date is None
+    # when the next run excludes nothing
+    second = completed_run("--target-date", "2026-02-01")
+    # then it bills January's usage, and the plan no second time
+    [document] = shown(second, "--documents")["documents"]
+    assert [
+        (item["charge_number"], item["service_start"], item["quantity"], item["amount"])
+        for item in document["items"]
+    ] == [(calls.number, "2026-01-01", "150.5", "1.51")]
+    calls.refresh_from_db()
+    assert calls.charged_through_date == datetime.date(2026, 2, 1)
 
 
 @pytest.mark.django_db
@@ -510,6 +627,8 @@ def test_show_json_has_the_documented_keys_and_types(clerk):
         "schedule": None,
         "retry_of": None,
         "auto_post": False,
+        "exclude_charge_types": [],
+        "preview": False,
         "accounts_processed": 3,
         "accounts_failed": 2,
         "invoices": 1,
@@ -534,8 +653,8 @@ def test_show_json_documents_matches_the_documented_example(superuser):
     subscription = SubscriptionFactory(
         number="S00000001", account=account, start_date=datetime.date(2026, 1, 15)
     )
-    ChargeFactory(subscription=subscription, name="Pro plan")
-    OneTimeChargeFactory(subscription=subscription, name="Setup fee")
+    plan = ChargeFactory(subscription=subscription, name="Pro plan")
+    setup = OneTimeChargeFactory(subscription=subscription, name="Setup fee")
     number = completed_run("--target-date", "2026-02-01")
     # when
     [document] = shown(number, "--documents")["documents"]
@@ -553,6 +672,8 @@ def test_show_json_documents_matches_the_documented_example(superuser):
         "balance": "204.84",
         "invoice_date": "2026-02-01",
         "due_date": "2026-03-03",
+        "subtotal": "204.84",
+        "taxes": [],
         "items": [
             {
                 "subscription": "S00000001",
@@ -560,6 +681,9 @@ def test_show_json_documents_matches_the_documented_example(superuser):
                 "service_start": "2026-01-15",
                 "service_end": "2026-01-31",
                 "amount": "54.84",
+                "kind": "charge",
+                "charge_number": plan.number,
+                "quantity": "1",
             },
             {
                 "subscription": "S00000001",
@@ -567,6 +691,9 @@ def test_show_json_documents_matches_the_documented_example(superuser):
                 "service_start": "2026-02-01",
                 "service_end": "2026-02-28",
                 "amount": "100.00",
+                "kind": "charge",
+                "charge_number": plan.number,
+                "quantity": "1",
             },
             {
                 "subscription": "S00000001",
@@ -574,8 +701,33 @@ def test_show_json_documents_matches_the_documented_example(superuser):
                 "service_start": "2026-01-15",
                 "service_end": "2026-01-15",
                 "amount": "50.00",
+                "kind": "charge",
+                "charge_number": setup.number,
+                "quantity": "1",
             },
         ],
+    }
+
+
+@pytest.mark.django_db
+def test_show_json_quantities_are_plain_decimals(superuser):
+    # given a usage charge with 12,500 calls in January, one with none, and
+    # a recurring charge for 0.3125 seats
+    subscription = SubscriptionFactory(start_date=datetime.date(2026, 1, 1))
+    used = UsageChargeFactory(subscription=subscription, name="Calls")
+    for quantity in ("10000.000", "2500"):
+        UsageRecordFactory(charge=used, date=datetime.date(2026, 1, 9), quantity=Decimal(quantity))
+    idle = UsageChargeFactory(subscription=subscription, name="Idle")
+    seats = ChargeFactory(subscription=subscription, name="Seats", quantity=Decimal("0.3125"))
+    number = completed_run("--target-date", "2026-02-01")
+    # when
+    [document] = shown(number, "--documents")["documents"]
+    items = document["items"]
+    # then
+    assert {item["charge_number"]: item["quantity"] for item in items} == {
+        used.number: "12500",
+        idle.number: "0",
+        seats.number: "0.3125",
     }
 
 
@@ -593,6 +745,7 @@ def test_show_json_documents_gives_a_credit_memo_a_positive_amount(superuser):
     assert memo["number"].startswith("CM")
     assert (memo["amount"], memo["balance"]) == ("30.00", "30.00")
     assert [item["amount"] for item in memo["items"]] == ["-30.00"]
+    assert memo["subtotal"] == "-30.00"
     assert (summary["invoices"], summary["credit_memos"]) == (1, 1)
     assert summary["totals"] == {"USD": "70.00"}
 
@@ -623,6 +776,18 @@ def test_show_prints_a_readable_summary(superuser):
     assert "accounts processed 2 of 2, failed 1" in output
     assert "totals: USD 100.00" in output
     assert "failed: A00000003: Bill-to contact is missing" in output
+    assert "excluded charge types: none" in output
+
+
+@pytest.mark.django_db
+def test_show_names_the_excluded_charge_types(superuser):
+    # given
+    ChargeFactory()
+    number = completed_run("--exclude-charge-type", "usage", "--exclude-charge-type", "one_time")
+    # when
+    output = billrun("show", number)
+    # then
+    assert "  excluded charge types: one_time, usage" in output.splitlines()
 
 
 # --- list ----------------------------------------------------------------------

@@ -186,6 +186,66 @@ def test_every_problem_is_reported_at_once():
     assert set(error.errors) == {"target_date", "invoice_date", "batches", "bill_cycle_days"}
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["tax", "Usage", "", None, 3])
+def test_an_unknown_charge_type_to_exclude_is_refused_naming_the_allowed_ones(value):
+    # given / when / then
+    error = assert_refused(
+        f"exclude_charge_types: {value!r} is not a charge type; "
+        "the charge types are one_time, recurring, usage.",
+        exclude_charge_types=["usage", value],
+    )
+    assert set(error.errors) == {"exclude_charge_types"}
+
+
+@pytest.mark.django_db
+def test_a_lone_charge_type_string_is_refused_not_read_letter_by_letter():
+    # given / when / then
+    assert_refused(
+        "Give a list of charge types (one_time, recurring, usage), not 'usage'.",
+        exclude_charge_types="usage",
+    )
+
+
+@pytest.mark.django_db
+def test_the_charge_types_to_exclude_are_stored_sorted_and_once():
+    # given / when
+    run = bill_run_create(
+        target_date=TARGET,
+        exclude_charge_types=["usage", "recurring", " usage ", "one_time"],
+        enqueue=False,
+    )
+    # then
+    run.refresh_from_db()
+    assert run.exclude_charge_types == ["one_time", "recurring", "usage"]
+
+
+@pytest.mark.django_db
+def test_a_new_run_excludes_no_charge_type_by_default():
+    # given / when
+    run = bill_run_create(target_date=TARGET, enqueue=False)
+    # then
+    run.refresh_from_db()
+    assert run.exclude_charge_types == []
+
+
+@pytest.mark.django_db
+def test_an_excluded_charge_type_is_not_billed_and_stays_due():
+    # given
+    subscription = SubscriptionFactory(number="S00000001")
+    ChargeFactory(subscription=subscription, name="Plan")
+    setup = OneTimeChargeFactory(subscription=subscription, name="Setup fee")
+    # when
+    first = run_to_end(exclude_charge_types=["one_time"])
+    # then
+    assert [name for _, name, *_ in billed(first)[subscription.account.number]] == ["Plan"]
+    setup.refresh_from_db()
+    assert setup.charged_through_date is None
+    assert [name for _, name, *_ in billed(run_to_end())[subscription.account.number]] == [
+        "Setup fee"
+    ]
+
+
 # --- double submit and defaults ---------------------------------------------
 
 
@@ -199,6 +259,22 @@ def test_a_double_submit_with_the_same_request_key_returns_the_same_run():
     assert second.pk == first.pk
     assert BillRun.objects.count() == 1
     assert BillRunEvent.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_double_submit_returns_the_first_run_with_its_excluded_charge_types():
+    # given
+    first = bill_run_create(
+        target_date=TARGET, exclude_charge_types=["usage"], request_key="form-9", enqueue=False
+    )
+    # when: the same key again, whatever it says, is the same request
+    second = bill_run_create(
+        target_date=TARGET, exclude_charge_types=["tax"], request_key="form-9", enqueue=False
+    )
+    # then
+    assert second.pk == first.pk
+    assert second.exclude_charge_types == ["usage"]
+    assert BillRun.objects.count() == 1
 
 
 @pytest.mark.django_db

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.template import Context, Template
 
-from core.money import format_money
+from core.money import format_money, plain_decimal
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -55,3 +55,21 @@ def test_no_template_writes_money_its_own_way():
             if bad in text:
                 offenders.append(f"{path.relative_to(TEMPLATES)}: {bad}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal("12500.000000"), "12500"),
+        (Decimal("1.25E+4"), "12500"),
+        (Decimal("150.500000"), "150.5"),
+        (Decimal("0E-6"), "0"),
+        (Decimal("-0"), "0"),
+        (Decimal("0.312500"), "0.3125"),
+        (Decimal("999999999999.999999"), "999999999999.999999"),
+        (Decimal("-2.50"), "-2.5"),
+    ],
+)
+def test_quantities_are_plain_decimals_for_machines(value, text):
+    # given / when / then: INTERFACES.md, "quantities and rates print as plain decimals"
+    assert plain_decimal(value) == text

@@ -68,6 +68,8 @@ def test_the_next_run_is_stored_in_utc_from_the_schedules_time_zone(clerk):
         ({"name": "  "}, "name"),
         ({"batches": [51]}, "batches"),
         ({"bill_cycle_day": "32"}, "bill_cycle_day"),
+        ({"exclude_charge_types": ["usage", "tax"]}, "exclude_charge_types"),
+        ({"exclude_charge_types": "usage"}, "exclude_charge_types"),
         ({"target_date_offset_days": 400}, "target_date_offset_days"),
         ({"target_date_offset_days": True}, "target_date_offset_days"),
         ({"start_date": datetime.date(1999, 12, 31)}, "start_date"),
@@ -192,6 +194,40 @@ def test_firing_makes_a_pending_run_owned_by_the_schedule_owner(clerk):
     assert run.auto_post is True
     schedule.refresh_from_db()
     assert schedule.next_run_at == utc(2026, 2, 15, 6)
+
+
+def test_every_run_a_schedule_fires_excludes_its_charge_types(clerk):
+    schedule = make(clerk, exclude_charge_types=["usage", "one_time", "usage"])
+    assert schedule.exclude_charge_types == ["one_time", "usage"]
+
+    (first,) = schedules.schedules_fire_due(now=utc(2026, 1, 15, 6, 1))
+    (second,) = schedules.schedules_fire_due(now=utc(2026, 2, 15, 6, 1))
+
+    assert first.exclude_charge_types == second.exclude_charge_types == ["one_time", "usage"]
+
+
+def test_a_schedule_excludes_no_charge_type_unless_told(clerk):
+    make(clerk)
+
+    (run,) = schedules.schedules_fire_due(now=utc(2026, 1, 15, 6, 1))
+
+    assert run.exclude_charge_types == []
+
+
+def test_editing_the_excluded_charge_types_changes_the_next_runs_and_the_history(clerk, superuser):
+    schedule = make(clerk, exclude_charge_types=["usage"])
+
+    schedules.schedule_update(
+        schedule=schedule,
+        user=superuser,
+        now=utc(2026, 1, 10),
+        exclude_charge_types=["recurring", "one_time"],
+    )
+    (run,) = schedules.schedules_fire_due(now=utc(2026, 1, 15, 6, 1))
+
+    assert run.exclude_charge_types == ["one_time", "recurring"]
+    changes = [detail for kind, _, detail in history(schedule) if kind == "changed"]
+    assert changes == ["exclude charge types: usage -> one_time, recurring"]
 
 
 def test_as_run_day_on_the_last_day_of_february_selects_bcd_28_to_31(clerk):

@@ -110,6 +110,29 @@ def test_the_form_has_a_time_zone_select_and_weekday_checkboxes(client, clerk):
     assert "Last day of the month" in html
 
 
+def test_a_clerk_ticks_the_charge_types_its_runs_exclude(client, clerk):
+    client.force_login(clerk)
+
+    form = client.get(NEW).content.decode()
+    client.post(NEW, form_data(exclude_charge_types=["usage", "one_time"]))
+
+    assert form.count('type="checkbox" name="exclude_charge_types"') == 3
+    assert "Charge types to exclude" in form
+    assert Schedule.objects.get(name="Month end").exclude_charge_types == ["one_time", "usage"]
+
+
+def test_an_unknown_charge_type_is_a_field_error(client, clerk):
+    client.force_login(clerk)
+
+    response = client.post(NEW, form_data(exclude_charge_types=["tax"]))
+
+    assert response.status_code == 400
+    assert "tax is not one of the available choices" in str(
+        response.context["form"].errors["exclude_charge_types"]
+    )
+    assert not Schedule.objects.exists()
+
+
 def test_monthly_on_the_last_day(client, clerk):
     client.force_login(clerk)
 
@@ -236,6 +259,35 @@ def test_a_clerk_edits_a_schedule_and_the_owner_stays(client, clerk, django_user
     schedule.refresh_from_db()
     assert schedule.name == "Renamed"
     assert schedule.owner == clerk
+
+
+def test_the_edit_form_keeps_and_changes_the_excluded_charge_types(client, clerk):
+    schedule = a_schedule(clerk, exclude_charge_types=["usage"])
+    client.force_login(clerk)
+
+    form = client.get(page(schedule, "edit/")).content.decode()
+    client.post(page(schedule, "edit/"), form_data(exclude_charge_types=["recurring"]))
+
+    assert 'name="exclude_charge_types" value="usage" id="id_exclude_charge_types_2" checked' in (
+        form
+    )
+    schedule.refresh_from_db()
+    assert schedule.exclude_charge_types == ["recurring"]
+
+
+def test_the_page_shows_the_excluded_charge_types(client, viewer, clerk):
+    excluding = a_schedule(clerk, exclude_charge_types=["usage", "one_time"])
+    billing_all = a_schedule(clerk, name="Everything")
+    client.force_login(viewer)
+
+    excluding_page = client.get(page(excluding)).content.decode()
+    all_page = client.get(page(billing_all)).content.decode()
+
+    assert (
+        '<dt>Excluded charge types</dt><dd data-testid="schedule-excluded-charge-types">'
+        "One-time, Usage</dd>"
+    ) in excluding_page
+    assert 'data-testid="schedule-excluded-charge-types">None</dd>' in all_page
 
 
 def test_viewers_cannot_edit(client, viewer, clerk):

@@ -77,6 +77,35 @@ def test_list_rows_expand_to_the_runs_selection_and_counters(client, viewer):
     ) in html
 
 
+def test_list_rows_expand_to_the_excluded_charge_types(client, viewer):
+    excluding = run_row(exclude_charge_types=["one_time", "usage"])
+    billing_all = run_row()
+    client.force_login(viewer)
+
+    html = client.get(LIST).content.decode()
+
+    details = {
+        run.number: html.split(f'id="run-details-{run.pk}"', 1)[1].split("</tr>", 1)[0]
+        for run in (excluding, billing_all)
+    }
+    assert "<dt>Excluded charge types</dt><dd>One-time, Usage</dd>" in details[excluding.number]
+    assert "<dt>Excluded charge types</dt><dd>None</dd>" in details[billing_all.number]
+
+
+def test_the_run_page_shows_the_excluded_charge_types(client, viewer):
+    excluding = run_row(exclude_charge_types=["recurring"])
+    billing_all = run_row()
+    client.force_login(viewer)
+
+    excluding_page = client.get(detail(excluding)).content.decode()
+    all_page = client.get(detail(billing_all)).content.decode()
+
+    assert (
+        '<dt>Excluded charge types</dt><dd data-testid="run-excluded-charge-types">Recurring</dd>'
+    ) in excluding_page
+    assert 'data-testid="run-excluded-charge-types">None</dd>' in all_page
+
+
 def test_a_retry_runs_page_says_what_it_retries_not_all_batches(client, viewer):
     original = run_row(failures=8)
     retry = run_row(retry_of=original, accounts_selected=8)
@@ -290,6 +319,47 @@ def test_creating_a_run_redirects_to_its_page(client, clerk, django_capture_on_c
     assert response.url == detail(run)
     assert run.batches == [2] and run.bill_cycle_days == [1]
     assert run.created_by == clerk
+
+
+def test_the_new_run_form_offers_the_charge_types_to_exclude(client, clerk):
+    client.force_login(clerk)
+
+    html = client.get(NEW).content.decode()
+
+    assert "Charge types to exclude" in html
+    boxes = html.split('type="checkbox" name="exclude_charge_types"')[1:]
+    assert [box.split('value="')[1].split('"')[0] for box in boxes] == [
+        "one_time",
+        "recurring",
+        "usage",
+    ]
+    assert [box.split("> ", 1)[1].split("</label>")[0] for box in boxes] == [
+        "One-time",
+        "Recurring",
+        "Usage",
+    ]
+
+
+def test_a_run_excludes_the_charge_types_ticked(client, clerk):
+    client.force_login(clerk)
+
+    response = client.post(NEW, new_run_data(exclude_charge_types=["usage", "recurring"]))
+
+    run = BillRun.objects.get()
+    assert response.status_code == 302
+    assert run.exclude_charge_types == ["recurring", "usage"]
+
+
+def test_an_unknown_charge_type_is_shown_at_its_field_and_creates_nothing(client, clerk):
+    client.force_login(clerk)
+
+    response = client.post(NEW, new_run_data(exclude_charge_types=["usage", "tax"]))
+
+    assert response.status_code == 400
+    assert "tax is not one of the available choices" in str(
+        response.context["form"].errors["exclude_charge_types"]
+    )
+    assert not BillRun.objects.exists()
 
 
 def test_a_double_submit_creates_one_run(client, clerk):

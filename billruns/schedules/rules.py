@@ -14,7 +14,7 @@ import zoneinfo
 from functools import cache
 
 from billruns.models import Schedule
-from billruns.services import InvalidRunParameters
+from billruns.services import InvalidRunParameters, charge_types_to_exclude
 from core.dates import DATE_RANGE, FIRST_DATE, LAST_DATE, date_range_problem
 
 # Offsets of the target and invoice dates, in days from the run date.
@@ -37,6 +37,7 @@ EDITABLE_FIELDS = (
     "invoice_date_offset_days",
     "batches",
     "bill_cycle_day",
+    "exclude_charge_types",
     "auto_post",
 )
 
@@ -206,6 +207,11 @@ def _selection_rule(schedule, values, error):
     values["bill_cycle_day"] = str(values["bill_cycle_day"])
     if values["bill_cycle_day"] not in BILL_CYCLE_DAY_VALUES:
         error("bill_cycle_day", "The bill cycle day is all, as run day, or a day from 1 to 31.")
+    # Checked as a new run checks it, so that no run it fires is refused for it.
+    excluded, problems = charge_types_to_exclude(values["exclude_charge_types"] or ())
+    for problem in problems:
+        error("exclude_charge_types", problem)
+    values["exclude_charge_types"] = excluded
     values["auto_post"] = bool(values["auto_post"])
 
 

@@ -251,6 +251,7 @@ def _create_run(schedule, occurrence):
             batches=schedule.batches,
             bill_cycle_days=bill_cycle_days_for(schedule, on),
             auto_post=schedule.auto_post,
+            exclude_charge_types=schedule.exclude_charge_types,
             created_by=schedule.owner,
             schedule=schedule,
             occurrence=occurrence,

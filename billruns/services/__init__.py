@@ -24,7 +24,12 @@ from billruns.services.cancel import (
     bill_run_delete,
 )
 from billruns.services.common import BillRunActionRefused
-from billruns.services.create import InvalidRunParameters, bill_run_create
+from billruns.services.create import (
+    CHARGE_TYPE_VALUES,
+    InvalidRunParameters,
+    bill_run_create,
+    charge_types_to_exclude,
+)
 from billruns.services.email import bill_run_email
 from billruns.services.execution import (
     MAX_CHUNK_ATTEMPTS,
@@ -40,6 +45,7 @@ from billruns.services.sweeper import bill_runs_sweep, bill_runs_sweep_leases
 
 __all__ = [
     "CANCEL_STOPPED",
+    "CHARGE_TYPE_VALUES",
     "MAX_CHUNK_ATTEMPTS",
     "BillRunActionRefused",
     "InvalidRunParameters",
@@ -58,4 +64,5 @@ __all__ = [
     "bill_run_start",
     "bill_runs_sweep",
     "bill_runs_sweep_leases",
+    "charge_types_to_exclude",
 ]

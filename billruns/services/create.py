@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from billruns.models import BillRun, BillRunEvent, RunStatus
 from billruns.services.common import BillRunActionRefused, _enqueue
 from core.dates import date_range_problem, parse_date
-from customers.models import Account, Status, Subscription
+from customers.models import Account, ChargeType, Status, Subscription
 from invoices import sequences
 
 
@@ -63,6 +63,30 @@ def _parse_int_list(values, field, low, high, errors, label):
     return sorted(set(parsed))
 
 
+# The values a run may exclude (BILLING_RULES.md, "exclude charge types"),
+# as the messages list them.
+CHARGE_TYPE_VALUES = sorted(ChargeType.values)
+
+
+def charge_types_to_exclude(values) -> tuple[list[str], list[str]]:
+    """The charge types ``values`` names, distinct and sorted (how runs and
+    schedules store them), and what is wrong with the others, for a person.
+
+    A lone string is refused rather than read letter by letter: it is a
+    caller's mistake (``"usage"`` for ``["usage"]``)."""
+    allowed = ", ".join(CHARGE_TYPE_VALUES)
+    if isinstance(values, str) or not hasattr(values, "__iter__"):
+        return [], [f"Give a list of charge types ({allowed}), not {values!r}."]
+    types, problems = set(), []
+    for value in values:
+        text = value.strip() if isinstance(value, str) else value
+        if text in CHARGE_TYPE_VALUES:
+            types.add(str(text))
+        else:
+            problems.append(f"{value!r} is not a charge type; the charge types are {allowed}.")
+    return sorted(types), problems
+
+
 def bill_run_create(
     *,
     target_date,
@@ -74,6 +98,7 @@ def bill_run_create(
     auto_post=False,
     auto_email=False,
     no_email_for_zero_amount=False,
+    exclude_charge_types=(),
     created_by=None,
     schedule=None,
     occurrence=None,
@@ -85,8 +110,10 @@ def bill_run_create(
 
     Every parameter is checked first; any problem raises InvalidRunParameters
     and nothing is created. ``account`` and ``subscriptions`` take numbers or
-    model instances. ``request_key`` makes a repeated request (a double
-    submit) return the run the first one made.
+    model instances. ``exclude_charge_types`` names the charge types the run
+    does not bill (``one_time``, ``recurring``, ``usage``): their pieces stay
+    due for a later run. ``request_key`` makes a repeated request (a double
+    submit) return the run the first one made, whatever its parameters.
 
     Transaction: one, for the run, its selection and its creation event; the
     task is queued after it commits.
@@ -105,6 +132,10 @@ def bill_run_create(
     day_list = _parse_int_list(
         bill_cycle_days, "bill_cycle_days", 1, 31, errors, "A bill cycle day"
     )
+
+    excluded, problems = charge_types_to_exclude(exclude_charge_types)
+    if problems:
+        errors["exclude_charge_types"] = problems
 
     account_obj = None
     subscription_objs = []
@@ -170,6 +201,7 @@ def bill_run_create(
                 auto_post=auto_post,
                 auto_email=auto_email,
                 no_email_for_zero_amount=no_email_for_zero_amount,
+                exclude_charge_types=excluded,
                 created_by=created_by,
                 schedule=schedule,
                 occurrence=occurrence,

@@ -12,7 +12,7 @@ from core import locks
 
 def bill_run_retry(*, run, user, wait=False) -> BillRun:
     """A new run over exactly the failed accounts of a Completed or Posted run,
-    with its target date, invoice date and auto-post.
+    with its target date, invoice date, options and excluded charge types.
 
     A run has at most one retry that is not Canceled or Error: the run's row
     is locked while its retries are checked and the new one is created (and
@@ -44,6 +44,7 @@ def bill_run_retry(*, run, user, wait=False) -> BillRun:
             auto_post=locked.auto_post,
             auto_email=locked.auto_email,
             no_email_for_zero_amount=locked.no_email_for_zero_amount,
+            exclude_charge_types=locked.exclude_charge_types,
             created_by=user,
             retry_of=locked,
             enqueue=not wait,

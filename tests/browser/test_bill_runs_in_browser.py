@@ -217,12 +217,18 @@ def test_new_bill_run_form_creates_a_run(page, live_server, sign_in, browser_cle
     page.get_by_role("link", name="New bill run").click()
     page.get_by_label("Target date").fill("2026-02-01")
     page.get_by_label("Batch3", exact=True).check()
+    page.get_by_role("group", name="Charge types to exclude").get_by_label("Usage").check()
     screenshot("new-bill-run")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot("new-bill-run-phone")
     page.get_by_role("button", name="Create bill run").click()
 
     run = BillRun.objects.get()
     expect(page).to_have_url(f"{live_server.url}/billing/bill-runs/{run.number}/")
     assert run.batches == [3]
+    assert run.exclude_charge_types == ["usage"]
+    expect(page.get_by_test_id("run-excluded-charge-types")).to_have_text("Usage")
+    screenshot("new-bill-run-created-phone")
 
 
 def test_main_pages_for_screenshots(page, live_server, sign_in, browser_clerk, screenshot):

@@ -99,6 +99,7 @@ def test_the_schedule_pages_fit_the_window(
         repeats="weekly",
         weekdays=[0, 1, 2, 3, 4],
         day_of_month=None,
+        exclude_charge_types=["usage"],
     )
     page.set_viewport_size({"width": width, "height": height})
     sign_in("clerk")
@@ -113,3 +114,6 @@ def test_the_schedule_pages_fit_the_window(
     # The edit form opens in the schedule's own mode, weekly.
     expect(page.get_by_label("Weekly", exact=True)).to_be_checked()
     expect(page.get_by_text("Days of the week", exact=True)).to_be_visible()
+    excluded = page.get_by_role("group", name="Charge types to exclude")
+    expect(excluded.get_by_label("Usage")).to_be_checked()
+    expect(excluded.get_by_label("One-time")).not_to_be_checked()

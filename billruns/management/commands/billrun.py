@@ -55,6 +55,15 @@ def bill_cycle_day(text):
         ) from None
 
 
+def charge_type(text):
+    """A charge type a run may exclude: one_time, recurring or usage."""
+    if text.strip() in services.CHARGE_TYPE_VALUES:
+        return text.strip()
+    raise argparse.ArgumentTypeError(
+        f"must be one of {', '.join(services.CHARGE_TYPE_VALUES)}, not {text!r}"
+    )
+
+
 class Command(QuietWhenStdoutClosed, BaseCommand):
     help = "Create, post, cancel, retry, email, show and list bill runs."
 
@@ -89,6 +98,16 @@ class Command(QuietWhenStdoutClosed, BaseCommand):
         create.add_argument("--auto-post", action="store_true")
         create.add_argument("--auto-email", action="store_true")
         create.add_argument("--no-email-for-zero-amount", action="store_true")
+        create.add_argument(
+            "--exclude-charge-type",
+            type=charge_type,
+            action="append",
+            default=[],
+            dest="exclude_charge_types",
+            metavar="TYPE",
+            help=f"{', '.join(services.CHARGE_TYPE_VALUES)}: not billed by this run, "
+            "they stay due (repeat for several)",
+        )
         create.add_argument("--user", type=non_empty, help=user_help)
         create.add_argument("--wait", action="store_true")
 
@@ -189,6 +208,7 @@ class Command(QuietWhenStdoutClosed, BaseCommand):
                 auto_post=options["auto_post"],
                 auto_email=options["auto_email"],
                 no_email_for_zero_amount=options["no_email_for_zero_amount"],
+                exclude_charge_types=options["exclude_charge_types"],
                 created_by=user,
                 enqueue=not options["wait"],
             )
@@ -265,6 +285,7 @@ class Command(QuietWhenStdoutClosed, BaseCommand):
             + ("  (with errors)" if summary["has_errors"] else ""),
             f"  target date {summary['target_date']}, invoice date {summary['invoice_date']}",
             f"  selection: {run.selection_label}",
+            "  excluded charge types: " + (", ".join(summary["exclude_charge_types"]) or "none"),
             f"  accounts processed {summary['accounts_processed']} of "
             f"{summary['accounts_selected']}, failed {summary['accounts_failed']}",
             f"  invoices {summary['invoices']}, credit memos {summary['credit_memos']}",
