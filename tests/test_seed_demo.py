@@ -1,16 +1,18 @@
 """`manage.py seed_demo [--accounts N]`: varied, deterministic demo customers,
-loaded through the importer, once."""
+with seats and usage, loaded through the importers, once."""
 
 import io
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db.models import F
+from django.db.models import F, Q
 
 from billruns.models import BillRunFailure
-from customers.management.commands.seed_demo import demo_document
-from customers.models import Account, Charge, Subscription
+from customers.models import Account, Charge, Pricing, Subscription, UsageRecord
+from invoices.models import DocumentItem
 from tests.factories import AccountFactory
+from tools.seed_demo import USAGE_END, demo_document
 
 
 def seed_demo(*argv):
@@ -29,7 +31,7 @@ def test_it_seeds_200_accounts_by_default_and_says_what_it_imported(seeded):
     assert accounts == 200
     assert seeded == (
         f"imported 200 accounts, {Subscription.objects.count()} subscriptions, "
-        f"{Charge.objects.count()} charges"
+        f"{Charge.objects.count()} charges, {UsageRecord.objects.count()} usage records"
     )
 
 
@@ -112,17 +114,99 @@ def test_it_does_nothing_when_accounts_exist():
     assert Account.objects.count() == 1
 
 
+def everything():
+    return (
+        list(Account.objects.values_list("number", "name").order_by("pk")),
+        list(Charge.objects.values_list("number", "quantity", "pricing").order_by("pk")),
+        list(UsageRecord.objects.values_list("record_id", "charge", "quantity").order_by("pk")),
+        Subscription.objects.count(),
+        Pricing.objects.count(),
+    )
+
+
 def test_running_it_twice_seeds_once(seeded):
-    before = (Account.objects.count(), Subscription.objects.count(), Charge.objects.count())
+    before = everything()
 
     said = seed_demo()
 
     assert said == "demo data already present"
-    assert (Account.objects.count(), Subscription.objects.count(), Charge.objects.count()) == (
-        before
-    )
+    assert everything() == before
 
 
 def test_the_demo_is_the_same_every_time():
     assert demo_document(accounts=50, seed=7) == demo_document(accounts=50, seed=7)
     assert demo_document(accounts=50, seed=7) != demo_document(accounts=50, seed=8)
+
+
+# --- seats and usage (issue 13) ---------------------------------------------------
+
+
+def test_it_sells_seats_as_recurring_charges_with_quantities(seeded):
+    seats = Charge.objects.filter(charge_type="recurring", quantity__gt=1)
+
+    assert set(seats.values_list("name", flat=True)) == {"Team seats", "Extra seats"}
+    assert not Charge.objects.filter(charge_type="recurring", quantity__lt=1).exists()
+
+
+def tiers(pricing):
+    return [
+        (tier.up_to, tier.unit_price, tier.flat_fee)
+        for tier in pricing.tiers.order_by("from_quantity")
+    ]
+
+
+def test_api_calls_are_rated_on_the_rules_graduated_tiers(seeded):
+    calls = Charge.objects.filter(name="API calls")
+
+    assert set(calls.values_list("charge_type", "unit", "period")) == {("usage", "calls", "month")}
+    [pricing] = Pricing.objects.filter(charges__in=calls).distinct()
+    assert pricing.model == "graduated"
+    assert tiers(pricing) == [
+        (Decimal(1000), Decimal(0), Decimal(0)),
+        (Decimal(10000), Decimal("0.002"), Decimal("5.00")),
+        (None, Decimal("0.001"), Decimal(0)),
+    ]
+
+
+def test_storage_is_rated_in_gb_on_volume_tiers(seeded):
+    storage = Charge.objects.filter(name="Storage")
+
+    assert set(storage.values_list("charge_type", "unit")) == {("usage", "GB")}
+    [pricing] = Pricing.objects.filter(charges__in=storage).distinct()
+    assert pricing.model == "volume"
+    assert [up_to for up_to, _, _ in tiers(pricing)] == [Decimal(100), Decimal(1000), None]
+
+
+def test_it_records_a_few_thousand_usage_records_within_their_charges_service(seeded):
+    records = UsageRecord.objects.all()
+
+    assert 2000 <= records.count() <= 10000
+    assert not records.filter(Q(date__lt=F("charge__start_date")) | Q(date__gte=USAGE_END)).exists()
+    assert set(records.values_list("charge__subscription__status", flat=True)) == {"Active"}
+    assert set(records.values_list("charge__subscription__account__status", flat=True)) == {
+        "Active"
+    }
+    assert set(records.values_list("charge__name", flat=True)) == {"API calls", "Storage"}
+
+
+def test_a_bill_run_over_the_demo_shows_quantities_and_rated_usage(seeded, superuser):
+    # when
+    call_command("billrun", "create", "--target-date", "2026-12-01", "--wait", stdout=io.StringIO())
+
+    # then seats bill their quantity, and usage pieces their summed, rated quantity
+    items = DocumentItem.objects.all()
+    assert items.filter(charge_name="Team seats", quantity__gt=1).exists()
+    calls = items.filter(charge_name="API calls")
+    ratings = list(calls.values_list("rating", flat=True))
+    assert any("× 0 +" in r and "+ 5.00 +" in r for r in ratings)  # into the third tier
+    assert any(r.endswith("× 0 = 0.00") for r in ratings)  # within the free tier
+    assert items.filter(charge_name="Storage", quantity__gt=0, rating__contains=" GB: ").exists()
+    by_charge = {}
+    for charge, date, quantity in UsageRecord.objects.values_list("charge", "date", "quantity"):
+        by_charge.setdefault(charge, []).append((date, quantity))
+    usage_items = items.filter(unit__in=["calls", "GB"])
+    assert usage_items.filter(quantity__gt=0).count() > 100
+    for item in usage_items:
+        records = by_charge.get(item.charge_id, [])
+        in_piece = [q for d, q in records if item.service_start <= d <= item.service_end]
+        assert item.quantity == sum(in_piece, Decimal(0))

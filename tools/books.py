@@ -1,9 +1,12 @@
 """Synthetic books of accounts, as import documents (customers.importer's
 format): the benchmark's, which the fault tests and the load test's run bill
-too, and the load test's seed."""
+too, with its usage charges, and the load test's seed."""
 
 import datetime
 import random
+
+from customers.models import Subscription
+from tools.usage import API_CALLS_PRICING, UsageCharge, pricing_from_document, usage_charges_write
 
 # A run on this date bills every account of the benchmark book: their first
 # periods start in January and February 2026.
@@ -116,3 +119,31 @@ def load_book(accounts, *, start, batches):
             for a in range(accounts)
         ]
     }
+
+
+def benchmark_usage_charges_write():
+    """The benchmark book's usage (``bench_billrun --usage-records``): an
+    *API calls* charge on every other subscription of the book (in number
+    order: the first of each account when it has two), from the
+    subscription's start, monthly, rated on the rules' graduated tiers (one
+    pricing for all). Written in bulk beside the imported book, as the
+    importer does not take usage charges yet. Returns how many."""
+    pricing = pricing_from_document(API_CALLS_PRICING)
+    subscriptions = list(
+        Subscription.objects.filter(number__startswith="BS")
+        .order_by("number")
+        .values_list("pk", "account__currency", "start_date")
+    )
+    return usage_charges_write(
+        [
+            UsageCharge(
+                subscription_id=pk,
+                currency=currency,
+                start_date=start,
+                name="API calls",
+                unit="calls",
+                pricing=pricing,
+            )
+            for pk, currency, start in subscriptions[::2]
+        ]
+    )

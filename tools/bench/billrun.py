@@ -8,31 +8,48 @@ posting it; the bill run list and the run's page (with 1,000 runs in the
 database); a worker's peak memory; and, on PostgreSQL, the floor: ``COPY`` of
 the same document and item rows into scratch tables made ``LIKE`` the real
 ones ``INCLUDING ALL``.
+
+With ``usage_records`` N, the book also has an *API calls* usage charge on
+every other subscription (tools.books), and the run is measured twice over
+that same book, side by side: first with no usage record at all (its usage
+pieces are rated at quantity 0), then canceled and deleted (its pieces are
+due again), N records are written to a CSV file and imported by
+``import_usage`` (timed: records/s), and the same run is made again, now
+summing them. The second run is the one measured further (floor, posting,
+pages); the figures compare its generation with the first's. The records
+go round the usage charges that the run bills (not those of the accounts
+that fail by design), spread over the days of the pieces it bills, so the
+run must bill all of them: the benchmark checks that it did.
 """
 
+import contextlib
 import io
 import os
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.test import Client
 from django.utils import timezone
 
 from billruns import services
 from billruns.models import BillRun, RunStatus
+from core.fields import ExactSum
 from customers.importer import accounts_import
-from customers.models import Account, Charge, Subscription
+from customers.models import Account, Charge, ChargeType, Pricing, Subscription, UsageRecord
 from invoices import sequences
 from invoices.models import CreditApplication, Document, DocumentItem, Payment
 from tools.bench.measure import percentile, process_group_peak_rss_mb
-from tools.books import BENCHMARK_TARGET_DATE, benchmark_book
+from tools.books import BENCHMARK_TARGET_DATE, benchmark_book, benchmark_usage_charges_write
+from tools.usage import benchmark_usage_csv, billed_span, quantity_total
 
 PAGE_SAMPLES = 40
 RUNS_FOR_PAGES = 1000
@@ -42,11 +59,23 @@ class BenchmarkFailed(Exception):
     """The benchmark could not start, or its run did not complete."""
 
 
-def bench_billrun(*, accounts, subscriptions_per_account, workers, force, timeout, progress):
+def bench_billrun(
+    *,
+    accounts,
+    subscriptions_per_account,
+    workers,
+    force,
+    timeout,
+    progress,
+    usage_records=None,
+):
     """Run the benchmark; returns its figures (the keys of ``--json``).
-    ``progress`` is called with a line after each step."""
+    ``progress`` is called with a line after each step. ``usage_records``:
+    see the module (None: a book without usage)."""
     if accounts < 1 or subscriptions_per_account < 1:
         raise BenchmarkFailed("--accounts and --subscriptions-per-account must be at least 1.")
+    if usage_records is not None and usage_records < 1:
+        raise BenchmarkFailed("--usage-records must be at least 1.")
     if Account.objects.exists():
         if not force:
             raise BenchmarkFailed(
@@ -70,6 +99,13 @@ def bench_billrun(*, accounts, subscriptions_per_account, workers, force, timeou
     results["charges"] = summary.charges
     del book
     progress(f"loaded the book in {results['load_s']} s")
+    if usage_records is not None:
+        results.update(_usage_book())
+        progress(f"added {results['usage_charges']} usage charges")
+        results.update(
+            _without_usage_records(user, workers=workers, timeout=timeout, progress=progress)
+        )
+        results.update(_usage_import(usage_records, progress=progress))
 
     run, generate_s, peak_rss = _generate(user, workers=workers, timeout=timeout)
     results.update(
@@ -86,6 +122,11 @@ def bench_billrun(*, accounts, subscriptions_per_account, workers, force, timeou
         }
     )
     progress(f"generated {run.number} in {generate_s:.2f} s")
+    if usage_records is not None:
+        _check_usage_billed(run, usage_records)
+        results["generate_usage_vs_without"] = round(
+            generate_s / results["generate_without_usage_s"], 2
+        )
 
     copy_s = _copy_baseline(run)
     results["copy_baseline_s"] = round(copy_s, 3) if copy_s is not None else None
@@ -105,6 +146,7 @@ def bench_billrun(*, accounts, subscriptions_per_account, workers, force, timeou
 
 def report_lines(results):
     """The figures as the table ``bench_billrun`` prints, a line a row."""
+    usage = "usage_records" in results
     rows = [
         ("database", results["database"]),
         ("accounts", results["accounts"]),
@@ -112,10 +154,37 @@ def report_lines(results):
         ("items", results["items"]),
         ("failed accounts", results["accounts_failed"]),
         ("load the book", f"{results['load_s']} s"),
+    ]
+    if usage:
+        rows += [
+            (
+                "usage charges",
+                f"{results['usage_charges']} (written in {results['usage_charges_s']} s)",
+            ),
+            (
+                "generate, no usage records",
+                f"{results['generate_without_usage_s']} s "
+                f"(worker peak RSS {results['worker_peak_rss_without_usage_mb']} MB)",
+            ),
+            (
+                "usage records, CSV",
+                f"{results['usage_records']} ({results['usage_csv_mb']} MB, "
+                f"written in {results['usage_csv_s']} s)",
+            ),
+            (
+                "import_usage",
+                f"{results['usage_import_s']} s ({results['usage_records_per_s']} records/s)",
+            ),
+        ]
+    rows.append(
         (
-            f"generate ({results['workers']} workers)",
+            f"generate ({results['workers']} workers)" + (", usage" if usage else ""),
             f"{results['generate_s']} s ({results['accounts_per_s']} accounts/s)",
-        ),
+        )
+    )
+    if usage:
+        rows.append(("generate, usage ÷ no usage", f"x{results['generate_usage_vs_without']}"))
+    rows += [
         (
             "COPY floor",
             f"{results['copy_baseline_s']} s (x{results['generate_vs_copy']})"
@@ -147,7 +216,9 @@ def _wipe():
         DocumentItem.objects.all().delete()
         Document.objects.all().delete()
         BillRun.objects.all().delete()
+        UsageRecord.objects.all().delete()  # before the charges: a trigger guards them
         Charge.objects.all().delete()
+        Pricing.objects.all().delete()
         Subscription.objects.all().delete()
         Account.objects.all().delete()
 
@@ -193,16 +264,116 @@ def _generate(user, *, workers, timeout):
         generate_s = time.perf_counter() - started
         peak = process_group_peak_rss_mb(cluster.pid)
     finally:
-        os.killpg(cluster.pid, signal.SIGTERM)
-        try:
+        # TERM to the cluster's main process, which stops its workers in
+        # about a second (TERM to the whole group hangs it until the KILL:
+        # tests/processes.py); then KILL whatever is left.
+        os.kill(cluster.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             cluster.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(cluster.pid, signal.SIGKILL)
-            cluster.wait()
+        cluster.wait()
     run.refresh_from_db()
     if run.status != RunStatus.COMPLETED:
         raise BenchmarkFailed(f"{run.number} ended {run.status}: {run.error_message}")
     return run, generate_s, peak
+
+
+def _usage_book():
+    started = time.perf_counter()
+    charges = benchmark_usage_charges_write()
+    written_s = time.perf_counter() - started
+    _analyze()
+    return {"usage_charges": charges, "usage_charges_s": round(written_s, 3)}
+
+
+def _without_usage_records(user, *, workers, timeout, progress):
+    """The run over the book before any usage is recorded; then canceled and
+    deleted, so that the run with usage bills the same pieces afresh, on
+    tables vacuumed of it."""
+    run, generate_s, peak_rss = _generate(user, workers=workers, timeout=timeout)
+    figures = {
+        "generate_without_usage_s": round(generate_s, 3),
+        "worker_peak_rss_without_usage_mb": round(peak_rss, 1),
+        "items_without_usage": DocumentItem.objects.filter(document__bill_run=run).count(),
+    }
+    progress(f"generated {run.number} without usage records in {generate_s:.2f} s")
+    run = services.bill_run_cancel(run=run, user=user, wait=True)
+    if run.status != RunStatus.CANCELED:
+        raise BenchmarkFailed(f"{run.number} could not be canceled: it is {run.status}.")
+    services.bill_run_delete(run=run, user=user)
+    _analyze()
+    progress(f"canceled and deleted {run.number}")
+    return figures
+
+
+def _billed_usage_charges():
+    """(number, first day, end day) of each usage charge of the book that a
+    run on the target date bills: the pieces it bills, of the accounts that
+    do not fail by design (a missing contact, a charge in another currency)."""
+    account = "subscription__account"
+    foreign = Charge.objects.filter(subscription__account=OuterRef(account)).exclude(
+        currency=OuterRef(f"{account}__currency")
+    )
+    charges = (
+        Charge.objects.filter(charge_type=ChargeType.USAGE)
+        .exclude(subscription__account__bill_to_email="")
+        .exclude(Exists(foreign))
+        .order_by("number")
+        .values_list("number", "period", "subscription__account__bill_cycle_day", "start_date")
+        .iterator(chunk_size=10000)
+    )
+    for number, period, bill_cycle_day, start in charges:
+        span = billed_span(
+            period=period, bill_cycle_day=bill_cycle_day, start=start, target=BENCHMARK_TARGET_DATE
+        )
+        if span:
+            yield number, *span
+
+
+def _usage_import(records, *, progress):
+    """``records`` usage records written to a CSV file, then imported by
+    ``import_usage`` as an operator would (the command, in this process)."""
+    with tempfile.TemporaryDirectory(prefix="bench-usage-") as directory:
+        path = os.path.join(directory, "usage.csv")
+        started = time.perf_counter()
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            charges = benchmark_usage_csv(out, charges=_billed_usage_charges(), records=records)
+        csv_s = time.perf_counter() - started
+        if not charges:
+            raise BenchmarkFailed("The book has no usage charge that the run bills.")
+        size_mb = os.path.getsize(path) / 2**20
+        progress(f"wrote {records} usage records ({size_mb:.1f} MB) in {csv_s:.2f} s")
+        said = io.StringIO()
+        started = time.perf_counter()
+        call_command("import_usage", path, stdout=said)
+        import_s = time.perf_counter() - started
+    expected = f"imported {records} usage records, 0 already recorded"
+    if said.getvalue().strip() != expected:
+        raise BenchmarkFailed(f"import_usage said {said.getvalue().strip()!r}, not {expected!r}.")
+    progress(f"imported them in {import_s:.2f} s")
+    _analyze()
+    return {
+        "usage_records": records,
+        "usage_charges_with_records": charges,
+        "usage_csv_s": round(csv_s, 3),
+        "usage_csv_mb": round(size_mb, 1),
+        "usage_import_s": round(import_s, 3),
+        "usage_records_per_s": round(records / import_s, 1),
+    }
+
+
+def _check_usage_billed(run, records):
+    """Every record is in a piece this run billed: the usage items' quantities
+    add up to the file's."""
+    billed = DocumentItem.objects.filter(
+        document__bill_run=run, charge__charge_type=ChargeType.USAGE
+    ).aggregate(total=ExactSum("quantity"))["total"]
+    if billed != quantity_total(records):
+        raise BenchmarkFailed(
+            f"{run.number} billed a usage quantity of {billed}, not the "
+            f"{quantity_total(records)} of the records imported."
+        )
 
 
 def _copy_baseline(run):

@@ -20,6 +20,14 @@ class Command(BaseCommand):
             "--force", action="store_true", help="delete all billing data in the database first"
         )
         parser.add_argument("--timeout", type=int, default=1800)
+        parser.add_argument(
+            "--usage-records",
+            type=int,
+            default=None,
+            metavar="N",
+            help="add a usage charge to every other subscription and import N usage records; "
+            "the run is timed without them and with them",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -30,6 +38,7 @@ class Command(BaseCommand):
                 force=options["force"],
                 timeout=options["timeout"],
                 progress=self.stderr.write,
+                usage_records=options["usage_records"],
             )
         except BenchmarkFailed as failure:
             raise CommandError(str(failure)) from failure

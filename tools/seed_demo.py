@@ -1,0 +1,434 @@
+"""The demo's data: varied, deterministic customers with seats and usage,
+loaded once into an empty database (``manage.py seed_demo``, ``make run``).
+
+The customers are made from a seeded random generator: the same
+``--accounts`` and ``--seed`` give the same data on every machine. They go
+through ``customers.importer`` like any import file, so they obey the same
+validation; their usage records go through ``invoices.usage`` like any
+usage file. ``demo_document`` is the whole demo in the import format of the
+second release (INTERFACES.md: quantities, usage charges with their
+pricing); today's importer takes the first release's charges only, so the
+quantities and the usage charges are taken out of the document and written
+after the import, in the same transaction (``tools.usage``).
+
+This lives in ``tools`` and not in ``customers``: the usage records need
+``invoices.usage``, which customers may not import.
+"""
+
+import copy
+import csv
+import datetime
+import io
+import json
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection, transaction
+
+from customers.importer import ImportRefused, accounts_import
+from customers.models import Account, Charge, ChargeType, Status, Subscription
+from customers.services import PricingRefused
+from invoices.usage import HEADER, UsageImportRefused, usage_import
+from tools.usage import API_CALLS_PRICING, UsageCharge, pricing_from_document, usage_charges_write
+
+CURRENCIES = ["USD", "USD", "USD", "EUR", "EUR", "GBP", "CAD", "AUD"]
+FOREIGN_CURRENCY = {"USD": "EUR", "EUR": "USD", "GBP": "USD", "CAD": "USD", "AUD": "USD"}
+# The month-end days come first so that even a small demo shows them.
+BILL_CYCLE_DAYS = [1, 29, 30, 31, 15, 1, 1, 28, 10, 20]
+PAYMENT_TERMS = [30, 30, 30, 15, 45, 60, 0]
+PLANS = [
+    # name, period, lowest and highest price in whole currency units, and
+    # for a plan sold by the seat, the fewest and most seats (the price is
+    # then a seat's)
+    ("Starter plan", "month", 29, 99, None),
+    ("Pro plan", "month", 100, 900, None),
+    ("Team seats", "month", 15, 45, (3, 60)),
+    ("Support", "quarter", 300, 3000, None),
+    ("Compliance pack", "semi_annual", 600, 4800, None),
+    ("Enterprise license", "annual", 5000, 60000, None),
+]
+# Storage is priced by volume: the month's whole quantity at its tier's price.
+STORAGE_PRICING = {
+    "model": "volume",
+    "tiers": [
+        {"up_to": "100", "unit_price": "0.25"},
+        {"up_to": "1000", "unit_price": "0.20"},
+        {"up_to": None, "unit_price": "0.15"},
+    ],
+}
+API_CALLS = {"name": "API calls", "unit": "calls", "pricing": API_CALLS_PRICING}
+STORAGE = {"name": "Storage", "unit": "GB", "pricing": STORAGE_PRICING}
+API_CALLS_SHARE = 0.35
+STORAGE_SHARE = 0.2
+FIRST_WORDS = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Stark",
+    "Wayne",
+    "Tyrell",
+    "Soylent",
+    "Cyberdyne",
+    "Aperture",
+    "Wonka",
+    "Gringotts",
+    "Oscorp",
+    "Vandelay",
+]
+SECOND_WORDS = [
+    "Analytics",
+    "Logistics",
+    "Foods",
+    "Robotics",
+    "Media",
+    "Health",
+    "Energy",
+    "Systems",
+    "Labs",
+    "Partners",
+    "Textiles",
+    "Software",
+]
+SUFFIXES = ["Inc.", "Ltd", "GmbH", "LLC", "SA", "Pty Ltd", "Corp"]
+
+# Services start in the first half of 2026, so a bill run today has periods
+# to bill and some to catch up on.
+FIRST_START = datetime.date(2026, 1, 1)
+START_SPREAD_DAYS = 180
+# Usage is recorded up to the end of November 2026 (a fixed day, so that the
+# demo is the same whenever it is loaded): a run on a later target date
+# bills it all.
+USAGE_END = datetime.date(2026, 12, 1)
+# An API calls charge's customer uses about this many calls a month (the
+# three sizes fall in the three tiers of API_CALLS_PRICING), sent every few
+# days; a Storage charge's customer sends the GB stored on the 15th of each
+# month (one reading in each monthly piece, whatever its bill cycle day).
+CALLS_PER_MONTH = [(200, 900), (2000, 9000), (12000, 40000)]
+CALLS_EVERY_DAYS = [3, 5, 7, 7, 10, 14]
+STORAGE_READING_DAY = 15
+
+# Every FAILING_EVERY accounts, one has no bill-to contact and one bills a
+# charge in another currency: both fail in bill runs (BILLING_RULES.md).
+FAILING_EVERY = 50
+NO_EMAIL_SLOT = 4
+FOREIGN_CURRENCY_SLOT = 5
+# pg_advisory_xact_lock key of the demo's seeding ("demo"): two at once take
+# turns, and the second finds the first one's accounts.
+PG_SEED_LOCK = 0x64656D6F
+
+
+class SeedRefused(Exception):
+    """The demo could not be loaded; nothing was written. ``lines`` are the
+    problems, as the importers report them."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__(lines[0] if lines else "seed refused")
+        self.lines = lines
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    accounts: int
+    subscriptions: int
+    charges: int
+    usage_records: int
+
+    def __str__(self) -> str:
+        return (
+            f"imported {self.accounts} accounts, {self.subscriptions} subscriptions, "
+            f"{self.charges} charges, {self.usage_records} usage records"
+        )
+
+
+def seed_demo(*, accounts: int, seed: int) -> SeedSummary | None:
+    """Load the demo into a database without accounts; None when it has some.
+
+    Transaction: one, all or nothing (the accounts, the seats' quantities,
+    the usage charges and their records). Idempotency: the database's
+    accounts are the mark, checked in that transaction (on PostgreSQL after
+    an advisory lock): a second call, or a call at the same time, loads
+    nothing."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PG_SEED_LOCK])
+        if Account.objects.exists():
+            return None
+        document, usage_charges, quantities = _first_release(
+            demo_document(accounts=accounts, seed=seed)
+        )
+        try:
+            imported = accounts_import(document=document)
+            _set_quantities(quantities)
+            written = _write_usage_charges(usage_charges)
+            recorded = usage_import(stream=io.BytesIO(_usage_file(seed=seed).encode()))
+        except (ImportRefused, UsageImportRefused) as refused:
+            raise SeedRefused(refused.lines()) from refused
+        except PricingRefused as refused:
+            raise SeedRefused([str(refused)]) from refused
+    return SeedSummary(
+        accounts=imported.accounts,
+        subscriptions=imported.subscriptions,
+        charges=imported.charges + written,
+        usage_records=recorded.imported,
+    )
+
+
+def demo_document(*, accounts: int, seed: int) -> dict:
+    """The demo as one import document (the second release's format):
+    ``accounts`` accounts, their numbers generated; subscriptions numbered
+    S00000001... in order, so that what is written after the import finds
+    them."""
+    rng = random.Random(seed)
+    document = {"accounts": [_account(rng, i) for i in range(accounts)]}
+    subscriptions = (sub for account in document["accounts"] for sub in account["subscriptions"])
+    for n, subscription in enumerate(subscriptions, start=1):
+        subscription["number"] = f"S{n:08d}"
+    return document
+
+
+def _money(rng: random.Random, low: int, high: int) -> Decimal:
+    return Decimal(rng.randint(low * 100, high * 100)) / 100
+
+
+def _account(rng: random.Random, index: int) -> dict:
+    name = f"{rng.choice(FIRST_WORDS)} {rng.choice(SECOND_WORDS)} {rng.choice(SUFFIXES)}"
+    slug = "".join(ch for ch in name.lower() if ch.isalnum())[:24]
+    currency = rng.choice(CURRENCIES)
+    slot = index % FAILING_EVERY
+    account = {
+        "name": f"{name} #{index + 1}",
+        "bill_to_email": "" if slot == NO_EMAIL_SLOT else f"ap@{slug}{index + 1}.example",
+        "currency": currency,
+        "bill_cycle_day": (
+            BILL_CYCLE_DAYS[index]
+            if index < 4
+            else rng.choice(BILL_CYCLE_DAYS + [rng.randint(1, 31)])
+        ),
+        "batch": rng.randint(1, 5),
+        "payment_term_days": rng.choice(PAYMENT_TERMS),
+        "status": "Canceled" if rng.random() < 0.03 else "Active",
+        "subscriptions": [
+            _subscription(rng, currency) for _ in range(rng.choice([1, 1, 1, 2, 2, 3]))
+        ],
+    }
+    if slot == FOREIGN_CURRENCY_SLOT:
+        account["status"] = "Active"
+        first = account["subscriptions"][0]
+        first["status"] = "Active"
+        first["charges"].append(
+            {
+                "name": "Add-on billed abroad",
+                "type": "recurring",
+                "amount": "45.00",
+                "currency": FOREIGN_CURRENCY[currency],
+                "period": "month",
+                "start_date": first["start_date"],
+            }
+        )
+    if slot == NO_EMAIL_SLOT:
+        account["status"] = "Active"
+    return account
+
+
+def _subscription(rng: random.Random, currency: str) -> dict:
+    start = FIRST_START + datetime.timedelta(days=rng.randrange(START_SPREAD_DAYS))
+    plan_name, period, low, high, seats = rng.choice(PLANS)
+    price = _money(rng, low, high)
+    plan = {
+        "name": plan_name,
+        "type": "recurring",
+        "amount": str(price),
+        "period": period,
+        "start_date": start.isoformat(),
+    }
+    if seats:
+        plan["quantity"] = str(rng.randint(*seats))
+    charges = [plan]
+    if plan_name in ("Starter plan", "Pro plan") and rng.random() < 0.25:
+        charges.append(
+            {
+                "name": "Extra seats",
+                "type": "recurring",
+                "amount": str(_money(rng, 10, 30)),
+                "quantity": str(rng.randint(2, 15)),
+                "period": "month",
+                "start_date": start.isoformat(),
+            }
+        )
+    if rng.random() < 0.3:
+        charges.append(
+            {
+                "name": "Setup fee",
+                "type": "one_time",
+                "amount": str(_money(rng, 50, 500)),
+                "start_date": start.isoformat(),
+            }
+        )
+    if rng.random() < 0.2:
+        charges.append(
+            {
+                "name": "Loyalty discount",
+                "type": "recurring",
+                "amount": str(-(price * Decimal("0.10")).quantize(Decimal("0.01"))),
+                "period": period,
+                "start_date": start.isoformat(),
+            }
+        )
+    if rng.random() < 0.1:
+        # Now and then a credit worth more than the plan: a net credit.
+        charges.append(
+            {
+                "name": "Service credit",
+                "type": "one_time",
+                "amount": str(-_money(rng, 10, 2000)),
+                "currency": currency,
+                "start_date": (start + datetime.timedelta(days=rng.randrange(60))).isoformat(),
+            }
+        )
+    if rng.random() < 0.2:
+        months = rng.choice([2, 3, 6])
+        charges.append(
+            {
+                "name": "Onboarding assistance",
+                "type": "recurring",
+                "amount": str(_money(rng, 100, 400)),
+                "period": "month",
+                "start_date": start.isoformat(),
+                "end_date": (start + datetime.timedelta(days=30 * months + 1)).isoformat(),
+            }
+        )
+    for usage, share in ((API_CALLS, API_CALLS_SHARE), (STORAGE, STORAGE_SHARE)):
+        if rng.random() < share:
+            charges.append(
+                {
+                    "name": usage["name"],
+                    "type": "usage",
+                    "unit": usage["unit"],
+                    "pricing": usage["pricing"],
+                    "period": "month",
+                    "start_date": start.isoformat(),
+                }
+            )
+    return {
+        "start_date": start.isoformat(),
+        "status": "Canceled" if rng.random() < 0.05 else "Active",
+        "charges": charges,
+    }
+
+
+# --- What today's importer does not take, written beside it --------------------
+
+
+def _first_release(document: dict):
+    """``document`` without what the importer does not take yet; and that:
+    the usage charges (subscription number, charge) and the quantities
+    (subscription number, charge name, quantity). A subscription's charges
+    have different names, so a name finds its charge."""
+    importable = copy.deepcopy(document)
+    usage_charges = []
+    quantities = []
+    for account in importable["accounts"]:
+        for subscription in account["subscriptions"]:
+            kept = []
+            for charge in subscription["charges"]:
+                if charge["type"] == "usage":
+                    usage_charges.append((subscription["number"], charge))
+                    continue
+                quantity = charge.pop("quantity", None)
+                if quantity is not None:
+                    quantities.append((subscription["number"], charge["name"], Decimal(quantity)))
+                kept.append(charge)
+            subscription["charges"] = kept
+    return importable, usage_charges, quantities
+
+
+def _set_quantities(quantities) -> None:
+    for subscription, name, quantity in quantities:
+        Charge.objects.filter(
+            subscription__number=subscription, name=name, charge_type=ChargeType.RECURRING
+        ).update(quantity=quantity)
+
+
+def _write_usage_charges(usage_charges) -> int:
+    subscriptions = {
+        number: (pk, currency, start)
+        for number, pk, currency, start in Subscription.objects.filter(
+            number__in={number for number, _ in usage_charges}
+        ).values_list("number", "pk", "account__currency", "start_date")
+    }
+    pricings = {}
+    charges = []
+    for number, charge in usage_charges:
+        key = json.dumps(charge["pricing"], sort_keys=True)
+        if key not in pricings:
+            pricings[key] = pricing_from_document(charge["pricing"])
+        pk, currency, _ = subscriptions[number]
+        charges.append(
+            UsageCharge(
+                subscription_id=pk,
+                currency=charge.get("currency", currency),
+                start_date=datetime.date.fromisoformat(charge["start_date"]),
+                name=charge["name"],
+                unit=charge["unit"],
+                pricing=pricings[key],
+                period=charge["period"],
+            )
+        )
+    return usage_charges_write(charges)
+
+
+# --- The usage records ---------------------------------------------------------
+
+
+def _usage_file(*, seed: int) -> str:
+    """The ``import_usage`` file of the demo's usage: the records of every
+    usage charge that accepts usage (its account and subscription Active),
+    from its start to USAGE_END. Each charge's records come from a generator
+    seeded with its subscription's number, not its own (charge numbers are
+    the database's)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HEADER)
+    charges = (
+        Charge.objects.filter(
+            charge_type=ChargeType.USAGE,
+            subscription__status=Status.ACTIVE,
+            subscription__account__status=Status.ACTIVE,
+        )
+        .order_by("subscription__number", "name")
+        .values_list("number", "subscription__number", "unit", "start_date")
+    )
+    for charge, subscription, unit, start in charges:
+        rng = random.Random(f"{seed}/{subscription}/{unit}")
+        records = _calls(rng, start) if unit == API_CALLS["unit"] else _storage(rng, start)
+        for day, quantity in records:
+            writer.writerow([f"demo-{subscription}-{unit}-{day}", charge, day, quantity])
+    return out.getvalue()
+
+
+def _calls(rng: random.Random, start: datetime.date):
+    low, high = rng.choice(CALLS_PER_MONTH)
+    per_month = rng.randint(low, high)
+    every = rng.choice(CALLS_EVERY_DAYS)
+    day = start + datetime.timedelta(days=rng.randrange(every))
+    while day < USAGE_END:
+        yield day.isoformat(), round(per_month * every / 30 * rng.uniform(0.6, 1.4))
+        day += datetime.timedelta(days=every)
+
+
+def _storage(rng: random.Random, start: datetime.date):
+    gigabytes = Decimal(rng.randint(200, 15000)) / 10
+    growth = Decimal(rng.randint(0, 80)) / 1000
+    month = start.year * 12 + start.month - 1 + (start.day > STORAGE_READING_DAY)
+    while True:
+        year, month0 = divmod(month, 12)
+        day = datetime.date(year, month0 + 1, STORAGE_READING_DAY)
+        if day >= USAGE_END:
+            return
+        yield day.isoformat(), gigabytes.quantize(Decimal("0.1"))
+        gigabytes *= 1 + growth
+        month += 1
