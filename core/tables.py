@@ -99,8 +99,12 @@ class BaseTable(tables.Table):
             yield BodyRow(row.record, row.attrs.as_html(), cells)
 
 
-def status_badge(label, value=None):
+def status_badge(label, value=None, testid=None):
     css = (value or label).lower().replace(" ", "-")
+    if testid:
+        return format_html(
+            '<span class="badge badge-{}" data-testid="{}">{}</span>', css, testid, label
+        )
     return format_html('<span class="badge badge-{}">{}</span>', css, label)
 
 

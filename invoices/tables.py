@@ -1,10 +1,13 @@
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from core.money import format_money
 from core.tables import BaseTable, status_badge
-from invoices.models import Document, Payment
+from customers.models import UsageRecord
+from customers.pricing import plain
+from invoices.models import Document, Payment, UploadStatus, UsageUpload
 
 
 def document_url(record):
@@ -108,3 +111,124 @@ class PaymentTable(BaseTable):
         sequence = ("payment_date", "amount", "method", "reference", "created_by")
         orderable = False
         empty_text = "No payments yet."
+
+
+class UsageRecordTable(BaseTable):
+    """Usage records with their charge and account. ``billed_on`` is the
+    number of the document that billed the record (invoices.selectors
+    ``usage_records``), or None."""
+
+    record_id = tables.Column(verbose_name="Id", attrs={"td": {"class": "nowrap"}})
+    date = tables.DateColumn(format="Y-m-d", attrs={"td": {"class": "nowrap"}})
+    quantity = tables.Column(attrs={"td": {"class": "num"}, "th": {"class": "num"}})
+    unit = tables.Column(accessor="charge__unit", verbose_name="Unit", attrs=PHONE_HIDDEN)
+    charge = tables.Column(accessor="charge__number", verbose_name="Charge")
+    charge_name = tables.Column(
+        accessor="charge__name", verbose_name="Charge name", attrs=PHONE_HIDDEN
+    )
+    account = tables.Column(
+        accessor="charge__subscription__account__number",
+        verbose_name="Account",
+        linkify=lambda record: reverse(
+            "customers:account_detail", args=[record.charge.subscription.account.number]
+        ),
+    )
+    account_name = tables.Column(
+        accessor="charge__subscription__account__name",
+        verbose_name="Account name",
+        attrs=PHONE_HIDDEN,
+    )
+    subscription = tables.Column(
+        accessor="charge__subscription__number", verbose_name="Subscription", attrs=PHONE_HIDDEN
+    )
+    billed_on = tables.Column(
+        verbose_name="Billed on",
+        orderable=False,
+        empty_values=(),
+        attrs={"td": {"class": "nowrap"}},
+    )
+    imported_at = tables.DateTimeColumn(
+        format="Y-m-d H:i", verbose_name="Imported", attrs=PHONE_HIDDEN
+    )
+
+    class Meta(BaseTable.Meta):
+        model = UsageRecord
+        fields = ()
+        sequence = (
+            "record_id",
+            "date",
+            "quantity",
+            "unit",
+            "charge",
+            "charge_name",
+            "account",
+            "account_name",
+            "subscription",
+            "billed_on",
+            "imported_at",
+        )
+        order_by = ("-date", "record_id")
+        row_attrs = {"data-testid": "usage-row"}
+        empty_text = "No usage records match these filters."
+
+    def render_quantity(self, value):
+        return plain(value)
+
+    def value_quantity(self, value):
+        # As the import reads it: no thousands separator, exponent or trailing zeros.
+        return plain(value).replace(",", "")
+
+    def render_billed_on(self, value):
+        if not value:
+            return status_badge("Not billed", "pending")
+        return format_html('<a href="{}">{}</a>', reverse("invoices:detail", args=[value]), value)
+
+    def value_billed_on(self, value):
+        return value or ""
+
+
+class UsageUploadTable(BaseTable):
+    """The newest uploaded usage files, on the usage page."""
+
+    uploaded_at = tables.DateTimeColumn(
+        format="Y-m-d H:i",
+        verbose_name="Uploaded",
+        linkify=lambda record: record.get_absolute_url(),
+        attrs={"td": {"class": "nowrap"}},
+    )
+    file_name = tables.Column(verbose_name="File")
+    uploaded_by = tables.Column(accessor="uploaded_by__username", verbose_name="By")
+    status = tables.Column()
+    outcome = tables.Column(empty_values=(), verbose_name="Outcome", attrs=PHONE_HIDDEN)
+
+    class Meta(BaseTable.Meta):
+        model = UsageUpload
+        fields = ()
+        sequence = ("uploaded_at", "file_name", "uploaded_by", "status", "outcome")
+        orderable = False
+        row_attrs = {"data-testid": "usage-upload-row"}
+        empty_text = "No files uploaded yet."
+
+    def render_status(self, value):
+        return upload_status_badge(value)
+
+    def render_outcome(self, record):
+        if record.summary:
+            return record.summary
+        if record.problems:
+            return Truncator(record.problems[0]).chars(90)
+        return "—"
+
+
+# The badge colours of an upload's statuses (static/css/app.css, "Badges").
+UPLOAD_BADGES = {
+    UploadStatus.PENDING: "pending",
+    UploadStatus.PROCESSING: "processing",
+    UploadStatus.IMPORTED: "completed",
+    UploadStatus.REFUSED: "error",
+    UploadStatus.ERROR: "error",
+}
+
+
+def upload_status_badge(status, testid=None):
+    return status_badge(status, UPLOAD_BADGES.get(status), testid=testid)
