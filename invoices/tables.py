@@ -118,7 +118,11 @@ class UsageRecordTable(BaseTable):
     number of the document that billed the record (invoices.selectors
     ``usage_records``), or None."""
 
-    record_id = tables.Column(verbose_name="Id", attrs={"td": {"class": "nowrap"}})
+    # On a phone: the date, quantity, charge and whether it is billed.
+    record_id = tables.Column(
+        verbose_name="Id",
+        attrs={"th": {"class": "phone-hidden"}, "td": {"class": "nowrap phone-hidden"}},
+    )
     date = tables.DateColumn(format="Y-m-d", attrs={"td": {"class": "nowrap"}})
     quantity = tables.Column(attrs={"td": {"class": "num"}, "th": {"class": "num"}})
     unit = tables.Column(accessor="charge__unit", verbose_name="Unit", attrs=PHONE_HIDDEN)
@@ -129,6 +133,7 @@ class UsageRecordTable(BaseTable):
     account = tables.Column(
         accessor="charge__subscription__account__number",
         verbose_name="Account",
+        attrs=PHONE_HIDDEN,
         linkify=lambda record: reverse(
             "customers:account_detail", args=[record.charge.subscription.account.number]
         ),
@@ -171,8 +176,11 @@ class UsageRecordTable(BaseTable):
         row_attrs = {"data-testid": "usage-row"}
         empty_text = "No usage records match these filters."
 
-    def render_quantity(self, value):
-        return plain(value)
+    def render_quantity(self, value, record):
+        # The unit shows under the quantity on a phone, where its column is hidden.
+        return format_html(
+            '{}<span class="phone-only"> {}</span>', plain(value), record.charge.unit
+        )
 
     def value_quantity(self, value):
         # As the import reads it: no thousands separator, exponent or trailing zeros.
@@ -196,8 +204,10 @@ class UsageUploadTable(BaseTable):
         linkify=lambda record: record.get_absolute_url(),
         attrs={"td": {"class": "nowrap"}},
     )
-    file_name = tables.Column(verbose_name="File")
-    uploaded_by = tables.Column(accessor="uploaded_by__username", verbose_name="By")
+    file_name = tables.Column(verbose_name="File", attrs={"td": {"class": "break-anywhere"}})
+    uploaded_by = tables.Column(
+        accessor="uploaded_by__username", verbose_name="By", attrs=PHONE_HIDDEN
+    )
     status = tables.Column()
     outcome = tables.Column(empty_values=(), verbose_name="Outcome", attrs=PHONE_HIDDEN)
 
