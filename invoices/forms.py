@@ -33,18 +33,3 @@ class PaymentForm(forms.Form):
             self.initial.setdefault("payment_date", timezone.localdate())
             if balance is not None:
                 self.initial.setdefault("amount", balance)
-
-
-class UsageUploadForm(forms.Form):
-    """The usage page's upload: the file only. Its content is checked by the
-    import itself (invoices.usage), in the task, line by line."""
-
-    file = forms.FileField(
-        label="Usage file",
-        help_text="CSV in UTF-8 with the header id,charge,date,quantity, as import_usage reads it.",
-        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
-    )
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)

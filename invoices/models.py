@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from core.deliveries import DeliveryStatus
 from core.fields import ExactDecimalField
+from core.uploads import FileUpload, FileUploadPart, upload_status_constraint
 from customers.models import MONEY, USAGE_QUANTITY, Account, Charge, Subscription
 
 
@@ -410,86 +411,21 @@ class DocumentDelivery(models.Model):
 # --- Usage files uploaded from the usage page ------------------------------------
 
 
-class UploadStatus(models.TextChoices):
-    PENDING = "Pending"
-    PROCESSING = "Processing"
-    IMPORTED = "Imported"
-    REFUSED = "Refused"
-    ERROR = "Error"
+class UsageUpload(FileUpload):
+    """An ``import_usage`` file a clerk uploaded on the usage page, imported
+    by the task queue (``invoices/usage_uploads.py``; how: ``core/uploads.py``)."""
 
-
-UPLOAD_FINAL_STATUSES = (UploadStatus.IMPORTED, UploadStatus.REFUSED, UploadStatus.ERROR)
-
-
-class UsageUpload(models.Model):
-    """An ``import_usage`` file a clerk uploaded, imported by the task queue
-    (``invoices/usage_uploads.py``), and what came of it.
-
-    The file's bytes are in the database, in parts (UsageUploadPart), until
-    the import ends: every worker of every host can read them, and a task
-    retried after its worker died finds them where the upload left them."""
-
-    file_name = models.CharField(max_length=255)
-    size = models.PositiveBigIntegerField(help_text="The file's size in bytes.")
-    uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
-    uploaded_at = models.DateTimeField(auto_now_add=True)
-    status = models.CharField(
-        max_length=16, choices=UploadStatus.choices, default=UploadStatus.PENDING
-    )
-    attempts = models.PositiveSmallIntegerField(
-        default=0, help_text="How many times a worker started the import."
-    )
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    imported = models.PositiveIntegerField(null=True, blank=True)
-    already_recorded = models.PositiveIntegerField(null=True, blank=True)
-    # Refused: the lines ``import_usage`` prints to stderr (the first 100
-    # problems, then how many more); Error: what stopped the import.
-    problems = models.JSONField(default=list, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=UploadStatus.values), name="usage_upload_status_valid"
-            ),
-        ]
-
-    def __str__(self):
-        return f"{self.file_name} ({self.status})"
+    class Meta(FileUpload.Meta):
+        constraints = [upload_status_constraint("usage_upload_status_valid")]
 
     def get_absolute_url(self):
         return reverse("usage:upload", args=[self.pk])
 
-    @property
-    def is_final(self):
-        return self.status in UPLOAD_FINAL_STATUSES
 
-    @property
-    def summary(self):
-        """``import_usage``'s line for an imported file."""
-        # invoices.usage reads this module's documents: imported here, when used.
-        from invoices.usage import UsageImportSummary
-
-        if self.status != UploadStatus.IMPORTED:
-            return ""
-        return str(UsageImportSummary(self.imported, self.already_recorded))
-
-
-class UsageUploadPart(models.Model):
-    """One piece of an uploaded file, in order: pieces of UPLOAD_PART_BYTES
-    keep each row, and what the import holds in memory, small."""
-
+class UsageUploadPart(FileUploadPart):
     upload = models.ForeignKey(UsageUpload, on_delete=models.CASCADE, related_name="parts")
-    index = models.PositiveIntegerField()
-    data = models.BinaryField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["upload", "index"], name="one_usage_upload_part_index")
         ]
-
-    def __str__(self):
-        return f"upload {self.upload_id} part {self.index}"

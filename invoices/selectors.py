@@ -3,7 +3,7 @@
 from django.db.models import OuterRef, Subquery
 
 from customers.models import UsageRecord
-from invoices.models import DocumentItem, UsageUpload
+from invoices.models import DocumentItem
 
 # A document's payments in the order a clerk reads a statement: the newest
 # payment date first, and among payments of one day the last recorded first.
@@ -34,8 +34,3 @@ def usage_records():
     return UsageRecord.objects.select_related("charge__subscription__account").annotate(
         billed_on=Subquery(billed_on)
     )
-
-
-def usage_uploads():
-    """Uploaded usage files, newest first, with who uploaded them."""
-    return UsageUpload.objects.select_related("uploaded_by").order_by("-id")

@@ -1,13 +1,12 @@
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.text import Truncator
 
 from core.money import format_money
 from core.tables import BaseTable, status_badge
 from customers.models import UsageRecord
 from customers.pricing import plain
-from invoices.models import Document, Payment, UploadStatus, UsageUpload
+from invoices.models import Document, Payment
 
 
 def document_url(record):
@@ -193,52 +192,3 @@ class UsageRecordTable(BaseTable):
 
     def value_billed_on(self, value):
         return value or ""
-
-
-class UsageUploadTable(BaseTable):
-    """The newest uploaded usage files, on the usage page."""
-
-    uploaded_at = tables.DateTimeColumn(
-        format="Y-m-d H:i",
-        verbose_name="Uploaded",
-        linkify=lambda record: record.get_absolute_url(),
-        attrs={"td": {"class": "nowrap"}},
-    )
-    file_name = tables.Column(verbose_name="File", attrs={"td": {"class": "break-anywhere"}})
-    uploaded_by = tables.Column(
-        accessor="uploaded_by__username", verbose_name="By", attrs=PHONE_HIDDEN
-    )
-    status = tables.Column()
-    outcome = tables.Column(empty_values=(), verbose_name="Outcome", attrs=PHONE_HIDDEN)
-
-    class Meta(BaseTable.Meta):
-        model = UsageUpload
-        fields = ()
-        sequence = ("uploaded_at", "file_name", "uploaded_by", "status", "outcome")
-        orderable = False
-        row_attrs = {"data-testid": "usage-upload-row"}
-        empty_text = "No files uploaded yet."
-
-    def render_status(self, value):
-        return upload_status_badge(value)
-
-    def render_outcome(self, record):
-        if record.summary:
-            return record.summary
-        if record.problems:
-            return Truncator(record.problems[0]).chars(90)
-        return "—"
-
-
-# The badge colours of an upload's statuses (static/css/app.css, "Badges").
-UPLOAD_BADGES = {
-    UploadStatus.PENDING: "pending",
-    UploadStatus.PROCESSING: "processing",
-    UploadStatus.IMPORTED: "completed",
-    UploadStatus.REFUSED: "error",
-    UploadStatus.ERROR: "error",
-}
-
-
-def upload_status_badge(status, testid=None):
-    return status_badge(status, UPLOAD_BADGES.get(status), testid=testid)

@@ -9,5 +9,5 @@ app_name = "usage"
 urlpatterns = [
     path("", views.UsageRecordListView.as_view(), name="list"),
     path("uploads/<int:pk>/", views.UsageUploadDetailView.as_view(), name="upload"),
-    path("uploads/<int:pk>/status/", views.usage_upload_status_view, name="upload_status"),
+    path("uploads/<int:pk>/status/", views.UsageUploadStatusView.as_view(), name="upload_status"),
 ]

@@ -1,7 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -11,22 +10,20 @@ from django_tables2 import SingleTableMixin
 from django_tables2.paginators import LazyPaginator
 
 from core.exports import BoundedExportMixin
+from core.upload_views import UploadDetailView, UploadPageMixin, UploadStatusMixin
 from invoices.filters import DocumentFilter, UsageRecordFilter
-from invoices.forms import PaymentForm, UsageUploadForm
-from invoices.models import Document, DocumentStatus
+from invoices.forms import PaymentForm
+from invoices.models import Document, DocumentStatus, UsageUpload
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
-from invoices.selectors import document_payments, usage_records, usage_uploads
+from invoices.selectors import document_payments, usage_records
 from invoices.services import (
     DocumentActionRefused,
     document_post,
     document_post_refusal,
     payment_record,
 )
-from invoices.tables import DocumentTable, PaymentTable, UsageRecordTable, UsageUploadTable
-from invoices.usage_uploads import UsageUploadRefused, usage_upload_create
-
-# The usage page lists this many of the newest uploads.
-RECENT_UPLOADS = 5
+from invoices.tables import DocumentTable, PaymentTable, UsageRecordTable
+from invoices.usage_uploads import usage_upload_create
 
 
 class DocumentListView(PermissionRequiredMixin, BoundedExportMixin, SingleTableMixin, FilterView):
@@ -133,7 +130,7 @@ def document_pdf_view(request, number):
 
 
 class UsageRecordListView(
-    PermissionRequiredMixin, BoundedExportMixin, SingleTableMixin, FilterView
+    PermissionRequiredMixin, UploadPageMixin, BoundedExportMixin, SingleTableMixin, FilterView
 ):
     """Usage records, filtered and sorted; a POST uploads an import_usage
     file (a clerk), which the task queue imports."""
@@ -145,52 +142,28 @@ class UsageRecordListView(
     export_name = "usage"
     # No count of a million records for "page 1 of N" (see DocumentListView).
     table_pagination = {"per_page": 25, "paginator_class": LazyPaginator}
-    upload_form = None
+    upload_model = UsageUpload
+    upload_permission = "invoices.add_usageupload"
+    upload_label = "Usage file"
+    upload_help = "CSV in UTF-8 with the header id,charge,date,quantity, as import_usage reads it."
+    upload_accept = ".csv,text/csv"
 
     def get_queryset(self):
         return usage_records()
 
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        can_upload = self.request.user.has_perm("invoices.add_usageupload")
-        context.update(
-            upload_form=(self.upload_form or UsageUploadForm()) if can_upload else None,
-            uploads_table=UsageUploadTable(list(usage_uploads()[:RECENT_UPLOADS])),
-        )
-        return context
-
-    def post(self, request, *args, **kwargs):
-        if not request.user.has_perm("invoices.add_usageupload"):
-            raise PermissionDenied
-        form = UsageUploadForm(request.POST, request.FILES)
-        if form.is_valid():
-            try:
-                upload = usage_upload_create(file=form.cleaned_data["file"], user=request.user)
-            except UsageUploadRefused as refusal:
-                form.add_error("file", str(refusal))
-            else:
-                messages.success(request, f"{upload.file_name} is uploaded and queued for import.")
-                return redirect(upload)
-        self.upload_form = form
-        response = self.get(request, *args, **kwargs)
-        response.status_code = 400
-        return response
+    def store(self, *, file, user):
+        return usage_upload_create(file=file, user=user)
 
 
-class UsageUploadDetailView(PermissionRequiredMixin, DetailView):
+class UsageUploadDetailView(UploadDetailView):
     permission_required = "invoices.view_usageupload"
+    model = UsageUpload
     template_name = "invoices/usage_upload_detail.html"
-    context_object_name = "upload"
-
-    def get_queryset(self):
-        return usage_uploads()
-
-
-class UsageUploadLiveView(UsageUploadDetailView):
-    """The upload page's status (invoices/_usage_upload_live.html), polled by
-    htmx every 2 s until the import ends; the part drawn then polls no more."""
-
-    template_name = "invoices/_usage_upload_live.html"
+    status_url_name = "usage:upload_status"
+    back_url_name = "usage:list"
+    back_label = "Usage records"
+    eyebrow = "Usage file"
 
 
-usage_upload_status_view = require_GET(UsageUploadLiveView.as_view())
+class UsageUploadStatusView(UploadStatusMixin, UsageUploadDetailView):
+    pass

@@ -13,8 +13,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.uploads import UploadStatus
 from customers.models import UsageRecord
-from invoices.models import UploadStatus, UsageUpload, UsageUploadPart
+from invoices.models import UsageUpload, UsageUploadPart
 from invoices.usage import MAX_REPORTED_PROBLEMS
 from invoices.usage_uploads import usage_upload_import
 from tests.factories import (
@@ -271,7 +272,7 @@ def test_an_uploaded_file_is_imported_by_the_task_queue(
     upload = UsageUpload.objects.get()
     assert response.status_code == 302 and response.url == f"/billing/usage/uploads/{upload.pk}/"
     assert upload.status == UploadStatus.IMPORTED
-    assert (upload.imported, upload.already_recorded) == (2, 1)
+    assert upload.summary == "imported 2 usage records, 1 already recorded"
     assert upload.uploaded_by == clerk and upload.file_name == "usage.csv"
     assert upload.started_at <= upload.finished_at
     assert set(UsageRecord.objects.values_list("record_id", flat=True)) == {"u1", "u2", "u3"}
@@ -282,7 +283,7 @@ def test_an_uploaded_file_is_imported_by_the_task_queue(
     assert "imported 2 usage records, 1 already recorded" in html
     assert "hx-trigger" not in html  # ended: no more polling
     listing = client.get(PAGE).content.decode()
-    assert 'data-testid="usage-upload-row"' in listing
+    assert 'data-testid="upload-row"' in listing
     assert "imported 2 usage records, 1 already recorded" in listing
 
 
@@ -303,7 +304,7 @@ def test_a_refused_file_lists_its_problems_as_the_command_prints_them(
     assert not UsageRecord.objects.exists()
 
     html = client.get(response.url).content.decode()
-    assert "Refused: nothing was recorded." in html
+    assert "Refused: nothing was imported." in html
     assert "<li>line 3, quantity: must be 0 or more, not &#x27;-1&#x27;</li>" in html
     assert "<li>... and 5 more problems</li>" in html
 
@@ -363,12 +364,12 @@ def test_the_task_run_twice_imports_once(
     with django_capture_on_commit_callbacks(execute=True):
         upload_file(client, HEADER + "u1,C-CALLS,2026-01-10,5\nu2,C-CALLS,2026-01-11,6\n")
     upload = UsageUpload.objects.get()
-    done = (upload.status, upload.imported, upload.already_recorded, upload.finished_at)
+    done = (upload.status, upload.summary, upload.finished_at)
 
     usage_upload_import(upload_id=upload.pk)
 
     upload.refresh_from_db()
-    assert (upload.status, upload.imported, upload.already_recorded, upload.finished_at) == done
+    assert (upload.status, upload.summary, upload.finished_at) == done
     assert upload.attempts == 1
     assert UsageRecord.objects.count() == 2
 
@@ -389,14 +390,18 @@ def test_a_task_retried_after_its_worker_died_imports_the_stored_file(
     usage_upload_import(upload_id=upload.pk)
 
     upload.refresh_from_db()
-    assert (upload.status, upload.imported, upload.attempts) == (UploadStatus.IMPORTED, 1, 2)
+    assert (upload.status, upload.summary, upload.attempts) == (
+        UploadStatus.IMPORTED,
+        "imported 1 usage records, 0 already recorded",
+        2,
+    )
     assert UsageRecord.objects.get().quantity == 5
 
 
 def test_a_file_larger_than_one_part_is_read_whole(
     client, clerk, api_calls, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr("invoices.usage_uploads.UPLOAD_PART_BYTES", 7)
+    monkeypatch.setattr("core.uploads.UPLOAD_PART_BYTES", 7)
     client.force_login(clerk)
     body = "".join(f"u{n},C-CALLS,2026-01-{n:02d},{n}\n" for n in range(1, 29))
 
@@ -404,7 +409,8 @@ def test_a_file_larger_than_one_part_is_read_whole(
         upload_file(client, HEADER + body)
 
     upload = UsageUpload.objects.get()
-    assert upload.status == UploadStatus.IMPORTED and upload.imported == 28
+    assert UsageUploadPart.objects.count() == 0
+    assert upload.summary == "imported 28 usage records, 0 already recorded"
     assert sum(UsageRecord.objects.values_list("quantity", flat=True)) == sum(range(1, 29))
 
 
@@ -417,7 +423,7 @@ def test_the_status_part_polls_until_the_import_ends(client, viewer, clerk):
     assert 'hx-trigger="every 2s"' in pending and "Pending" in pending
 
     UsageUpload.objects.filter(pk=upload.pk).update(
-        status=UploadStatus.IMPORTED, imported=3, already_recorded=0
+        status=UploadStatus.IMPORTED, summary="imported 3 usage records, 0 already recorded"
     )
     done = client.get(status).content.decode()
     assert "hx-trigger" not in done

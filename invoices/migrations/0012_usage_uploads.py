@@ -1,4 +1,4 @@
-"""Usage files uploaded from the usage page (/billing/usage/), and the roles'
+"""Usage files uploaded on the usage page (/billing/usage/), and the roles'
 permissions for it: both roles may view usage records and uploads, a
 billing clerk may upload."""
 
@@ -84,8 +84,7 @@ class Migration(migrations.Migration):
                 ),
                 ("started_at", models.DateTimeField(blank=True, null=True)),
                 ("finished_at", models.DateTimeField(blank=True, null=True)),
-                ("imported", models.PositiveIntegerField(blank=True, null=True)),
-                ("already_recorded", models.PositiveIntegerField(blank=True, null=True)),
+                ("summary", models.CharField(blank=True, max_length=255)),
                 ("problems", models.JSONField(blank=True, default=list)),
                 (
                     "uploaded_by",
@@ -98,6 +97,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 "ordering": ["-id"],
+                "abstract": False,
             },
         ),
         migrations.CreateModel(

@@ -50,8 +50,8 @@ def test_a_clerk_uploads_a_usage_file_and_sees_the_result(
         usage_file("u1,C00000007,2026-01-10,12000", "u2,C00000007,2026-01-32,5")
     )
     form.get_by_role("button", name="Upload and import").click()
-    expect(page.get_by_test_id("usage-upload-status")).to_have_text("Refused")
-    expect(page.get_by_test_id("usage-upload-problems")).to_contain_text(
+    expect(page.get_by_test_id("upload-status")).to_have_text("Refused")
+    expect(page.get_by_test_id("upload-problems")).to_contain_text(
         "line 3, date: '2026-01-32' is not a calendar date"
     )
     screenshot(f"usage-refused-{width}")
@@ -63,8 +63,8 @@ def test_a_clerk_uploads_a_usage_file_and_sees_the_result(
         usage_file("u1,C00000007,2026-01-10,12000", "u2,C00000007,2026-01-31,5")
     )
     page.get_by_role("button", name="Upload and import").click()
-    expect(page.get_by_test_id("usage-upload-status")).to_have_text("Imported")
-    expect(page.get_by_test_id("usage-upload-summary")).to_have_text(
+    expect(page.get_by_test_id("upload-status")).to_have_text("Imported")
+    expect(page.get_by_test_id("upload-summary")).to_have_text(
         "imported 2 usage records, 0 already recorded"
     )
     screenshot(f"usage-imported-{width}")
@@ -72,7 +72,7 @@ def test_a_clerk_uploads_a_usage_file_and_sees_the_result(
 
     page.get_by_role("link", name="Usage records").click()
     expect(page.get_by_test_id("usage-row")).to_have_count(2)
-    expect(page.get_by_test_id("usage-upload-row")).to_have_count(2)
+    expect(page.get_by_test_id("upload-row")).to_have_count(2)
     screenshot(f"usage-list-{width}")
     assert page.evaluate(OVERFLOW) <= 0
     assert UsageRecord.objects.count() == 2
