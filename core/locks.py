@@ -11,8 +11,8 @@ instead of deadlocking:
    of the run and the posting of one of its documents exclude each other);
 3. a bill run's chunk, for the worker that bills it (it does not lock the
    run, but see the exception below);
-4. an uploaded usage file, for the worker that imports it (held to the
-   import's commit, before the import's accounts: invoices/usage_uploads.py);
+4. an uploaded import file, for the worker that imports it (held to the
+   import's commit, before what the import locks: core/uploads.py);
 5. accounts, in id order: a chunk's generation, a cancel's re-check, a usage
    import; their charges are written (so locked) only after the accounts;
 6. documents, in id order: posting, payments, credit applications, emailing;
@@ -42,7 +42,9 @@ LOCK_ORDER = (
     "billruns.Schedule",
     "billruns.BillRun",
     "billruns.BillRunChunk",
+    # An upload of either kind is locked alone, before what its import locks.
     "invoices.UsageUpload",
+    "customers.AccountUpload",
     "customers.Account",
     "invoices.Document",
     "notifications.EmailDelivery",

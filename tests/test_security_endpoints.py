@@ -171,7 +171,7 @@ def test_an_anonymous_post_is_sent_to_sign_in(objects):
 
 
 # The actions: POST only (a GET is refused with 405), or a page whose POST
-# acts (usage:list uploads a usage file).
+# acts (usage:list and customers:account_import upload a file).
 ACTIONS = [
     "billruns:new",
     "billruns:post",
@@ -188,6 +188,7 @@ ACTIONS = [
     "invoices:payment_create",
     "customers:account_bill_to_contact",
     "usage:list",
+    "customers:account_import",
 ]
 
 

@@ -4,11 +4,12 @@ and the records appear in the list (issue 13, item 4). The task queue runs
 its tasks inline in tests, so the upload's page shows the outcome at once."""
 
 import datetime
+import json
 
 import pytest
 from playwright.sync_api import expect
 
-from customers.models import UsageRecord
+from customers.models import Account, UsageRecord
 from tests.factories import AccountFactory, SubscriptionFactory, UsageChargeFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -76,3 +77,43 @@ def test_a_clerk_uploads_a_usage_file_and_sees_the_result(
     screenshot(f"usage-list-{width}")
     assert page.evaluate(OVERFLOW) <= 0
     assert UsageRecord.objects.count() == 2
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 900), (390, 844)], ids=["1366", "390"])
+def test_a_clerk_imports_accounts_from_the_accounts_page(
+    page, live_server, sign_in, browser_clerk, screenshot, width, height
+):
+    # The same mechanism as the usage page (core.uploads), for import_accounts.
+    good = {"number": "A00000077", "name": LONG_NAME, "currency": "USD", "bill_cycle_day": 1}
+    bad = {**good, "number": "A00000078", "bill_cycle_day": 40}
+    page.set_viewport_size({"width": width, "height": height})
+    sign_in("clerk")
+    page.get_by_role("link", name="Accounts", exact=True).click()
+    page.get_by_test_id("import-accounts").click()
+
+    def upload(*accounts):
+        page.get_by_test_id("account-upload-form").get_by_label("Accounts file").set_input_files(
+            {
+                "name": "accounts.json",
+                "mimeType": "application/json",
+                "buffer": json.dumps({"accounts": list(accounts)}).encode(),
+            }
+        )
+        page.get_by_role("button", name="Upload and import").click()
+
+    upload(good, bad)
+    expect(page.get_by_test_id("upload-status")).to_have_text("Refused")
+    expect(page.get_by_test_id("upload-problems")).to_contain_text("accounts[1].bill_cycle_day")
+    screenshot(f"accounts-import-refused-{width}")
+    assert page.evaluate(OVERFLOW) <= 0
+
+    page.get_by_role("link", name="Import accounts").click()
+    upload(good)
+    expect(page.get_by_test_id("upload-summary")).to_have_text(
+        "imported 1 accounts, 0 subscriptions, 0 charges"
+    )
+    page.get_by_role("link", name="Import accounts").click()
+    expect(page.get_by_test_id("upload-row")).to_have_count(2)
+    screenshot(f"accounts-import-{width}")
+    assert page.evaluate(OVERFLOW) <= 0
+    assert list(Account.objects.values_list("number", flat=True)) == ["A00000077"]
