@@ -20,6 +20,7 @@ upload's row (who, when, the file's name and size, the summary or the
 problems).
 """
 
+import datetime
 import io
 import logging
 from collections.abc import Callable
@@ -31,10 +32,14 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from core.locks import lock_one
+from core.locks import lock_one, locked
 
 logger = logging.getLogger(__name__)
 
+# An upload still Pending this long after it was stored, or left Processing
+# by a worker that is gone this long after it started, is queued again by
+# the sweep (uploads_sweep), once a minute.
+SWEEP_GRACE_SECONDS = 120
 # One part is one row of at most this many bytes: a 200 MB file is 200 rows,
 # and the import holds one part in memory at a time.
 UPLOAD_PART_BYTES = 1024 * 1024
@@ -237,3 +242,27 @@ def upload_import(
                     problems=[f"The import stopped: {exc}. Nothing was imported."],
                 )
         raise
+
+
+def uploads_sweep(*, model, task: str, grace_seconds: int = SWEEP_GRACE_SECONDS) -> int:
+    """Queue ``task`` again for the uploads whose import was lost (once a
+    minute, on the task queue); returns how many.
+
+    Lost: still Pending ``grace_seconds`` after the upload (its task was
+    never queued: the process died between the commit and the queueing), or
+    Processing ``grace_seconds`` after the import started while no worker
+    holds its lock (a working import holds the upload's row to its commit,
+    so a row this sweep can lock has no worker). Queuing an import that was
+    merely slow to start is harmless: the import is idempotent."""
+    cutoff = timezone.now() - datetime.timedelta(seconds=grace_seconds)
+    with transaction.atomic():
+        pending = model.objects.filter(status=UploadStatus.PENDING, uploaded_at__lt=cutoff)
+        abandoned = model.objects.filter(status=UploadStatus.PROCESSING, started_at__lt=cutoff)
+        # Locked by id, without joins (core.locks); a held row is skipped.
+        lost = [upload.pk for upload in locked(pending | abandoned, skip_locked=True).only("pk")]
+        group = task.rsplit(".", 1)[-1]
+        for upload_id in lost:
+            transaction.on_commit(
+                lambda upload_id=upload_id: async_task(task, upload_id, group=group)
+            )
+    return len(lost)

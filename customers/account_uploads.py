@@ -4,7 +4,7 @@
 ``import_accounts``. How an upload is stored, read and imported, and where
 its bytes live: ``core/uploads.py``, shared with the usage page."""
 
-from core.uploads import upload_import, upload_store
+from core.uploads import upload_import, upload_store, uploads_sweep
 from customers.importer import ImportRefused, accounts_import_file
 from customers.models import AccountUpload
 
@@ -32,3 +32,9 @@ def account_upload_import(*, upload_id: int) -> None:
         run_import=lambda stream: accounts_import_file(path="-", stdin=stream),
         refused=ImportRefused,
     )
+
+
+def account_uploads_sweep() -> int:
+    """Queue again the imports of accounts uploads whose task was lost
+    (core.uploads.uploads_sweep)."""
+    return uploads_sweep(model=AccountUpload, task=IMPORT_TASK)

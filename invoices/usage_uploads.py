@@ -3,7 +3,7 @@ task queue with ``invoices.usage.usage_import``, the import of
 ``import_usage``. How an upload is stored, read and imported, and where its
 bytes live: ``core/uploads.py``, shared with the accounts import page."""
 
-from core.uploads import upload_import, upload_store
+from core.uploads import upload_import, upload_store, uploads_sweep
 from invoices.models import UsageUpload
 from invoices.usage import UsageImportRefused, usage_import
 
@@ -30,3 +30,9 @@ def usage_upload_import(*, upload_id: int) -> None:
         run_import=lambda stream: usage_import(stream=stream),
         refused=UsageImportRefused,
     )
+
+
+def usage_uploads_sweep() -> int:
+    """Queue again the imports of usage uploads whose task was lost
+    (core.uploads.uploads_sweep)."""
+    return uploads_sweep(model=UsageUpload, task=IMPORT_TASK)

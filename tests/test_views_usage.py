@@ -12,12 +12,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from core.uploads import UploadStatus
+from core.uploads import SWEEP_GRACE_SECONDS, UploadStatus
 from customers.models import UsageRecord
 from invoices.models import UsageUpload, UsageUploadPart
 from invoices.usage import MAX_REPORTED_PROBLEMS
-from invoices.usage_uploads import usage_upload_import
+from invoices.usage_uploads import usage_upload_import, usage_uploads_sweep
 from tests.factories import (
     AccountFactory,
     DocumentFactory,
@@ -429,3 +430,65 @@ def test_the_status_part_polls_until_the_import_ends(client, viewer, clerk):
     assert "hx-trigger" not in done
     assert "imported 3 usage records, 0 already recorded" in done
     assert client.post(status).status_code == 405
+
+
+# --- An import whose task was lost -------------------------------------------------
+
+
+def stored_upload(client, content, django_capture_on_commit_callbacks):
+    """An upload stored, its task never queued (the process died after the commit)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        upload_file(client, content)
+    return UsageUpload.objects.get()
+
+
+def test_the_sweep_queues_again_an_upload_left_pending(
+    client, clerk, api_calls, django_capture_on_commit_callbacks
+):
+    client.force_login(clerk)
+    upload = stored_upload(
+        client, HEADER + "u1,C-CALLS,2026-01-10,5\n", django_capture_on_commit_callbacks
+    )
+    # within the grace period it is left to the queue
+    with django_capture_on_commit_callbacks(execute=True):
+        assert usage_uploads_sweep() == 0
+    UsageUpload.objects.filter(pk=upload.pk).update(
+        uploaded_at=timezone.now() - datetime.timedelta(seconds=SWEEP_GRACE_SECONDS + 1)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert usage_uploads_sweep() == 1
+
+    upload.refresh_from_db()
+    assert upload.status == UploadStatus.IMPORTED
+    assert UsageRecord.objects.count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert usage_uploads_sweep() == 0
+
+
+def test_the_sweep_queues_again_an_upload_its_worker_left_processing(
+    client, clerk, api_calls, django_capture_on_commit_callbacks
+):
+    client.force_login(clerk)
+    upload = stored_upload(
+        client, HEADER + "u1,C-CALLS,2026-01-10,5\n", django_capture_on_commit_callbacks
+    )
+    long_ago = timezone.now() - datetime.timedelta(seconds=SWEEP_GRACE_SECONDS + 1)
+    UsageUpload.objects.filter(pk=upload.pk).update(
+        status=UploadStatus.PROCESSING, attempts=1, started_at=long_ago
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert usage_uploads_sweep() == 1
+
+    upload.refresh_from_db()
+    assert (upload.status, upload.attempts) == (UploadStatus.IMPORTED, 2)
+
+
+def test_the_sweeps_are_scheduled_every_minute():
+    from django_q.models import Schedule
+
+    sweeps = Schedule.objects.filter(
+        func__in=["invoices.tasks.sweep_usage_uploads", "customers.tasks.sweep_account_uploads"]
+    )
+    assert sorted(sweeps.values_list("schedule_type", "minutes", "repeats")) == [("I", 1, -1)] * 2

@@ -9,6 +9,8 @@ from django.db import migrations, models
 
 ROLES = ["Billing viewer", "Billing clerk"]
 VIEW = [("customers", "view_accountupload")]
+SWEEP_NAME = "Sweep account uploads"
+SWEEP_TASK = "customers.tasks.sweep_account_uploads"
 CLERK = [("customers", "add_accountupload")]
 
 
@@ -41,12 +43,25 @@ def revoke(apps, schema_editor):
         group.permissions.remove(*permissions(apps, VIEW + CLERK))
 
 
+def create_sweep_schedule(apps, schema_editor):
+    # Every minute, the task queue takes up uploads whose import was lost.
+    apps.get_model("django_q", "Schedule").objects.update_or_create(
+        name=SWEEP_NAME,
+        defaults={"func": SWEEP_TASK, "schedule_type": "I", "minutes": 1, "repeats": -1},
+    )
+
+
+def remove_sweep_schedule(apps, schema_editor):
+    apps.get_model("django_q", "Schedule").objects.filter(name=SWEEP_NAME).delete()
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("customers", "0006_usage_charges"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         # The roles are made there.
         ("billruns", "0002_roles"),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 
     operations = [
@@ -137,4 +152,5 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(grant, revoke),
+        migrations.RunPython(create_sweep_schedule, remove_sweep_schedule),
     ]
