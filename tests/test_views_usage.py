@@ -492,3 +492,13 @@ def test_the_sweeps_are_scheduled_every_minute():
         func__in=["invoices.tasks.sweep_usage_uploads", "customers.tasks.sweep_account_uploads"]
     )
     assert sorted(sweeps.values_list("schedule_type", "minutes", "repeats")) == [("I", 1, -1)] * 2
+
+
+def test_the_default_order_is_by_id(client, viewer, api_calls):
+    for record_id in ["b", "c", "a"]:
+        UsageRecordFactory(record_id=record_id, charge=api_calls)
+    client.force_login(viewer)
+
+    html = client.get(PAGE).content.decode()
+
+    assert html.index(">a<") < html.index(">b<") < html.index(">c<")
