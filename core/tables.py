@@ -295,7 +295,7 @@ class UploadTable(BaseTable):
         linkify=lambda record: record.get_absolute_url(),
         attrs={"td": {"class": "nowrap"}},
     )
-    file_name = tables.Column(verbose_name="File", attrs={"td": {"class": "break-anywhere"}})
+    file_name = tables.Column(verbose_name="File", attrs={"td": {"class": "cell-long"}})
     uploaded_by = tables.Column(
         accessor="uploaded_by__username",
         verbose_name="By",
@@ -305,7 +305,7 @@ class UploadTable(BaseTable):
     outcome = tables.Column(
         empty_values=(),
         verbose_name="Outcome",
-        attrs={"th": {"class": "phone-hidden"}, "td": {"class": "phone-hidden"}},
+        attrs={"th": {"class": "phone-hidden"}, "td": {"class": "cell-long phone-hidden"}},
     )
 
     class Meta(BaseTable.Meta):
@@ -314,6 +314,10 @@ class UploadTable(BaseTable):
         orderable = False
         row_attrs = {"data-testid": "upload-row"}
         empty_text = "No files uploaded yet."
+
+    def render_file_name(self, value):
+        # In full on the upload's page.
+        return Truncator(value).chars(60)
 
     def render_status(self, value):
         return upload_status_badge(value)

@@ -120,7 +120,7 @@ class UsageRecordTable(BaseTable):
     # On a phone: the date, quantity, charge and whether it is billed.
     record_id = tables.Column(
         verbose_name="Id",
-        attrs={"th": {"class": "phone-hidden"}, "td": {"class": "nowrap phone-hidden"}},
+        attrs={"th": {"class": "phone-hidden"}, "td": {"class": "cell-long phone-hidden"}},
     )
     date = tables.DateColumn(format="Y-m-d", attrs={"td": {"class": "nowrap"}})
     quantity = tables.Column(attrs={"td": {"class": "num"}, "th": {"class": "num"}})
