@@ -14,6 +14,7 @@ urlpatterns = [
     path("billing/", include("billruns.urls")),
     path("billing/invoices/", include("invoices.urls")),
     path("billing/accounts/", include("customers.urls")),
+    path("billing/usage/", include("invoices.usage_urls")),
     path("notifications/", include("notifications.urls")),
     path("admin/", admin.site.urls),
 ]

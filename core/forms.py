@@ -13,3 +13,18 @@ class FilterForm(forms.Form):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+
+
+class UploadForm(forms.Form):
+    """An import file's upload (core.uploads): the file only. Its content is
+    checked by the import itself, in the task, as the command checks it."""
+
+    file = forms.FileField(label="File")
+
+    def __init__(self, *args, label="File", help_text="", accept="", **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        field = self.fields["file"]
+        field.label, field.help_text = label, help_text
+        if accept:
+            field.widget.attrs["accept"] = accept

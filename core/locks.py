@@ -11,10 +11,12 @@ instead of deadlocking:
    of the run and the posting of one of its documents exclude each other);
 3. a bill run's chunk, for the worker that bills it (it does not lock the
    run, but see the exception below);
-4. accounts, in id order: a chunk's generation, a cancel's re-check; their
-   charges are written (so locked) only after the accounts;
-5. documents, in id order: posting, payments, credit applications, emailing;
-6. rows locked alone, by a transaction that locks nothing else: a run
+4. an uploaded import file, for the worker that imports it (held to the
+   import's commit, before what the import locks: core/uploads.py);
+5. accounts, in id order: a chunk's generation, a cancel's re-check, a usage
+   import; their charges are written (so locked) only after the accounts;
+6. documents, in id order: posting, payments, credit applications, emailing;
+7. rows locked alone, by a transaction that locks nothing else: a run
    email's delivery, the tenant settings.
 
 One exception, safe by construction: a chunk's last statement adds its
@@ -40,6 +42,9 @@ LOCK_ORDER = (
     "billruns.Schedule",
     "billruns.BillRun",
     "billruns.BillRunChunk",
+    # An upload of either kind is locked alone, before what its import locks.
+    "invoices.UsageUpload",
+    "customers.AccountUpload",
     "customers.Account",
     "invoices.Document",
     "notifications.EmailDelivery",

@@ -17,7 +17,10 @@ from django.utils.functional import cached_property
 from django.utils.html import conditional_escape, format_html
 from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 from django.utils.timezone import template_localtime
+
+from core.uploads import UploadStatus
 
 # One look for every table in the product (no settings change needed: the
 # template is named here rather than in DJANGO_TABLES2_TEMPLATE).
@@ -99,8 +102,12 @@ class BaseTable(tables.Table):
             yield BodyRow(row.record, row.attrs.as_html(), cells)
 
 
-def status_badge(label, value=None):
+def status_badge(label, value=None, testid=None):
     css = (value or label).lower().replace(" ", "-")
+    if testid:
+        return format_html(
+            '<span class="badge badge-{}" data-testid="{}">{}</span>', css, testid, label
+        )
     return format_html('<span class="badge badge-{}">{}</span>', css, label)
 
 
@@ -263,3 +270,61 @@ class PythonRowsMixin:
             if detail:
                 rows.append(detail(row.record))
         return rows
+
+
+# The badge colours of an uploaded file's statuses (static/css/app.css, "Badges").
+UPLOAD_BADGES = {
+    UploadStatus.PENDING: "pending",
+    UploadStatus.PROCESSING: "processing",
+    UploadStatus.IMPORTED: "completed",
+    UploadStatus.REFUSED: "error",
+    UploadStatus.ERROR: "error",
+}
+
+
+def upload_status_badge(status, testid=None):
+    return status_badge(status, UPLOAD_BADGES.get(status), testid=testid)
+
+
+class UploadTable(BaseTable):
+    """The newest uploaded import files (core.uploads), on their page."""
+
+    uploaded_at = tables.DateTimeColumn(
+        format="Y-m-d H:i",
+        verbose_name="Uploaded",
+        linkify=lambda record: record.get_absolute_url(),
+        attrs={"td": {"class": "nowrap"}},
+    )
+    file_name = tables.Column(verbose_name="File", attrs={"td": {"class": "cell-long"}})
+    uploaded_by = tables.Column(
+        accessor="uploaded_by__username",
+        verbose_name="By",
+        attrs={"th": {"class": "phone-hidden"}, "td": {"class": "phone-hidden"}},
+    )
+    status = tables.Column()
+    outcome = tables.Column(
+        empty_values=(),
+        verbose_name="Outcome",
+        attrs={"th": {"class": "phone-hidden"}, "td": {"class": "cell-long phone-hidden"}},
+    )
+
+    class Meta(BaseTable.Meta):
+        fields = ()
+        sequence = ("uploaded_at", "file_name", "uploaded_by", "status", "outcome")
+        orderable = False
+        row_attrs = {"data-testid": "upload-row"}
+        empty_text = "No files uploaded yet."
+
+    def render_file_name(self, value):
+        # In full on the upload's page.
+        return Truncator(value).chars(60)
+
+    def render_status(self, value):
+        return upload_status_badge(value)
+
+    def render_outcome(self, record):
+        if record.summary:
+            return record.summary
+        if record.problems:
+            return Truncator(record.problems[0]).chars(90)
+        return "—"

@@ -6,10 +6,12 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.urls import reverse
 from django.utils import timezone
 
 from core.dates import validate_date_in_range
 from core.fields import ExactDecimalField
+from core.uploads import FileUpload, FileUploadPart, upload_status_constraint
 from customers.currencies import currency_problem
 from customers.numbers import ChargeNumberField
 
@@ -473,3 +475,29 @@ class UsageRecord(models.Model):
 
     def __str__(self):
         return self.record_id
+
+
+# --- Account files uploaded from the accounts import page --------------------------
+
+
+class AccountUpload(FileUpload):
+    """An ``import_accounts`` file a clerk uploaded on the accounts import
+    page, imported by the task queue (``customers/account_uploads.py``; how:
+    ``core/uploads.py``)."""
+
+    class Meta(FileUpload.Meta):
+        constraints = [upload_status_constraint("account_upload_status_valid")]
+
+    def get_absolute_url(self):
+        return reverse("customers:account_upload", args=[self.pk])
+
+
+class AccountUploadPart(FileUploadPart):
+    upload = models.ForeignKey(AccountUpload, on_delete=models.CASCADE, related_name="parts")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["upload", "index"], name="one_account_upload_part_index"
+            )
+        ]

@@ -4,14 +4,16 @@ from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from django.views.generic import DetailView
+from django.views.generic import DetailView, TemplateView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
 from core.exports import BoundedExportMixin
+from core.upload_views import UploadDetailView, UploadPageMixin, UploadStatusMixin
+from customers.account_uploads import account_upload_create
 from customers.filters import AccountFilter
 from customers.forms import BillToContactForm
-from customers.models import Account, Charge
+from customers.models import Account, AccountUpload, Charge
 from customers.services import BillToContactRefused, account_bill_to_contact_change
 from customers.tables import AccountTable
 
@@ -85,3 +87,33 @@ def account_bill_to_contact_view(request, number):
     view = AccountDetailView(request=request, kwargs={"number": number}, object=account)
     context = view.get_context_data(object=account, contact_form=form)
     return render(request, view.template_name, context, status=400)
+
+
+class AccountImportView(PermissionRequiredMixin, UploadPageMixin, TemplateView):
+    """The newest uploaded import_accounts files; a POST uploads one (a
+    clerk), which the task queue imports."""
+
+    permission_required = "customers.view_accountupload"
+    template_name = "customers/account_import.html"
+    upload_model = AccountUpload
+    upload_permission = "customers.add_accountupload"
+    upload_label = "Accounts file"
+    upload_help = "JSON in UTF-8, as import_accounts reads it."
+    upload_accept = ".json,application/json"
+
+    def store(self, *, file, user):
+        return account_upload_create(file=file, user=user)
+
+
+class AccountUploadDetailView(UploadDetailView):
+    permission_required = "customers.view_accountupload"
+    model = AccountUpload
+    template_name = "customers/account_upload_detail.html"
+    status_url_name = "customers:account_upload_status"
+    back_url_name = "customers:account_import"
+    back_label = "Import accounts"
+    eyebrow = "Accounts file"
+
+
+class AccountUploadStatusView(UploadStatusMixin, AccountUploadDetailView):
+    pass

@@ -3,7 +3,7 @@ from django import forms
 from django.db.models import Q
 
 from core.forms import DATE_INPUT, FilterForm
-from customers.models import Account
+from customers.models import Account, UsageRecord
 from invoices.models import Document, DocumentStatus, DocumentType
 
 PAID = "Paid"
@@ -76,3 +76,34 @@ class DocumentFilter(django_filters.FilterSet):
                 amount__gt=0,
             )
         return queryset.filter(status=value)
+
+
+class UsageRecordFilter(django_filters.FilterSet):
+    """The usage page's filter. Numbers are matched exactly, case included."""
+
+    account = django_filters.CharFilter(
+        field_name="charge__subscription__account__number",
+        label="Account number",
+        method="filter_exact",
+        widget=forms.TextInput(attrs={"placeholder": "A00000001"}),
+    )
+    charge = django_filters.CharFilter(
+        field_name="charge__number",
+        label="Charge number",
+        method="filter_exact",
+        widget=forms.TextInput(attrs={"placeholder": "C00000001"}),
+    )
+    date_from = django_filters.DateFilter(
+        field_name="date", lookup_expr="gte", label="Date from", widget=DATE_INPUT
+    )
+    date_to = django_filters.DateFilter(
+        field_name="date", lookup_expr="lte", label="Date to", widget=DATE_INPUT
+    )
+
+    class Meta:
+        model = UsageRecord
+        fields = ()
+        form = FilterForm
+
+    def filter_exact(self, queryset, name, value):
+        return queryset.filter(**{name: value.strip()})

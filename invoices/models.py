@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from core.deliveries import DeliveryStatus
 from core.fields import ExactDecimalField
+from core.uploads import FileUpload, FileUploadPart, upload_status_constraint
 from customers.models import MONEY, USAGE_QUANTITY, Account, Charge, Subscription
 
 
@@ -405,3 +406,26 @@ class DocumentDelivery(models.Model):
 
     def __str__(self):
         return f"{self.document_id} to {self.to_address or '-'}: {self.status}"
+
+
+# --- Usage files uploaded from the usage page ------------------------------------
+
+
+class UsageUpload(FileUpload):
+    """An ``import_usage`` file a clerk uploaded on the usage page, imported
+    by the task queue (``invoices/usage_uploads.py``; how: ``core/uploads.py``)."""
+
+    class Meta(FileUpload.Meta):
+        constraints = [upload_status_constraint("usage_upload_status_valid")]
+
+    def get_absolute_url(self):
+        return reverse("usage:upload", args=[self.pk])
+
+
+class UsageUploadPart(FileUploadPart):
+    upload = models.ForeignKey(UsageUpload, on_delete=models.CASCADE, related_name="parts")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "index"], name="one_usage_upload_part_index")
+        ]

@@ -1,5 +1,10 @@
 """Reads of invoices' rows shared by the pages and the admin."""
 
+from django.db.models import OuterRef, Subquery
+
+from customers.models import UsageRecord
+from invoices.models import DocumentItem
+
 # A document's payments in the order a clerk reads a statement: the newest
 # payment date first, and among payments of one day the last recorded first.
 # Payment.Meta.ordering stays by id (the order they were recorded in).
@@ -9,3 +14,23 @@ PAYMENT_ORDER = ("-payment_date", "-id")
 def document_payments(document):
     """``document``'s payments, newest payment date first, with who recorded them."""
     return document.payments.select_related("created_by").order_by(*PAYMENT_ORDER)
+
+
+def usage_records():
+    """Usage records with their charge, subscription and account, each with
+    ``billed_on``: the number of the document whose live item of its charge
+    covers its date (usage.usage_record_billed_on's rule), or None.
+
+    One query for a page: ``billed_on`` is a subquery of the page's query,
+    which the partial unique index on the items (charge, service_start)
+    answers per row; PostgreSQL evaluates it for the rows of the page only,
+    after the sort and the limit."""
+    billed_on = DocumentItem.objects.filter(
+        charge_id=OuterRef("charge_id"),
+        document_canceled=False,
+        service_start__lte=OuterRef("date"),
+        service_end__gte=OuterRef("date"),
+    ).values("document__number")[:1]
+    return UsageRecord.objects.select_related("charge__subscription__account").annotate(
+        billed_on=Subquery(billed_on)
+    )

@@ -10,18 +10,20 @@ from django_tables2 import SingleTableMixin
 from django_tables2.paginators import LazyPaginator
 
 from core.exports import BoundedExportMixin
-from invoices.filters import DocumentFilter
+from core.upload_views import UploadDetailView, UploadPageMixin, UploadStatusMixin
+from invoices.filters import DocumentFilter, UsageRecordFilter
 from invoices.forms import PaymentForm
-from invoices.models import Document, DocumentStatus
+from invoices.models import Document, DocumentStatus, UsageUpload
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
-from invoices.selectors import document_payments
+from invoices.selectors import document_payments, usage_records
 from invoices.services import (
     DocumentActionRefused,
     document_post,
     document_post_refusal,
     payment_record,
 )
-from invoices.tables import DocumentTable, PaymentTable
+from invoices.tables import DocumentTable, PaymentTable, UsageRecordTable
+from invoices.usage_uploads import usage_upload_create
 
 
 class DocumentListView(PermissionRequiredMixin, BoundedExportMixin, SingleTableMixin, FilterView):
@@ -125,3 +127,43 @@ def document_pdf_view(request, number):
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{document_pdf_filename(document)}"'
     return response
+
+
+class UsageRecordListView(
+    PermissionRequiredMixin, UploadPageMixin, BoundedExportMixin, SingleTableMixin, FilterView
+):
+    """Usage records, filtered and sorted; a POST uploads an import_usage
+    file (a clerk), which the task queue imports."""
+
+    permission_required = "customers.view_usagerecord"
+    template_name = "invoices/usage_list.html"
+    table_class = UsageRecordTable
+    filterset_class = UsageRecordFilter
+    export_name = "usage"
+    # No count of a million records for "page 1 of N" (see DocumentListView).
+    table_pagination = {"per_page": 25, "paginator_class": LazyPaginator}
+    upload_model = UsageUpload
+    upload_permission = "invoices.add_usageupload"
+    upload_label = "Usage file"
+    upload_help = "CSV in UTF-8 with the header id,charge,date,quantity, as import_usage reads it."
+    upload_accept = ".csv,text/csv"
+
+    def get_queryset(self):
+        return usage_records()
+
+    def store(self, *, file, user):
+        return usage_upload_create(file=file, user=user)
+
+
+class UsageUploadDetailView(UploadDetailView):
+    permission_required = "invoices.view_usageupload"
+    model = UsageUpload
+    template_name = "invoices/usage_upload_detail.html"
+    status_url_name = "usage:upload_status"
+    back_url_name = "usage:list"
+    back_label = "Usage records"
+    eyebrow = "Usage file"
+
+
+class UsageUploadStatusView(UploadStatusMixin, UsageUploadDetailView):
+    pass

@@ -80,3 +80,16 @@ NEWER_VIEWS = [
 def test_both_roles_may_view_the_newer_models(clerk, viewer, perm):
     assert clerk.has_perm(perm)
     assert viewer.has_perm(perm)
+
+
+# The usage page (invoices 0012_usage_uploads).
+def test_both_roles_may_view_usage_records_and_uploads(clerk, viewer):
+    for user in (clerk, viewer):
+        assert user.has_perm("customers.view_usagerecord")
+        assert user.has_perm("invoices.view_usageupload")
+
+
+def test_only_a_clerk_may_upload_a_usage_file(clerk, viewer):
+    assert clerk.has_perm("invoices.add_usageupload")
+    assert not viewer.has_perm("invoices.add_usageupload")
+    assert not clerk.has_perm("customers.add_usagerecord")

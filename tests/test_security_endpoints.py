@@ -170,7 +170,8 @@ def test_an_anonymous_post_is_sent_to_sign_in(objects):
     assert snapshot() == before
 
 
-# The POST-only actions (a GET is refused with 405).
+# The actions: POST only (a GET is refused with 405), or a page whose POST
+# acts (usage:list and customers:account_import upload a file).
 ACTIONS = [
     "billruns:new",
     "billruns:post",
@@ -186,6 +187,8 @@ ACTIONS = [
     "invoices:post",
     "invoices:payment_create",
     "customers:account_bill_to_contact",
+    "usage:list",
+    "customers:account_import",
 ]
 
 

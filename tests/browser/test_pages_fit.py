@@ -17,9 +17,22 @@ from playwright.sync_api import expect
 from billruns import schedules
 from billruns.models import RunStatus
 from billruns.services import bill_run_cancel, bill_run_retry
-from invoices.models import DeliveryStatus, DocumentDelivery, DocumentStatus, DocumentType
+from invoices.models import (
+    DeliveryStatus,
+    DocumentDelivery,
+    DocumentStatus,
+    DocumentType,
+    UsageUpload,
+)
 from notifications.models import Outcome, RunNotification
-from tests.factories import AccountFactory, ChargeFactory, SubscriptionFactory
+from tests.factories import (
+    AccountFactory,
+    ChargeFactory,
+    DocumentItemFactory,
+    SubscriptionFactory,
+    UsageChargeFactory,
+    UsageRecordFactory,
+)
 from tests.view_data import document_row, executed_run, run_row
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -111,7 +124,45 @@ def wide_data(clerk):
     }
     with contextlib.suppress(NoReverseMatch):
         paths["account-import"] = reverse("customers:account_import")
+    paths.update(usage_pages(billed, clerk, invoice))
     return paths
+
+
+def usage_pages(account, clerk, invoice):
+    """The usage page with long names and ids, one record billed, and a
+    refused upload whose problems quote long cells."""
+    charge = UsageChargeFactory(
+        subscription=SubscriptionFactory(account=account),
+        name="Object storage, replicated across three regions, per gigabyte-month",
+        unit="gigabyte-months",
+        start_date=datetime.date(2026, 1, 1),
+    )
+    DocumentItemFactory(
+        document=invoice,
+        charge=charge,
+        service_start=datetime.date(2026, 1, 1),
+        service_end=datetime.date(2026, 1, 31),
+    )
+    for n, day in enumerate([5, 20, 40]):
+        UsageRecordFactory(
+            record_id=f"{'storage-meter-eu-west-' * 4}{n:010d}",
+            charge=charge,
+            date=datetime.date(2026, 1, 1) + datetime.timedelta(days=day),
+            quantity=Decimal("123456789012.123456") / (n + 1),
+        )
+    upload = UsageUpload.objects.create(
+        file_name=f"{'usage-export-from-the-metering-system-' * 3}january.csv",
+        size=987654321,
+        uploaded_by=clerk,
+        status="Refused",
+        problems=[
+            f"line {n}, id: must be 1-100 printable ASCII characters, not {'x' * 40!r}... "
+            "(100,000 characters)"
+            for n in range(2, 102)
+        ]
+        + ["... and 12,345 more problems"],
+    )
+    return {"usage-list": "/billing/usage/", "usage-upload": upload.get_absolute_url()}
 
 
 PAGES = [
@@ -134,6 +185,8 @@ PAGES = [
     "account-list",
     "account-detail",
     "account-import",
+    "usage-list",
+    "usage-upload",
     "notifications",
     "not-found",
 ]
