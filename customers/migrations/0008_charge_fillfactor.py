@@ -27,6 +27,6 @@ def packed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("customers", "0006_usage_charges")]
+    dependencies = [("customers", "0007_account_uploads")]
 
     operations = [migrations.RunPython(half_free, packed)]
