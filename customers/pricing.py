@@ -150,12 +150,13 @@ def _places(value: Decimal) -> int:
 def _decimal_problem(value, *, places: int, limit: Decimal, what: str) -> str | None:
     if not isinstance(value, Decimal) or not value.is_finite():
         return f"must be a decimal number, not {value!r}"
+    # As written, never in exponent notation: 0.0000001, not 1E-7.
     if value < 0:
-        return f"must be 0 or more, not {value}"
+        return f"must be 0 or more, not {value:f}"
     if _places(value) > places:
-        return f"{what} has at most {places} decimal places, not {value}"
+        return f"{what} has at most {places} decimal places, not {value:f}"
     if value >= limit:
-        return f"must be below {limit:,}, not {value}"
+        return f"must be below {limit:,}, not {value:f}"
     return None
 
 
