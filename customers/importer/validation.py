@@ -19,7 +19,7 @@ from django.db import connection
 from customers.importer.problems import Problems
 from customers.importer.values import AMOUNT_LIMIT, ValueChecks, type_name
 from customers.models import BillingPeriod, ChargeType, PricingModel, Status
-from customers.pricing import EXACT, ZERO, Tier, plain, pricing_problems
+from customers.pricing import EXACT, PRICING_MODELS, ZERO, Tier, plain, pricing_problems
 
 ACCOUNT_FIELDS = frozenset(
     {
@@ -62,7 +62,6 @@ PERIODS = tuple(BillingPeriod.values)
 ONE_TIME = str(ChargeType.ONE_TIME.value)
 USAGE = str(ChargeType.USAGE.value)
 BILLED_BY_PERIOD = (str(ChargeType.RECURRING.value), USAGE)
-PRICING_MODELS = tuple(PricingModel.values)
 PER_UNIT = str(PricingModel.PER_UNIT.value)
 ACTIVE = str(Status.ACTIVE.value)
 

@@ -26,6 +26,7 @@ QUANTITY_PLACES = CHARGE_QUANTITY["decimal_places"]
 QUANTITY_LIMIT = Decimal(10) ** (CHARGE_QUANTITY["max_digits"] - QUANTITY_PLACES)
 QUANTITY_RE = re.compile(rf"[0-9]+(?:\.[0-9]{{1,{QUANTITY_PLACES}}})?")
 QUANTITY_STEP = Decimal(1).scaleb(-QUANTITY_PLACES)
+DEFAULT_QUANTITY = Decimal(1).quantize(QUANTITY_STEP)
 # A plain decimal of any sign and any places: what a pricing's values are
 # parsed with; their sign, places and size are pricing_problems' to judge.
 DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
@@ -176,7 +177,7 @@ class ValueChecks:
         value = obj.get("quantity")
         where = f"{path}.quantity"
         if value is None:
-            return Decimal(1).quantize(QUANTITY_STEP)
+            return DEFAULT_QUANTITY
         if not isinstance(value, str):
             self.problems.add(
                 where,
