@@ -43,6 +43,10 @@ EXACT = Context(prec=200, traps=[Inexact, InvalidOperation, Overflow, DivisionBy
 # The one rounding of an item: the same precision, half away from zero.
 ROUNDING = Context(prec=200, rounding=ROUND_HALF_UP, traps=[InvalidOperation, Overflow])
 
+# The choices' ``.values`` is rebuilt on every access; the import checks the
+# pricing of every usage charge of its file.
+PRICING_MODELS = tuple(PricingModel.values)
+
 # What the columns hold (customers.models): values at or past these are refused.
 QUANTITY_LIMIT = Decimal(10) ** (USAGE_QUANTITY["max_digits"] - USAGE_QUANTITY["decimal_places"])
 UNIT_PRICE_LIMIT = Decimal(10) ** (UNIT_PRICE["max_digits"] - UNIT_PRICE["decimal_places"])
@@ -150,12 +154,13 @@ def _places(value: Decimal) -> int:
 def _decimal_problem(value, *, places: int, limit: Decimal, what: str) -> str | None:
     if not isinstance(value, Decimal) or not value.is_finite():
         return f"must be a decimal number, not {value!r}"
+    # As written, never in exponent notation: 0.0000001, not 1E-7.
     if value < 0:
-        return f"must be 0 or more, not {value}"
+        return f"must be 0 or more, not {value:f}"
     if _places(value) > places:
-        return f"{what} has at most {places} decimal places, not {value}"
+        return f"{what} has at most {places} decimal places, not {value:f}"
     if value >= limit:
-        return f"must be below {limit:,}, not {value}"
+        return f"must be below {limit:,}, not {value:f}"
     return None
 
 
@@ -164,8 +169,8 @@ def pricing_problems(*, model: str, tiers: Sequence[Tier]) -> list[tuple[str, st
     pairs (``tiers[1].up_to``, ``must be above the previous tier's 1000``);
     empty when they can. The whole set is checked: the database can only
     check one tier at a time."""
-    if model not in PricingModel.values:
-        names = ", ".join(f'"{value}"' for value in PricingModel.values)
+    if model not in PRICING_MODELS:
+        names = ", ".join(f'"{value}"' for value in PRICING_MODELS)
         return [("model", f"must be one of {names}, not {model!r}")]
     problems: list[tuple[str, str]] = []
     if model == PricingModel.PER_UNIT and len(tiers) != 1:

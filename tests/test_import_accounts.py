@@ -326,7 +326,10 @@ REFUSALS = [
     ((*ACCOUNT, "number"), 1, "must be a string, not a number"),
     ((*ACCOUNT, "colour"), "red", "unknown field"),
     ((*SUB, "plan"), "gold", "unknown field"),
-    ((*FEE, "quantity"), 2, "unknown field"),
+    ((*FEE, "quantity"), 2, "must be a decimal string"),
+    # Taxes come with their own issue: until then these are not fields.
+    ((*FEE, "taxable"), False, "unknown field"),
+    ((*ACCOUNT, "tax_codes"), ["VAT20"], "unknown field"),
     ((*ACCOUNT, "bill_cycle_day"), True, "must be an integer, not a boolean"),
     ((*ACCOUNT, "bill_cycle_day"), "1", "must be an integer, not a string"),
     ((*ACCOUNT, "bill_cycle_day"), 1.0, "must be an integer, not a number"),
@@ -688,6 +691,11 @@ amounts = st.one_of(
     st.from_regex(r"-?[0-9]{1,14}(\.[0-9]{0,3})?", fullmatch=True),
 )
 currencies = st.sampled_from(["USD", "USD", "EUR", "GBP", "JPY", "XXX"])
+quantities = st.one_of(
+    st.decimals(min_value=0, max_value=10**4, places=4).map(str),
+    st.from_regex(r"-?[0-9]{1,15}(\.[0-9]{0,5})?", fullmatch=True),
+)
+charge_numbers = st.sampled_from(["C00000001", "c00000001", "C00000002", "C1"])
 recurring_charges = st.fixed_dictionaries(
     {
         "name": mostly(st.text(min_size=1, max_size=30)),
@@ -696,7 +704,12 @@ recurring_charges = st.fixed_dictionaries(
         "period": mostly(st.sampled_from(["month", "quarter", "semi_annual", "annual"])),
         "start_date": mostly(dates),
     },
-    optional={"end_date": mostly(st.none() | dates), "currency": mostly(currencies)},
+    optional={
+        "end_date": mostly(st.none() | dates),
+        "currency": mostly(currencies),
+        "quantity": mostly(quantities),
+        "number": mostly(charge_numbers),
+    },
 )
 one_time_charges = st.fixed_dictionaries(
     {
@@ -705,15 +718,54 @@ one_time_charges = st.fixed_dictionaries(
         "amount": mostly(amounts),
         "start_date": mostly(dates),
     },
-    optional={"currency": mostly(currencies)},
+    optional={
+        "currency": mostly(currencies),
+        "quantity": mostly(quantities),
+        "number": mostly(charge_numbers),
+    },
+)
+prices = st.one_of(
+    st.decimals(min_value=0, max_value=10**6, places=6).map(str),
+    st.from_regex(r"-?[0-9]{1,13}(\.[0-9]{0,7})?", fullmatch=True),
+)
+tiers = st.lists(
+    st.fixed_dictionaries(
+        {"up_to": mostly(st.none() | quantities), "unit_price": mostly(prices)},
+        optional={"flat_fee": mostly(amounts)},
+    ),
+    max_size=4,
+)
+pricings = st.one_of(
+    st.fixed_dictionaries({"model": st.just("per_unit"), "unit_price": mostly(prices)}),
+    st.fixed_dictionaries(
+        {"model": mostly(st.sampled_from(["graduated", "volume"])), "tiers": mostly(tiers)}
+    ),
+)
+usage_charges = st.fixed_dictionaries(
+    {
+        "name": mostly(st.text(min_size=1, max_size=30)),
+        "type": mostly(st.just("usage")),
+        "period": mostly(st.sampled_from(["month", "quarter", "semi_annual", "annual"])),
+        "start_date": mostly(dates),
+        "unit": mostly(st.text(min_size=1, max_size=60)),
+        "pricing": mostly(pricings),
+    },
+    optional={
+        "end_date": mostly(st.none() | dates),
+        "currency": mostly(currencies),
+        "number": mostly(charge_numbers),
+    },
 )
 any_charges = st.fixed_dictionaries(
     {},
     optional=dict.fromkeys(
-        ["name", "type", "amount", "period", "start_date", "end_date", "x"], junk
+        ["name", "type", "amount", "period", "start_date", "end_date", "unit", "pricing", "x"],
+        junk,
     ),
 )
-charges = st.one_of(recurring_charges, one_time_charges, one_time_charges, any_charges)
+charges = st.one_of(
+    recurring_charges, one_time_charges, one_time_charges, usage_charges, any_charges
+)
 subscriptions = st.fixed_dictionaries(
     {"start_date": mostly(dates)},
     optional={
