@@ -14,6 +14,7 @@ urlpatterns = [
     path("billing/", include("billruns.urls")),
     path("billing/invoices/", include("invoices.urls")),
     path("billing/accounts/", include("customers.urls")),
+    path("billing/subscriptions/", include("customers.subscription_urls")),
     path("notifications/", include("notifications.urls")),
     path("admin/", admin.site.urls),
 ]

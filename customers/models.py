@@ -6,6 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.urls import reverse
 from django.utils import timezone
 
 from core.dates import validate_date_in_range
@@ -155,6 +156,9 @@ class Subscription(models.Model):
 
     def __str__(self):
         return self.number
+
+    def get_absolute_url(self):
+        return reverse("subscriptions:detail", args=[self.number])
 
 
 class ChargeType(models.TextChoices):

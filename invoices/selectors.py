@@ -9,3 +9,9 @@ PAYMENT_ORDER = ("-payment_date", "-id")
 def document_payments(document):
     """``document``'s payments, newest payment date first, with who recorded them."""
     return document.payments.select_related("created_by").order_by(*PAYMENT_ORDER)
+
+
+def document_items(document):
+    """``document``'s items as its page and PDF show them: with their
+    subscription and charge (its number), in one query."""
+    return document.items.select_related("subscription", "charge")
