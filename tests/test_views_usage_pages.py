@@ -17,6 +17,7 @@ from tests.billed_usage import (
     usage_subscription,
 )
 from tests.factories import AccountFactory, ChargeFactory, DocumentItemFactory, SubscriptionFactory
+from tests.view_data import run_row
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +195,55 @@ def test_a_subscription_without_charges_says_so(client, viewer):
     client.force_login(viewer)
     html = get(client, subscription.get_absolute_url())
     assert "No charges." in html
+
+
+# --- The bill run's tabs ----------------------------------------------------
+
+
+def test_a_runs_invoice_row_expands_to_its_items_with_quantities_and_units(client, viewer):
+    # given
+    _subscription, seats, calls, invoice = billed_usage()
+    client.force_login(viewer)
+    # when
+    html = get(client, invoice.bill_run.get_absolute_url())
+    # then: the row's button shows the hidden row of its items
+    assert f'aria-controls="document-items-{invoice.pk}"' in html
+    assert f'id="document-items-{invoice.pk}" hidden' in html
+    assert html.count('data-testid="run-item"') == 3
+    assert "12,500 calls" in html and f"charge {calls.number}" in html
+    assert f"charge {seats.number}" in html
+    assert RATING_CALLS in html and RATING_SEATS in html
+
+
+def test_a_runs_tab_exports_no_expand_column(client, viewer):
+    _subscription, _seats, _calls, invoice = billed_usage()
+    client.force_login(viewer)
+    response = client.get(invoice.bill_run.get_absolute_url(), {"_export": "csv"})
+    header = b"".join(response.streaming_content if response.streaming else [response.content])
+    assert header.decode().splitlines()[0].startswith("Number,")
+
+
+def test_a_runs_tab_reads_its_items_in_queries_that_do_not_grow_with_rows(
+    client, viewer, django_assert_max_num_queries
+):
+    _subscription, _seats, _calls, invoice = billed_usage()
+    run = invoice.bill_run
+    client.force_login(viewer)
+    client.get(run.get_absolute_url())
+    with django_assert_max_num_queries(30) as few:
+        client.get(run.get_absolute_url())
+    for _ in range(6):
+        DocumentItemFactory(document=DocumentItemFactory(document__bill_run=run).document)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = get(client, run.get_absolute_url())
+    assert html.count('data-testid="run-item"') == 3 + 12
+
+
+def test_a_runs_expanded_row_escapes_what_its_items_say(client, viewer):
+    item = DocumentItemFactory(
+        document__bill_run=run_row(), charge_name="<b>Seats</b>", rating="<i>3 × 1</i>"
+    )
+    client.force_login(viewer)
+    html = get(client, item.document.bill_run.get_absolute_url())
+    assert "&lt;b&gt;Seats&lt;/b&gt;" in html and "&lt;i&gt;3 × 1&lt;/i&gt;" in html
+    assert "<b>Seats" not in html and "<i>3" not in html

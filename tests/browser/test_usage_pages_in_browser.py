@@ -1,4 +1,5 @@
-"""The document page, the subscription page and the account page of an
+"""The document page, the subscription page, the account page and the run's
+invoices tab (a row expanded to its items) of an
 account billed for a quantity and for usage (issue 13): each fits 1366 and
 390 px with its ratings wrapped, not scrolling sideways. Screenshots in
 tests/screenshots/usage-<page>-<width>.png; the PDF's sheet as Chromium
@@ -22,6 +23,7 @@ def paths():
         "document": f"/billing/invoices/{invoice.number}/",
         "subscription": f"/billing/subscriptions/{subscription.number}/",
         "account": f"/billing/accounts/{subscription.account.number}/",
+        "run": invoice.bill_run.get_absolute_url(),
     }
 
 
@@ -35,6 +37,10 @@ def test_the_usage_pages_fit_with_their_ratings_wrapped(
     for name, path in urls.items():
         page.goto(f"{live_server.url}{path}")
         expect(page.locator("h1").first).to_be_visible()
+        if name == "run":
+            page.get_by_test_id("document-expand").first.click()
+            expect(page.get_by_test_id("document-items").first).to_be_visible()
+            page.evaluate("window.scrollTo(0, 0)")
         screenshot(f"usage-{name}-{width}")
         scroll_width, inner_width = page.evaluate(
             "() => [document.documentElement.scrollWidth, window.innerWidth]"
@@ -45,11 +51,12 @@ def test_the_usage_pages_fit_with_their_ratings_wrapped(
             assert rating.evaluate("el => el.scrollWidth <= el.clientWidth")
             box = rating.bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= inner_width, (name, box)
-        if name == "document":
-            # The item table shows its amounts without scrolling, on a phone too.
-            scroller = page.locator(".items-table").locator("xpath=..")
-            assert scroller.evaluate("el => el.scrollWidth <= el.clientWidth")
-        if name != "account":
+        if name in ("document", "run"):
+            # The items show their amounts without scrolling, on a phone too.
+            table = ".items-table" if name == "document" else ".data-table"
+            scroller = page.locator(table).first.locator("xpath=..")
+            assert scroller.evaluate("el => el.scrollWidth <= el.clientWidth"), name
+        if name in ("document", "subscription", "run"):
             expect(page.get_by_text(RATING).first).to_be_visible()
 
 
