@@ -247,3 +247,40 @@ def test_a_runs_expanded_row_escapes_what_its_items_say(client, viewer):
     html = get(client, item.document.bill_run.get_absolute_url())
     assert "&lt;b&gt;Seats&lt;/b&gt;" in html and "&lt;i&gt;3 × 1&lt;/i&gt;" in html
     assert "<b>Seats" not in html and "<i>3" not in html
+
+
+# --- The admin --------------------------------------------------------------
+
+
+def test_the_charge_admin_lists_units_and_pricing_tiers(admin_client):
+    _subscription, seats, calls, _invoice = billed_usage()
+    html = admin_client.get("/admin/customers/charge/").content.decode()
+    assert TIERS_TEXT in html and seats.number in html and calls.number in html
+    html = admin_client.get(f"/admin/customers/charge/{calls.pk}/change/").content.decode()
+    assert TIERS_TEXT in html
+
+
+def test_the_subscription_admin_shows_its_charges_tiers(admin_client):
+    subscription, _seats, _calls, _invoice = billed_usage()
+    url = f"/admin/customers/subscription/{subscription.pk}/change/"
+    assert TIERS_TEXT in admin_client.get(url).content.decode()
+
+
+def test_the_document_admin_shows_each_items_charge_quantity_unit_price_and_rating(admin_client):
+    _subscription, _seats, calls, invoice = billed_usage()
+    html = admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode()
+    assert calls.number in html and "12,500 calls" in html and RATING_CALLS in html
+
+
+def test_the_charge_admin_list_reads_tiers_in_queries_that_do_not_grow(
+    admin_client, django_assert_max_num_queries
+):
+    billed_usage()
+    admin_client.get("/admin/customers/charge/")
+    with django_assert_max_num_queries(30) as few:
+        admin_client.get("/admin/customers/charge/")
+    for _ in range(3):
+        usage_subscription()
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = admin_client.get("/admin/customers/charge/").content.decode()
+    assert html.count(TIERS_TEXT) == 4
