@@ -51,11 +51,11 @@ def test_the_usage_pages_fit_with_their_ratings_wrapped(
             assert rating.evaluate("el => el.scrollWidth <= el.clientWidth")
             box = rating.bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= inner_width, (name, box)
-        if name in ("document", "run"):
-            # The items show their amounts without scrolling, on a phone too.
-            table = ".items-table" if name == "document" else ".data-table"
-            scroller = page.locator(table).first.locator("xpath=..")
-            assert scroller.evaluate("el => el.scrollWidth <= el.clientWidth"), name
+        # The items and charges show their amounts and dates without
+        # scrolling, on a phone too.
+        table = {"document": ".items-table", "run": ".data-table"}.get(name, ".charges-table")
+        scroller = page.locator(table).first.locator("xpath=..")
+        assert scroller.evaluate("el => el.scrollWidth <= el.clientWidth"), name
         if name in ("document", "subscription", "run"):
             expect(page.get_by_text(RATING).first).to_be_visible()
 
