@@ -8,9 +8,10 @@ prints it in usage-pdf-sheet.png."""
 import pytest
 from playwright.sync_api import expect
 
-from invoices.pdf import document_pdf_html
+from invoices.pdf import document_pdf, document_pdf_html
 from tests.billed_usage import RATING_CALLS as RATING
 from tests.billed_usage import billed_usage
+from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -58,6 +59,20 @@ def test_the_usage_pages_fit_with_their_ratings_wrapped(
         assert scroller.evaluate("el => el.scrollWidth <= el.clientWidth"), name
         if name in ("document", "subscription", "run"):
             expect(page.get_by_text(RATING).first).to_be_visible()
+
+
+def test_the_pdf_in_chromiums_viewer(page, screenshot, tmp_path):
+    """The PDF itself, as WeasyPrint made it, shown by Chromium's viewer at
+    160 % (usage-pdf-160.png), to look at: the viewer draws on a canvas, so
+    this only checks that it opened the document as a PDF."""
+    _subscription, _seats, _calls, invoice = billed_usage()
+    pdf = tmp_path / f"{invoice.number}.pdf"
+    pdf.write_bytes(document_pdf(document=invoice))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(f"{pdf.as_uri()}#zoom=160")
+    assert page.evaluate("document.contentType") == "application/pdf"
+    page.wait_for_timeout(2000)  # the viewer draws the page after it loads
+    page.screenshot(path=SCREENSHOTS / "usage-pdf-160.png")
 
 
 def test_the_pdf_sheet_as_printed(page, screenshot):
