@@ -94,8 +94,8 @@ def account_bill_to_contact_view(request, number):
 
 
 class SubscriptionDetailView(PermissionRequiredMixin, DetailView):
-    """A subscription, its charges and what each has billed (read-only; the
-    changes a clerk makes here come with issue 14)."""
+    """A subscription, its charges and what each has billed. Read-only for
+    now: the changes a clerk makes here (INTERFACES.md, Pages) come later."""
 
     permission_required = "customers.view_account"
     template_name = "customers/subscription_detail.html"
