@@ -7,11 +7,14 @@ from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django_tables2.rows import BoundRows
 
 from billruns.models import BillRun, BillRunFailure
-from core.money import format_money
+from core.money import format_money, format_plain
 from core.tables import BaseTable, PythonRowsMixin
+from invoices.selectors import documents_items
 from invoices.tables import PHONE_HIDDEN, RunDocumentTable
 
 PHONE_HIDDEN_NUM = {"th": {"class": "phone-hidden"}, "td": {"class": "num phone-hidden"}}
@@ -117,6 +120,19 @@ class FormattedDateColumn(tables.Column):
         return value
 
 
+def expand_button(controls, number, testid):
+    """The button that shows or hides the hidden row ``controls`` (static/js/app.js)."""
+    return format_html(
+        '<button type="button" class="expand-button" data-testid="{}" data-expand'
+        ' aria-expanded="false" aria-controls="{}"><svg viewBox="0 0 24 24"'
+        ' aria-hidden="true" focusable="false"><path d="m9 6 6 6-6 6"/></svg>'
+        '<span class="visually-hidden">Details of {}</span></button>',
+        testid,
+        controls,
+        number,
+    )
+
+
 DETAIL_ROW = (
     '<tr class="detail-row" id="run-details-{pk}" hidden>\n'
     '  <td colspan="{colspan}">\n'
@@ -217,14 +233,7 @@ class BillRunTable(PythonRowsMixin, BaseTable):
         return len(self.columns)
 
     def render_expand(self, record):
-        return format_html(
-            '<button type="button" class="expand-button" data-testid="billrun-expand" data-expand'
-            ' aria-expanded="false" aria-controls="run-details-{}"><svg viewBox="0 0 24 24"'
-            ' aria-hidden="true" focusable="false"><path d="m9 6 6 6-6 6"/></svg>'
-            '<span class="visually-hidden">Details of {}</span></button>',
-            record.pk,
-            record.number,
-        )
+        return expand_button(f"run-details-{record.pk}", record.number, "billrun-expand")
 
     def render_number(self, record):
         return format_html('<a href="{}">{}</a>', self.run_url(record.number), record.number)
@@ -331,10 +340,59 @@ class FailureTable(PythonRowsMixin, BaseTable):
         empty_text = "Every selected account was billed."
 
 
+# A document's items in its expanded row: a list rather than a nested table
+# (the tab's rows stay one level of <tr>), laid out as columns by the CSS.
+ITEM_ROW = (
+    '<li class="run-item" data-testid="run-item"><span class="run-item-what">'
+    '<span class="item-name">{name}</span><span class="item-refs">charge {charge}</span>'
+    '<span class="item-period phone-only">{period}</span>{rating}</span>'
+    '<span class="run-item-period phone-hidden">{period}</span>'
+    '<span class="num">{quantity}</span><span class="num">{amount}</span></li>'
+)
+ITEMS_ROW = (
+    '<tr class="detail-row" id="document-items-{pk}" hidden><td colspan="{colspan}">'
+    '<ul class="run-items" data-testid="document-items" aria-label="Items of {number}">'
+    '<li class="run-item run-items-head" aria-hidden="true"><span>Item</span>'
+    '<span class="phone-hidden">Service period</span><span class="num">Qty</span>'
+    '<span class="num">Amount</span></li>{rows}</ul></td></tr>'
+)
+
+
+NO_ITEMS = '<li class="muted">No items.</li>'
+
+
+def item_row_html(item):
+    """One item of an expanded row: every value escaped here, the row joined
+    with str.format rather than format_html (a page has a hundred of them)."""
+    start, end = item["service_start"], item["service_end"]
+    period = start.isoformat() if start == end else f"{start.isoformat()} – {end.isoformat()}"
+    quantity = "—"
+    if item["quantity"] is not None:
+        quantity = escape(f"{format_plain(item['quantity'])} {item['unit']}".rstrip())
+    rating = f'<span class="rating">{escape(item["rating"])}</span>' if item["rating"] else ""
+    return ITEM_ROW.format(
+        name=escape(item["charge_name"]),
+        charge=escape(item["charge__number"]),
+        rating=rating,
+        period=period,
+        quantity=quantity,
+        amount=format_money(item["amount"]),
+    )
+
+
 class RunDocumentsTable(PythonRowsMixin, RunDocumentTable):
     """A bill run's invoices or credit memos (its page's tabs): RunDocumentTable
-    with its rows written in Python and its dates without a template per cell."""
+    with its rows written in Python and its dates without a template per cell.
+    Each row expands to its items (charge, period, quantity and unit, amount,
+    rating), read for the whole page in one query."""
 
+    expand = tables.Column(
+        verbose_name="",
+        orderable=False,
+        empty_values=(),
+        exclude_from_export=True,
+        attrs={"th": {"class": "col-expand"}, "td": {"class": "col-expand"}},
+    )
     # DocumentTable's links, with their URLs reversed once per page.
     number = tables.Column(
         linkify=lambda table, record: table.url_of("invoices:detail", record.number),
@@ -349,4 +407,32 @@ class RunDocumentsTable(PythonRowsMixin, RunDocumentTable):
     due_date = FormattedDateColumn("%Y-%m-%d", verbose_name="Due date", attrs=PHONE_HIDDEN)
 
     class Meta(RunDocumentTable.Meta):
-        pass
+        attrs = {"class": "data-table run-documents-table"}
+        sequence = ("expand", "...")
+
+    @cached_property
+    def _colspan(self):
+        return len(self.columns)
+
+    @cached_property
+    def _page_items(self):
+        # The page's records without making rows again: every BoundRow made
+        # counts for the rows' odd/even class. A lazy page holds its rows in a
+        # list; another page, or no pagination, the data its rows are read from.
+        page = getattr(self, "page", None)
+        rows = page.object_list if page is not None else self.rows
+        records = rows.data if isinstance(rows, BoundRows) else [row.record for row in rows]
+        return documents_items([record.pk for record in records])
+
+    def render_expand(self, record):
+        return expand_button(f"document-items-{record.pk}", record.number, "document-expand")
+
+    def render_detail_row(self, record):
+        """The hidden row after a document's row: its items."""
+        items = self._page_items.get(record.pk, [])
+        rows = "".join([item_row_html(item) for item in items]) or NO_ITEMS
+        # Every value in the items is escaped by item_row_html.
+        rows = mark_safe(rows)  # noqa: S308
+        return format_html(
+            ITEMS_ROW, pk=record.pk, colspan=self._colspan, number=record.number, rows=rows
+        )

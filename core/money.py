@@ -8,13 +8,18 @@ The amount comes first, thousands separated by commas, always two decimals,
 the ISO code after it; a negative amount has a leading minus (-1,234.50 EUR).
 """
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation
 
 # The smallest amount of every currency the product accepts (two decimal
 # places, customers.currencies): what amounts are quantized to.
 CENT = Decimal("0.01")
 
 EMPTY = "—"
+
+# normalize() in this context drops trailing zeros and nothing else: 200
+# digits hold every quantity and unit price the columns allow, and a value
+# that would need rounding raises rather than show something it is not.
+_EXACT = Context(prec=200, traps=[Inexact, InvalidOperation])
 
 
 def format_money(amount, currency: str = "") -> str:
@@ -43,3 +48,13 @@ def plain_decimal(value: Decimal) -> str:
     if value == 0:
         return "0"  # neither "0E-6" nor "-0"
     return f"{value.normalize():f}"
+def format_plain(value) -> str:
+    """A quantity or unit price as people read it: thousands separated, no
+    trailing zeros, no exponent (``12,500``, ``150.5``, ``0.002``, ``0``);
+    "—" for none. Like money, never a float."""
+    if value is None or value == "":
+        return EMPTY
+    if isinstance(value, float):
+        raise TypeError("a quantity is never a float: pass a Decimal or a decimal string")
+    value = Decimal(value)
+    return f"{value.normalize(_EXACT):,f}" if value else "0"

@@ -158,6 +158,9 @@ class Subscription(models.Model):
     def __str__(self):
         return self.number
 
+    def get_absolute_url(self):
+        return reverse("subscriptions:detail", args=[self.number])
+
 
 class ChargeType(models.TextChoices):
     RECURRING = "recurring", "Recurring"

@@ -32,7 +32,7 @@ from decimal import (
     localcontext,
 )
 
-from core.money import CENT
+from core.money import CENT, format_plain
 from customers.models import MONEY, UNIT_PRICE, USAGE_QUANTITY, PricingModel
 
 ZERO = Decimal(0)
@@ -128,8 +128,37 @@ def _terms(model: str, tiers: Sequence[Tier], quantity: Decimal):
 
 def plain(value: Decimal) -> str:
     """A quantity or unit price as people read it: thousands separated, no
-    trailing zeros, no exponent (``12,500``, ``150.5``, ``0.002``, ``0``)."""
-    return f"{value.normalize(EXACT):,f}" if value else "0"
+    trailing zeros, no exponent (``12,500``, ``150.5``, ``0.002``, ``0``);
+    the pages' ``plain`` filter (core.money)."""
+    return format_plain(value)
+
+
+def describe(*, model: str, tiers: Sequence[Tier]) -> str:
+    """A pricing as a clerk reads it beside its charge:
+    ``Graduated: up to 1,000 at 0; up to 10,000 at 0.002 + 5.00; above 10,000 at 0.001``;
+    ``Per unit: 0.002``. A tier's flat fee follows its unit price."""
+    label = PricingModel(model).label if model in PricingModel.values else model
+    if model == PricingModel.PER_UNIT and len(tiers) == 1:
+        return f"{label}: {plain(tiers[0].unit_price)}"
+    parts = []
+    for (lower, upper), tier in zip(tier_bounds(tiers), tiers, strict=True):
+        if upper is not None:
+            where = f"up to {plain(upper)}"
+        elif lower:
+            where = f"above {plain(lower)}"
+        else:
+            where = "any quantity"
+        fee = f" + {tier.flat_fee:,.2f}" if tier.flat_fee else ""
+        parts.append(f"{where} at {plain(tier.unit_price)}{fee}")
+    return f"{label}: {'; '.join(parts) or 'no tiers'}"
+
+
+def pricing_description(pricing) -> str:
+    """``describe`` for a Pricing row, from its tiers (prefetch
+    ``pricing__tiers`` for a list of charges: no query per row). The tiers
+    come in the model's order, by lower bound."""
+    tiers = [Tier(t.up_to, t.unit_price, t.flat_fee) for t in pricing.tiers.all()]
+    return describe(model=pricing.model, tiers=tiers)
 
 
 def explain(*, quantity: Decimal, unit: str, terms: Sequence[Term], amount: Decimal) -> str:

@@ -13,7 +13,7 @@ from core.upload_views import UploadDetailView, UploadPageMixin, UploadStatusMix
 from customers.account_uploads import account_upload_create
 from customers.filters import AccountFilter
 from customers.forms import BillToContactForm
-from customers.models import Account, AccountUpload, Charge
+from customers.models import Account, AccountUpload, Charge, Subscription
 from customers.services import BillToContactRefused, account_bill_to_contact_change
 from customers.tables import AccountTable
 
@@ -32,6 +32,12 @@ class AccountListView(PermissionRequiredMixin, BoundedExportMixin, SingleTableMi
     table_pagination = {"per_page": 25}
 
 
+def charges_shown():
+    """Charges as their tables show them (customers/_charges_table.html): a
+    usage charge's pricing with its tiers, prefetched with them."""
+    return Charge.objects.select_related("pricing").order_by("id")
+
+
 class AccountDetailView(PermissionRequiredMixin, DetailView):
     permission_required = "customers.view_account"
     template_name = "customers/account_detail.html"
@@ -46,7 +52,7 @@ class AccountDetailView(PermissionRequiredMixin, DetailView):
         context = super().get_context_data(**kwargs)
         account = self.object
         subscriptions = account.subscriptions.prefetch_related(
-            Prefetch("charges", queryset=Charge.objects.order_by("id"))
+            Prefetch("charges", queryset=charges_shown()), "charges__pricing__tiers"
         )
         documents = account.documents.select_related("bill_run").order_by("-id")[:RECENT_ROWS]
         failures = account.bill_run_failures.select_related("bill_run", "subscription").order_by(
@@ -117,3 +123,41 @@ class AccountUploadDetailView(UploadDetailView):
 
 class AccountUploadStatusView(UploadStatusMixin, AccountUploadDetailView):
     pass
+class SubscriptionDetailView(PermissionRequiredMixin, DetailView):
+    """A subscription, its charges and what each has billed. Read-only for
+    now: the changes a clerk makes here (INTERFACES.md, Pages) come later."""
+
+    permission_required = "customers.view_account"
+    template_name = "customers/subscription_detail.html"
+    context_object_name = "subscription"
+    slug_field = "number"
+    slug_url_kwarg = "number"
+
+    def get_queryset(self):
+        return Subscription.objects.select_related("account")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        subscription = self.object
+        charges = list(
+            charges_shown()
+            .filter(subscription=subscription)
+            .prefetch_related("pricing__tiers", Prefetch("items", queryset=billed_items()))
+        )
+        context.update(charges=charges)
+        return context
+
+
+def billed_items():
+    """The items of documents not canceled, with their document, in service
+    order: what a charge has billed so far.
+
+    Items are invoices' rows, and customers sits below invoices: the model is
+    reached through the charges' reverse relation rather than imported (as
+    the account page reads its documents)."""
+    items = Charge._meta.get_field("items").related_model
+    return (
+        items.objects.filter(document_canceled=False)
+        .select_related("document")
+        .order_by("service_start", "id")
+    )

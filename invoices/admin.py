@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from core.admin import ReadOnlyAdminMixin, ReadOnlyInline
+from core.money import format_plain
 from invoices import admin_customers  # noqa: F401 - registers subscriptions, charges, usage
 from invoices.admin_actions import PostDocumentsAdminMixin, post_selected_documents
 from invoices.forms import PaymentForm
@@ -67,19 +68,38 @@ class NumberSequenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "last_value"]
 
 
+def quantity_text(item):
+    """``12,500 calls``, ``3``; "—" for an item billed before quantities."""
+    if item.quantity is None:
+        return "—"
+    return f"{format_plain(item.quantity)} {item.unit}".rstrip()
+
+
 class DocumentItemInline(ReadOnlyInline):
     model = DocumentItem
     fields = [
         "subscription",
+        "charge_number",
         "charge_name",
         "service_start",
         "service_end",
+        "quantity_and_unit",
+        "unit_price",
         "amount",
+        "rating",
         "previous_charged_through",
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("subscription")
+        return super().get_queryset(request).select_related("subscription", "charge")
+
+    @admin.display(description="Charge")
+    def charge_number(self, item):
+        return item.charge.number
+
+    @admin.display(description="Quantity")
+    def quantity_and_unit(self, item):
+        return quantity_text(item)
 
 
 class PaymentInline(ReadOnlyInline):
@@ -433,6 +453,8 @@ class DocumentItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "charge_name",
         "service_start",
         "service_end",
+        "quantity",
+        "unit",
         "amount",
         "document_canceled",
     ]

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 
 from core.admin import ProtectedDeleteMixin
 from customers.models import Charge, Subscription, UsageRecord
+from customers.pricing import pricing_description
 from invoices.models import DocumentItem
 from invoices.usage import (
     UsageRecordRefused,
@@ -73,7 +74,21 @@ class BilledReadOnlyMixin(ProtectedDeleteMixin):
         )
 
 
-class ChargeInline(admin.TabularInline):
+class PricingTiersMixin:
+    """A charge's pricing with its tiers, as the pages write it; the
+    queryset prefetches the tiers (no query per row of a list)."""
+
+    @admin.display(description="Pricing tiers")
+    def pricing_tiers(self, charge):
+        if charge.pricing_id is None:
+            return "—"
+        return pricing_description(charge.pricing)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("pricing__tiers")
+
+
+class ChargeInline(PricingTiersMixin, admin.TabularInline):
     model = Charge
     fields = [
         "number",
@@ -83,6 +98,7 @@ class ChargeInline(admin.TabularInline):
         "quantity",
         "unit",
         "pricing",
+        "pricing_tiers",
         "currency",
         "period",
         "start_date",
@@ -91,7 +107,7 @@ class ChargeInline(admin.TabularInline):
     ]
     # Bill runs advance the charged-through date and canceling a run rolls it
     # back; an edit by hand would bill a period twice or never.
-    readonly_fields = ["charged_through_date"]
+    readonly_fields = ["charged_through_date", "pricing_tiers"]
     # A pricing per usage charge: never a <select> of them all.
     raw_id_fields = ["pricing"]
     extra = 0
@@ -115,7 +131,7 @@ class SubscriptionAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Charge)
-class ChargeAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
+class ChargeAdmin(PricingTiersMixin, BilledReadOnlyMixin, admin.ModelAdmin):
     list_display = [
         "number",
         "name",
@@ -124,6 +140,8 @@ class ChargeAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
         "charge_type",
         "amount",
         "quantity",
+        "unit",
+        "pricing_tiers",
         "currency",
         "period",
         "start_date",
@@ -131,11 +149,11 @@ class ChargeAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
         "charged_through_date",
     ]
     list_filter = ["charge_type", "period", "currency"]
-    list_select_related = ["subscription__account"]
+    list_select_related = ["subscription__account", "pricing"]
     search_fields = ["number", "name", "subscription__number", "subscription__account__number"]
     autocomplete_fields = ["subscription"]
     raw_id_fields = ["pricing"]
-    readonly_fields = ["charged_through_date"]
+    readonly_fields = ["charged_through_date", "pricing_tiers"]
     date_hierarchy = "start_date"
     show_full_result_count = False
     fields = [
@@ -147,6 +165,7 @@ class ChargeAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
         "quantity",
         "unit",
         "pricing",
+        "pricing_tiers",
         "currency",
         "period",
         "start_date",

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from invoices.models import Document, DocumentStatus
+from invoices.selectors import document_items
 
 # A Draft or Canceled document's PDF carries its status across every page and
 # in its footer: a PDF travels alone, without the page's status badge.
@@ -41,7 +42,7 @@ def document_pdf_html(document: Document) -> str:
         "invoices/document_print.html",
         {
             "document": document,
-            "items": document.items.select_related("subscription"),
+            "items": document_items(document),
             "issuer": settings.BILLING_ISSUER,
             "mark": PDF_MARKS.get(document.status, ""),
         },

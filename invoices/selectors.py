@@ -34,3 +34,33 @@ def usage_records():
     return UsageRecord.objects.select_related("charge__subscription__account").annotate(
         billed_on=Subquery(billed_on)
     )
+def document_items(document):
+    """``document``'s items as its page and PDF show them: with their
+    subscription and charge (its number), in one query."""
+    return document.items.select_related("subscription", "charge")
+
+
+def documents_items(document_ids):
+    """The items of the documents ``document_ids`` (a page of a run's tab),
+    as {document id: [item values]} in item order: one query, only the
+    columns a row shows, the charge's number through a join."""
+    by_document = {document_id: [] for document_id in document_ids}
+    rows = (
+        DocumentItem.objects.filter(document_id__in=list(document_ids))
+        .order_by("document_id", "id")
+        .values(
+            "document_id",
+            "charge_name",
+            "charge__number",
+            "service_start",
+            "service_end",
+            "quantity",
+            "unit",
+            "unit_price",
+            "amount",
+            "rating",
+        )
+    )
+    for row in rows:
+        by_document[row["document_id"]].append(row)
+    return by_document

@@ -15,7 +15,7 @@ from invoices.filters import DocumentFilter, UsageRecordFilter
 from invoices.forms import PaymentForm
 from invoices.models import Document, DocumentStatus, UsageUpload
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
-from invoices.selectors import document_payments, usage_records
+from invoices.selectors import document_items, document_payments, usage_records
 from invoices.services import (
     DocumentActionRefused,
     document_post,
@@ -54,7 +54,7 @@ class DocumentDetailView(PermissionRequiredMixin, DetailView):
         context = super().get_context_data(**kwargs)
         document = self.object
         user = self.request.user
-        items = document.items.select_related("subscription")
+        items = document_items(document)
         payments = document_payments(document)
         can_pay = (
             document.is_invoice

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from invoices.models import DocumentItem, DocumentStatus, DocumentType
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_html
+from tests.billed_usage import billed_usage
 from tests.factories import ChargeFactory, SubscriptionFactory
 from tests.view_data import document_row
 
@@ -180,3 +181,49 @@ def test_the_page_sheet_marks_a_draft_and_not_a_posted_document(client, viewer):
     assert 'data-testid="draft-mark"' in draft_html
     assert "DRAFT: not posted" in draft_html
     assert 'data-testid="draft-mark"' not in posted_html
+
+
+# --- Quantities, units, unit prices and ratings (issue 13) -------------------
+
+
+def laid_out_boxes(document):
+    """Each text box of the document's PDF as (text, left, right, the right
+    edge of the page's content area), as WeasyPrint lays it out."""
+    from weasyprint import HTML
+    from weasyprint.formatting_structure.boxes import TextBox
+
+    rendered = HTML(string=document_pdf_html(document)).render()
+    for page in rendered.pages:
+        box = page._page_box
+        for text in box.descendants():
+            if isinstance(text, TextBox) and text.text.strip():
+                right = text.position_x + text.width
+                yield text.text, text.position_x, right, box.content_box_x() + box.width
+
+
+def test_the_pdf_is_an_invoice_with_quantities_unit_prices_and_ratings():
+    # given
+    _subscription, seats, calls, invoice = billed_usage()
+    # when
+    text = " ".join(page_texts(invoice))
+    # then
+    for header in ("DESCRIPTION", "SERVICE PERIOD", "QTY", "UNIT PRICE", "AMOUNT"):
+        assert header in text.upper()
+    assert seats.number in text and calls.number in text
+    assert "12,500 calls" in text and "10.00" in text
+    assert "3 × 10.00 × 17/31 = 16.45" in text
+    # a long rating wraps over lines: its words are all there
+    assert "12,500 calls: 1,000 × 0 + 9,000 × 0.002 + 5.00 +" in text
+    assert "2,500 × 0.001 = 25.50" in text
+
+
+def test_a_long_rating_wraps_inside_the_page():
+    _subscription, _seats, calls, invoice = billed_usage()
+    DocumentItem.objects.filter(charge=calls).update(
+        rating=" + ".join(["1,000,000 × 0.000123"] * 30) + " = 3,690.00",
+        unit="gigabyte-hours-of-storage",
+    )
+    boxes = list(laid_out_boxes(invoice))
+    assert any("1,000,000" in text for text, *_ in boxes)
+    for text, left, right, content_right in boxes:
+        assert left >= 0 and right <= content_right + 0.5, (text, left, right, content_right)

@@ -1,8 +1,9 @@
-"""``{{ amount|money:currency }}``: an amount as people read it (core.money)."""
+"""``{{ amount|money:currency }}``: an amount as people read it;
+``{{ quantity|plain }}``: a quantity or unit price (core.money)."""
 
 from django import template
 
-from core.money import format_money
+from core.money import format_money, format_plain
 
 register = template.Library()
 
@@ -10,3 +11,8 @@ register = template.Library()
 @register.filter(name="money")
 def money_filter(amount, currency=""):
     return format_money(amount, currency or "")
+
+
+@register.filter(name="plain")
+def plain_filter(value):
+    return format_plain(value)
