@@ -259,8 +259,10 @@ class Charge(models.Model):
                 name="charge_period_matches_type",
             ),
             models.CheckConstraint(
-                condition=Q(end_date__isnull=True) | Q(end_date__gt=models.F("start_date")),
-                name="charge_end_after_start",
+                # End = start: a charge a change removed at its start, which
+                # never bills (BILLING_RULES.md, Subscription changes).
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+                name="charge_end_not_before_start",
             ),
             # A recurring or one-time charge has a price (amount x a positive
             # quantity) and no pricing; a usage charge the reverse, and a unit.

@@ -7,6 +7,8 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
+from customers import usage_guard
+
 
 class Migration(migrations.Migration):
 
@@ -97,4 +99,16 @@ class Migration(migrations.Migration):
             model_name='chargeprice',
             constraint=models.CheckConstraint(condition=models.Q(models.Q(('amount__isnull', False), ('pricing__isnull', True), ('quantity__gt', 0), ('quantity__isnull', False)), models.Q(('amount__isnull', True), ('pricing__isnull', False), ('quantity__isnull', True)), _connector='OR'), name='charge_price_terms', violation_error_message='A price segment has an amount and a quantity above 0, or a pricing.'),
         ),
+        # SQLite rebuilds the charge table for a constraint: its usage
+        # triggers name that table and are made again after it.
+        migrations.RunPython(usage_guard.drop, usage_guard.create),
+        migrations.RemoveConstraint(
+            model_name='charge',
+            name='charge_end_after_start',
+        ),
+        migrations.AddConstraint(
+            model_name='charge',
+            constraint=models.CheckConstraint(condition=models.Q(('end_date__isnull', True), ('end_date__gte', models.F('start_date')), _connector='OR'), name='charge_end_not_before_start'),
+        ),
+        migrations.RunPython(usage_guard.create, usage_guard.drop),
     ]
