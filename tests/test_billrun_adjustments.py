@@ -310,3 +310,23 @@ def test_a_charge_without_changes_reads_no_items():
         if q["sql"].startswith("SELECT") and "invoices_documentitem" in q["sql"].split("FROM")[1]
     ]
     assert reads == []
+
+
+@pytest.mark.django_db
+def test_show_json_lists_adjustments_with_their_kind_and_no_quantity():
+    from billruns.selectors import run_summary
+
+    charge = monthly()
+    run(D(2026, 4, 1))
+    remove(charge, D(2026, 3, 11))
+    second = run(D(2026, 5, 1))
+
+    [document] = run_summary(second, documents=True)["documents"]
+    assert [(i["kind"], i["charge_number"], i["quantity"]) for i in document["items"]] == [
+        ("adjustment", charge.number, None),
+        ("adjustment", charge.number, None),
+    ]
+    assert [(i["service_start"], i["service_end"]) for i in document["items"]] == [
+        ("2026-03-11", "2026-03-31"),
+        ("2026-04-01", "2026-04-30"),
+    ]
