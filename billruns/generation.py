@@ -20,20 +20,21 @@ from collections import Counter, defaultdict
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from billruns import engine
 from billruns.models import BillRun, BillRunChunk, BillRunFailure, ChunkStatus, RunStatus
 from core import bulk, locks
 from customers import selectors as customer_selectors
-from customers.models import Account, Charge, ChargeType, Status, Subscription
+from customers.models import Account, Charge, ChargePrice, ChargeType, Status, Subscription
 from invoices import sequences
 from invoices.models import (
     Document,
     DocumentItem,
     DocumentStatus,
     DocumentType,
+    ItemKind,
     TenantSettings,
 )
 
@@ -272,8 +273,11 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
     )
     if not accounts:
         return []
+    # Active subscriptions, and those a change canceled: they bill what they
+    # owe before their cancel date and the adjustments their changes cause.
+    billed_subscriptions = Q(status=Status.ACTIVE) | Q(cancel_date__isnull=False)
     subscriptions = Subscription.objects.filter(
-        account_id__anyof=[a.id for a in accounts], status=Status.ACTIVE
+        billed_subscriptions, account_id__anyof=[a.id for a in accounts]
     ).order_by("id")
     if subscription_ids:
         subscriptions = subscriptions.filter(id__in=subscription_ids)
@@ -282,8 +286,7 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
         subscriptions_by_account[subscription.account_id].append(subscription)
     charges_by_subscription = defaultdict(list)
     charges = Charge.objects.filter(
-        subscription__account_id__anyof=[a.id for a in accounts],
-        subscription__status=Status.ACTIVE,
+        subscription_id__anyof=[s.id for subs in subscriptions_by_account.values() for s in subs]
     ).order_by("id")
     if subscription_ids:
         charges = charges.filter(subscription_id__in=subscription_ids)
@@ -291,7 +294,10 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
         charges_by_subscription[charge.subscription_id].append(charge)
 
     exclude = frozenset(run.exclude_charge_types)
-    usage = _usage(accounts, subscriptions_by_account, charges_by_subscription, run, exclude)
+    history = _history(charges_by_subscription)
+    usage = _usage(
+        accounts, subscriptions_by_account, charges_by_subscription, run, exclude, history
+    )
 
     failures = []
     billed = []
@@ -316,6 +322,7 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
                 target_date=run.target_date,
                 usage=usage,
                 exclude=exclude,
+                history=history,
             )
             if result.items and not result.failures:
                 result.due_date = engine.due_date(account, run.invoice_date)
@@ -349,31 +356,115 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
     return failures
 
 
-def _usage(accounts, subscriptions_by_account, charges_by_subscription, run, exclude):
-    """The quantities of the chunk's due usage pieces, in one grouped query
-    (read under the accounts' locks, which a usage import takes too: a
+LIVE_ITEM_FIELDS = (
+    "id",
+    "charge_id",
+    "kind",
+    "adjusts_id",
+    "service_start",
+    "service_end",
+    "amount",
+    "unit_price",
+    "quantity",
+    "pricing_id",
+)
+
+
+def _history(charges_by_subscription):
+    """The chunk's price segments, and the live items of the charges whose
+    billed items a change may have made stale: one query each (the second
+    only when some charge changed).
+
+    A charge is billed without gaps from its start to its charged-through
+    date until a change reaches into what it billed: an end date or a price
+    change before its charged-through date. Only such a charge needs its
+    items (BILLING_RULES.md: the stale rule reads what they cover)."""
+    charges = {c.id: c for subs in charges_by_subscription.values() for c in subs}
+    prices = defaultdict(list)
+    for row in (
+        ChargePrice.objects.filter(charge_id__anyof=list(charges))
+        .order_by("charge_id", "effective_date", "id")
+        .values_list("charge_id", "effective_date", "amount", "quantity", "pricing_id")
+    ):
+        prices[row[0]].append((row[1], engine.Terms(row[2], row[3], row[4])))
+    reached = [
+        charge.id
+        for charge in charges.values()
+        if charge.charged_through_date is not None
+        and (
+            (charge.end_date is not None and charge.end_date < charge.charged_through_date)
+            or any(day < charge.charged_through_date for day, _ in prices.get(charge.id, ()))
+        )
+    ]
+    if not prices and not reached:
+        return engine.NO_HISTORY
+    live = {charge_id: [] for charge_id in reached}
+    if reached:
+        items = {}
+        adjustments = []
+        for row in DocumentItem.objects.filter(
+            charge_id__anyof=reached, document_canceled=False
+        ).values_list(*LIVE_ITEM_FIELDS, named=True):
+            if row.kind == ItemKind.ADJUSTMENT:
+                adjustments.append(row)
+                continue
+            charge = charges[row.charge_id]
+            # Items billed before quantities were kept (unit price empty)
+            # billed one of the charge's own price.
+            terms = engine.Terms(
+                charge.amount if row.unit_price is None else row.unit_price,
+                row.quantity,
+                row.pricing_id or charge.pricing_id,
+            )
+            if charge.charge_type == ChargeType.USAGE:
+                terms = engine.Terms(None, None, row.pricing_id or charge.pricing_id)
+            items[row.id] = engine.LiveItem(
+                id=row.id,
+                start=row.service_start,
+                end=row.service_end + engine.ONE_DAY,
+                amount=row.amount,
+                terms=terms,
+            )
+            live[row.charge_id].append(items[row.id])
+        for row in adjustments:
+            item = items[row.adjusts_id]
+            item.adjusted_from = row.service_start
+            item.adjustment_amount = row.amount
+    return engine.History(prices=dict(prices), live=live)
+
+
+def _usage(accounts, subscriptions_by_account, charges_by_subscription, run, exclude, history):
+    """The quantities of the usage the chunk's plans rate, in one grouped
+    query (read under the accounts' locks, which a usage import takes too: a
     record is either in these sums or refused), and their pricings."""
     if ChargeType.USAGE in exclude:
         return engine.NO_USAGE
-    pieces = []
+    ranges = []
     pricing_ids = set()
     for account in accounts:
-        for subscription in subscriptions_by_account.get(account.id, ()):
+        subscriptions = subscriptions_by_account.get(account.id, ())
+        for subscription in subscriptions:
             for charge in charges_by_subscription.get(subscription.id, ()):
-                if charge.charge_type != ChargeType.USAGE:
-                    continue
-                pricing_ids.add(charge.pricing_id)
-                try:
-                    due = engine.usage_pieces(
-                        charge, bill_cycle_day=account.bill_cycle_day, target_date=run.target_date
+                if charge.charge_type == ChargeType.USAGE:
+                    pricing_ids.add(charge.pricing_id)
+                    pricing_ids.update(
+                        terms.pricing_id for _, terms in history.prices.get(charge.id, ())
                     )
-                except (ArithmeticError, ValueError):
-                    continue  # the account fails on it in bill_account, alone
-                pieces.extend((charge.id, start, end) for start, end in due)
+                    pricing_ids.update(
+                        item.terms.pricing_id for item in history.live.get(charge.id, ())
+                    )
+        ranges += engine.account_usage_ranges(
+            account,
+            subscriptions,
+            charges_by_subscription,
+            target_date=run.target_date,
+            exclude=exclude,
+            history=history,
+        )
     if not pricing_ids:
         return engine.NO_USAGE
     return engine.Usage(
-        quantities=customer_selectors.usage_quantities(pieces),
+        quantities=customer_selectors.usage_range_quantities(ranges),
         pricings=customer_selectors.pricings(sorted(pricing_ids)),
     )
 
@@ -406,6 +497,7 @@ def _write_documents(run, billed, advanced_ar):
         )
     items = []
     charged_through = {}
+    reversed_whole = []
     for document, (_, result) in zip(documents, billed, strict=True):
         for item in result.items:
             items.append(
@@ -422,11 +514,18 @@ def _write_documents(run, billed, advanced_ar):
                     "unit_price": item.unit_price,
                     "rating": item.rating,
                     "previous_charged_through": item.previous_charged_through,
+                    "kind": item.kind,
+                    "adjusts_id": item.adjusts_id,
+                    "pricing_id": item.pricing_id,
                 }
             )
-            charged_through[item.charge_id] = max(
-                charged_through.get(item.charge_id, item.end), item.end
-            )
+            if item.reverses_whole:
+                reversed_whole.append(item.adjusts_id)
+        charged_through.update(result.charged_through)
+    if reversed_whole:
+        # Before the new items: a piece billed again from the same first day
+        # as the item reversed whole needs that item out of the unique index.
+        DocumentItem.objects.filter(id__anyof=reversed_whole).update(fully_reversed=True)
     if connection.vendor == "postgresql":
         _insert_with_copy(documents, items)
     else:

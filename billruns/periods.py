@@ -91,6 +91,24 @@ def price_amount(exact: Decimal) -> Decimal:
     return exact.quantize(CENT, context=ROUNDING)
 
 
+def cell_holding(
+    day: datetime.date, *, period_months: int, bill_cycle_day: int, start: datetime.date
+) -> tuple[datetime.date, datetime.date]:
+    """The grid cell ``[P, Q)`` of a charge starting on ``start`` that holds ``day``."""
+    first_month = month_index(start)
+    if cycle_date(first_month, bill_cycle_day) < start:
+        first_month += 1
+    k = (month_index(day) - first_month) // period_months
+    while cycle_date(first_month + k * period_months, bill_cycle_day) > day:
+        k -= 1
+    while cycle_date(first_month + (k + 1) * period_months, bill_cycle_day) <= day:
+        k += 1
+    return (
+        cycle_date(first_month + k * period_months, bill_cycle_day),
+        cycle_date(first_month + (k + 1) * period_months, bill_cycle_day),
+    )
+
+
 def pieces(
     *,
     period_months: int,
@@ -100,11 +118,13 @@ def pieces(
     charged_through: datetime.date | None,
     target: datetime.date,
     in_arrears: bool = False,
+    cuts: tuple[datetime.date, ...] = (),
 ) -> list[tuple[datetime.date, datetime.date, int]]:
     """The due pieces ``(p, q, cell days)`` of a charge (BILLING_RULES.md,
     Service periods): ``[p, q)`` inside a grid cell of ``cell days``, from
-    the charge's start or where billing stopped last time (always a piece
-    boundary), cut at the end date. Due in advance once started
+    the charge's start or from ``charged_through`` (where billing stopped:
+    a piece boundary), cut at the end date and at each date of ``cuts``
+    (sorted: its price changes). Due in advance once started
     (``p <= target``), or in arrears once ended (``q <= target``).
 
     The engine's hot loop: the grid is reached by month arithmetic and the
@@ -122,14 +142,23 @@ def pieces(
         k += 1
     due = []
     cell_start = cycle_date(first_month + k * period_months, bill_cycle_day)
+    cell_end = cycle_date(first_month + (k + 1) * period_months, bill_cycle_day)
+    cut = 0
     while (end is None or p < end) and p <= target:
-        k += 1
-        cell_end = cycle_date(first_month + k * period_months, bill_cycle_day)
         q = cell_end if end is None or cell_end < end else end
+        if cuts:
+            while cut < len(cuts) and cuts[cut] <= p:
+                cut += 1
+            if cut < len(cuts) and cuts[cut] < q:
+                q = cuts[cut]
         if in_arrears and q > target:
             break
         due.append((p, q, (cell_end - cell_start).days))
-        p, cell_start = q, cell_end
+        p = q
+        if p == cell_end:
+            k += 1
+            cell_start = cell_end
+            cell_end = cycle_date(first_month + (k + 1) * period_months, bill_cycle_day)
     return due
 
 

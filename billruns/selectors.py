@@ -54,10 +54,9 @@ def document_as_dict(document, items):
                 "service_start": _date(item.service_start),
                 "service_end": _date(item.service_end),
                 "amount": f"{item.amount:.2f}",
-                # Every item bills a charge until adjustments exist (a
-                # subscription change's correction: "adjustment", with no
-                # quantity).
-                "kind": "charge",
+                # "charge", or "adjustment" (a change's correction of a
+                # charge item: its service is what it corrects, no quantity).
+                "kind": item.kind,
                 "charge_number": item.charge_number,
                 "quantity": None if item.quantity is None else plain_decimal(item.quantity),
             }

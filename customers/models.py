@@ -1,6 +1,7 @@
 import unicodedata
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -140,6 +141,13 @@ class Subscription(models.Model):
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="subscriptions")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     start_date = models.DateField(validators=[validate_date_in_range])
+    # Set by a cancel-subscription change (BILLING_RULES.md, Subscription
+    # changes): the subscription bills what it owes before this day and the
+    # adjustments its changes cause. Empty for a subscription canceled
+    # otherwise (the import's status), which bills nothing.
+    cancel_date = models.DateField(
+        null=True, blank=True, help_text="The effective date of its cancellation, if changed so."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -147,6 +155,10 @@ class Subscription(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=Status.values), name="subscription_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(cancel_date__isnull=True) | Q(status="Canceled"),
+                name="subscription_cancel_date_only_when_canceled",
             ),
             models.UniqueConstraint(
                 Lower("number"),
@@ -250,8 +262,10 @@ class Charge(models.Model):
                 name="charge_period_matches_type",
             ),
             models.CheckConstraint(
-                condition=Q(end_date__isnull=True) | Q(end_date__gt=models.F("start_date")),
-                name="charge_end_after_start",
+                # End = start: a charge a change removed at its start, which
+                # never bills (BILLING_RULES.md, Subscription changes).
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+                name="charge_end_not_before_start",
             ),
             # A recurring or one-time charge has a price (amount x a positive
             # quantity) and no pricing; a usage charge the reverse, and a unit.
@@ -318,6 +332,111 @@ class Charge(models.Model):
                 problems["pricing"] = "Only a usage charge has a pricing."
         if problems:
             raise ValidationError(problems)
+
+
+# --- Subscription changes (issue 14) -------------------------------------------
+
+
+class ChangeType(models.TextChoices):
+    ADD_CHARGE = "add_charge", "Add charge"
+    CHANGE_PRICE = "change_price", "Change price"
+    REMOVE_CHARGE = "remove_charge", "Remove charge"
+    CANCEL_SUBSCRIPTION = "cancel_subscription", "Cancel subscription"
+
+
+class SubscriptionChange(models.Model):
+    """One effective-dated change a clerk made to a subscription
+    (BILLING_RULES.md, Subscription changes and adjustments), with who, when,
+    and the values before and after. A change never edits a document: the
+    next run corrects what it made wrong with adjustment items.
+
+    Written by customers.changes, in the transaction that applies it, under
+    the account's lock (a run holding that lock bills all before or all
+    after it). Never edited or deleted afterwards."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="changes")
+    # The charge added, repriced or removed; empty for a cancellation (whose
+    # removals are in ``after``).
+    charge = models.ForeignKey(
+        "Charge", on_delete=models.PROTECT, null=True, blank=True, related_name="changes"
+    )
+    change_type = models.CharField(max_length=24, choices=ChangeType.choices)
+    effective_date = models.DateField(validators=[validate_date_in_range])
+    before = models.JSONField(default=dict, blank=True, help_text="The terms it replaced.")
+    after = models.JSONField(default=dict, blank=True, help_text="The terms it set.")
+    made_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    made_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["subscription_id", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(change_type__in=ChangeType.values), name="change_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(change_type="cancel_subscription") | Q(charge__isnull=False),
+                name="change_names_its_charge",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_change_type_display()} {self.effective_date}"
+
+
+class ChargePrice(models.Model):
+    """A price segment: from ``effective_date`` on, the charge's terms are
+    these (a recurring charge's amount and quantity, a usage charge's
+    pricing), until the next segment. Before its first segment a charge's
+    terms are its own columns, which never change once it is billed.
+
+    A charge's pieces are cut at each segment's effective date, and a piece
+    is priced at the terms in effect on its first day (billruns.periods).
+    Each segment is made by one change-price change."""
+
+    charge = models.ForeignKey(
+        "Charge", on_delete=models.PROTECT, related_name="prices", db_index=False
+    )
+    effective_date = models.DateField(validators=[validate_date_in_range])
+    amount = ExactDecimalField(**MONEY, null=True, blank=True)
+    quantity = ExactDecimalField(**CHARGE_QUANTITY, null=True, blank=True)
+    pricing = models.ForeignKey(
+        "Pricing", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    change = models.OneToOneField(
+        SubscriptionChange, on_delete=models.PROTECT, related_name="price"
+    )
+
+    class Meta:
+        ordering = ["charge_id", "effective_date"]
+        constraints = [
+            # Leads with the charge: serves a chunk's read of its segments.
+            models.UniqueConstraint(
+                fields=["charge", "effective_date"], name="one_price_per_charge_and_day"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    amount__isnull=False,
+                    quantity__isnull=False,
+                    quantity__gt=0,
+                    pricing__isnull=True,
+                )
+                | Q(amount__isnull=True, quantity__isnull=True, pricing__isnull=False),
+                name="charge_price_terms",
+                violation_error_message=(
+                    "A price segment has an amount and a quantity above 0, or a pricing."
+                ),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.charge_id} from {self.effective_date}"
 
 
 # --- Usage charges: their pricing, and the usage they bill (issue 13) ---------

@@ -17,50 +17,68 @@ _TABLE = UsageRecord._meta.db_table
 
 
 def usage_quantities(pieces: Iterable[Piece]) -> dict[tuple[int, datetime.date], Decimal]:
-    """The quantity of each piece ``(charge_id, start, end)``: the sum of the
-    charge's usage records dated ``start <= date < end`` (0 without any),
-    keyed by ``(charge_id, start)``.
+    """The quantity of each piece ``(charge_id, start, end)``, keyed by
+    ``(charge_id, start)``: ``usage_range_quantities`` for pieces that do
+    not share a start."""
+    return {
+        (charge_id, start): total
+        for (charge_id, start, _), total in usage_range_quantities(pieces).items()
+    }
 
-    One grouped query for all the pieces (a run asks for a whole chunk's),
-    each piece a range scan of the index ``usage_charge_date_quantity``,
-    which holds the quantities: the records themselves are not read. Exact
-    on both databases: numeric on PostgreSQL; on SQLite integer units,
-    summed in two parts so that no sum nears 2^63 (as ``ExactSum``)."""
-    pieces = list(pieces)
-    if not pieces:
+
+def usage_range_quantities(
+    ranges: Iterable[Piece],
+) -> dict[tuple[int, datetime.date, datetime.date], Decimal]:
+    """The quantity of each range ``(charge_id, start, end)``: the sum of the
+    charge's usage records dated ``start <= date < end`` (0 without any),
+    keyed by the range.
+
+    One grouped query for all the ranges (a run asks for a whole chunk's),
+    each a range scan of the index ``usage_charge_date_quantity``, which
+    holds the quantities: the records themselves are not read. Exact on
+    both databases: numeric on PostgreSQL; on SQLite integer units, summed
+    in two parts so that no sum nears 2^63 (as ``ExactSum``)."""
+    ranges = list(dict.fromkeys(ranges))
+    if not ranges:
         return {}
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                "SELECT p.charge_id, p.start, COALESCE(SUM(r.quantity), 0) "  # noqa: S608
+                "SELECT p.charge_id, p.start, p.stop, COALESCE(SUM(r.quantity), 0) "  # noqa: S608
                 "FROM unnest(%s::bigint[], %s::date[], %s::date[]) AS p(charge_id, start, stop) "
                 f"LEFT JOIN {_TABLE} AS r ON r.charge_id = p.charge_id "
                 "AND r.date >= p.start AND r.date < p.stop "
-                "GROUP BY p.charge_id, p.start",
-                [[p[0] for p in pieces], [p[1] for p in pieces], [p[2] for p in pieces]],
+                "GROUP BY p.charge_id, p.start, p.stop",
+                [[p[0] for p in ranges], [p[1] for p in ranges], [p[2] for p in ranges]],
             )
-            return {(charge_id, start): total for charge_id, start, total in cursor.fetchall()}
+            return {
+                (charge_id, start, stop): total
+                for charge_id, start, stop, total in cursor.fetchall()
+            }
         sums = {}
-        # SQLite binds at most 999 parameters: three per piece.
+        # SQLite binds at most 999 parameters: three per range.
         step = (connection.features.max_query_params or 999) // 3
-        for first in range(0, len(pieces), step):
-            chunk = pieces[first : first + step]
+        for first in range(0, len(ranges), step):
+            chunk = ranges[first : first + step]
             values = ", ".join(["(%s, %s, %s)"] * len(chunk))
             cursor.execute(
                 f"WITH p(charge_id, start, stop) AS (VALUES {values}) "  # noqa: S608
-                "SELECT p.charge_id, p.start, "
+                "SELECT p.charge_id, p.start, p.stop, "
                 f"COALESCE(SUM(r.quantity / {SUM_SPLIT}), 0), "
                 f"COALESCE(SUM(r.quantity %% {SUM_SPLIT}), 0) "
                 f"FROM p LEFT JOIN {_TABLE} AS r ON r.charge_id = p.charge_id "
                 "AND r.date >= p.start AND r.date < p.stop "
-                "GROUP BY p.charge_id, p.start",
+                "GROUP BY p.charge_id, p.start, p.stop",
                 [value for piece in chunk for value in piece],
             )
-            for charge_id, start, high, low in cursor.fetchall():
+            for charge_id, start, stop, high, low in cursor.fetchall():
                 units = high * SUM_SPLIT + low
-                sums[(charge_id, datetime.date.fromisoformat(start))] = Decimal(
-                    f"{units}E-{_PLACES}"
+                key = (
+                    charge_id,
+                    datetime.date.fromisoformat(start),
+                    datetime.date.fromisoformat(stop),
                 )
+                sums[key] = Decimal(f"{units}E-{_PLACES}")
         return sums
 
 

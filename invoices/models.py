@@ -210,6 +210,11 @@ class CreditMemo(Document):
         verbose_name = "credit memo"
 
 
+class ItemKind(models.TextChoices):
+    CHARGE = "charge", "Charge"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
 class DocumentItem(models.Model):
     """One billed service period of one charge, on an invoice or credit memo.
 
@@ -267,14 +272,55 @@ class DocumentItem(models.Model):
         "canceling the document restores it.",
     )
     document_canceled = models.BooleanField(default=False)
+    # Subscription changes (issue 14; BILLING_RULES.md, Subscription changes
+    # and adjustments): a charge item bills one piece; an adjustment item
+    # corrects one charge item (``adjusts``) from the day it went stale, its
+    # service period [r, c). A charge item an adjustment reverses from its
+    # very first day covers nothing: ``fully_reversed``, kept by the run that
+    # writes the adjustment and cleared when that run is canceled, so that
+    # the piece can be billed again on a new item with the same start.
+    kind = models.CharField(max_length=16, choices=ItemKind.choices, default=ItemKind.CHARGE)
+    adjusts = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="adjustments",
+        db_index=False,
+    )
+    fully_reversed = models.BooleanField(default=False)
+    # A usage item's pricing, so that a later price change can tell whether
+    # it still matches (and re-rate the records it billed).
+    pricing = models.ForeignKey(
+        "customers.Pricing",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
 
     class Meta:
         ordering = ["id"]
         constraints = [
+            # No piece billed twice: among live items, one charge item per
+            # charge and service start that an adjustment has not reversed
+            # whole; and each charge item corrected by at most one live
+            # adjustment.
             models.UniqueConstraint(
                 fields=["charge", "service_start"],
-                condition=Q(document_canceled=False),
-                name="one_billed_item_per_charge_period",
+                condition=Q(document_canceled=False, kind="charge", fully_reversed=False),
+                name="one_live_charge_item_per_start",
+            ),
+            models.UniqueConstraint(
+                fields=["adjusts"],
+                condition=Q(document_canceled=False, adjusts__isnull=False),
+                name="one_live_adjustment_per_item",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="charge", adjusts__isnull=True)
+                | Q(kind="adjustment", adjusts__isnull=False, fully_reversed=False),
+                name="item_kind_matches_adjusts",
             ),
             models.CheckConstraint(
                 condition=Q(service_end__gte=models.F("service_start")),

@@ -39,6 +39,7 @@ from decimal import Decimal
 from typing import IO
 
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from core.dates import DATE_PATTERN, date_range_problem
@@ -52,7 +53,7 @@ from customers.models import (
     record_id_problem,
 )
 from customers.pricing import plain
-from invoices.models import DocumentItem
+from invoices.models import DocumentItem, ItemKind
 
 MAX_REPORTED_PROBLEMS = 100
 HEADER = ["id", "charge", "date", "quantity"]
@@ -437,7 +438,11 @@ def _read_charges(cursor) -> None:
     cursor.execute(
         f"{_temporary_table('usage_import_charges')} AS "  # noqa: S608 (see the module)
         "SELECT c.id, c.number, c.charge_type, c.start_date, c.end_date, "
-        "s.number AS subscription_number, s.status AS subscription_status, "
+        # A subscription a change canceled still takes usage before its
+        # cancel date (the charges end there): it bills what it owes.
+        "s.number AS subscription_number, "
+        "CASE WHEN s.cancel_date IS NULL THEN s.status ELSE 'Active' END "
+        "AS subscription_status, "
         "a.number AS account_number, a.status AS account_status, "
         "b.billed_from, b.billed_through "
         "FROM usage_import_charge_ids AS k "
@@ -614,6 +619,18 @@ def _charge_problems(cursor, problems: _Problems, new: str) -> None:
     problems.add_counted(total, found)
 
 
+def _covers(alias: str, day: str) -> str:
+    """The live item ``alias`` is a charge item that still covers ``day``: not
+    reversed from its first day, nor by a live adjustment from ``day`` or
+    before (BILLING_RULES.md, Subscription changes: what an item covers)."""
+    false = "false" if connection.vendor == "postgresql" else "0"
+    return (
+        f"{_live(alias)} AND {alias}.kind = 'charge' AND {alias}.fully_reversed = {false} "  # noqa: S608
+        "AND NOT EXISTS (SELECT 1 FROM invoices_documentitem AS a "
+        f"WHERE a.adjusts_id = {alias}.id AND {_live('a')} AND a.service_start <= {day})"
+    )
+
+
 def _billed_problems(cursor, problems: _Problems, new: str) -> None:
     """New lines dated in a piece a live item already billed: refused,
     naming the document (cancel its run first, or record the usage on a
@@ -624,7 +641,7 @@ def _billed_problems(cursor, problems: _Problems, new: str) -> None:
         "FROM usage_import_rows AS r "
         "JOIN usage_import_charges AS ic ON ic.number = r.charge_number "
         "JOIN invoices_documentitem AS i ON i.charge_id = ic.id "
-        f"AND {_live('i')} AND i.service_start <= r.date AND i.service_end >= r.date "
+        f"AND {_covers('i', 'r.date')} AND i.service_start <= r.date AND i.service_end >= r.date "
         "JOIN invoices_document AS d ON d.id = i.document_id "
         f"WHERE {new} AND {ACCEPTS} "
         "AND r.date >= ic.billed_from AND r.date <= ic.billed_through",
@@ -771,8 +788,17 @@ def usage_record_billed_on(*, charge_id: int, day: datetime.date) -> str | None:
         DocumentItem.objects.filter(
             charge_id=charge_id,
             document_canceled=False,
+            kind=ItemKind.CHARGE,
+            fully_reversed=False,
             service_start__lte=day,
             service_end__gte=day,
+        )
+        .exclude(
+            Exists(
+                DocumentItem.objects.filter(
+                    adjusts=OuterRef("pk"), document_canceled=False, service_start__lte=day
+                )
+            )
         )
         .values_list("document__number", flat=True)
         .first()

@@ -5,7 +5,7 @@ that fails), and the removal of a Canceled or Error run."""
 import logging
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Exists, F, OuterRef, Subquery
 from django.utils import timezone
 
 from billruns import leases
@@ -22,7 +22,7 @@ from billruns.signals import bill_run_canceled
 from core import locks
 from core.users import acting_user, acting_user_id
 from customers.models import Account, Charge
-from invoices.models import Document, DocumentItem, DocumentStatus
+from invoices.models import Document, DocumentItem, DocumentStatus, ItemKind
 
 logger = logging.getLogger(__name__)
 
@@ -35,19 +35,16 @@ def _cancel_blocker(run):
     """Why a Completed run cannot be canceled, or None."""
     if Document.objects.filter(bill_run=run, status=DocumentStatus.POSTED).exists():
         return f"{run.number} has posted documents; a run with posted documents cannot be canceled."
-    # A live item of another run that bills one of this run's charges for a
-    # later period: canceling this run would roll the charge back under it.
+    # A live item (a charge item or an adjustment) of one of this run's
+    # charges that another run wrote after this run's: canceling this run
+    # would roll the charge back under it, or leave an adjustment
+    # correcting an item that is gone. Items written before this run's are
+    # what this run started from, and canceling it returns to them.
     run_items = DocumentItem.objects.filter(document__bill_run=run, document_canceled=False)
     later = (
         DocumentItem.objects.filter(document_canceled=False)
         .exclude(document__bill_run=run)
-        .filter(
-            Exists(
-                run_items.filter(
-                    charge_id=OuterRef("charge_id"), service_start__lt=OuterRef("service_start")
-                )
-            )
-        )
+        .filter(Exists(run_items.filter(charge_id=OuterRef("charge_id"), id__lt=OuterRef("id"))))
         .select_related("document__bill_run")
         .order_by("document_id")
         .first()
@@ -156,7 +153,18 @@ def _undo_generated(run, user):
             .values("previous_charged_through")[:1]
         )
     )
+    # The items the run's adjustments reversed from their first day cover
+    # their service again once those adjustments are canceled; they return
+    # to the unique index after the run's own items have left it (a piece
+    # the run billed again from the same day).
+    reversed_whole = list(
+        live_items.filter(kind=ItemKind.ADJUSTMENT, adjusts__fully_reversed=True)
+        .filter(service_start=F("adjusts__service_start"))
+        .values_list("adjusts_id", flat=True)
+    )
     DocumentItem.objects.filter(document__in=drafts).update(document_canceled=True)
+    if reversed_whole:
+        DocumentItem.objects.filter(id__in=reversed_whole).update(fully_reversed=False)
     drafts.update(
         status=DocumentStatus.CANCELED,
         canceled_at=timezone.now(),
