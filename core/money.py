@@ -48,6 +48,8 @@ def plain_decimal(value: Decimal) -> str:
     if value == 0:
         return "0"  # neither "0E-6" nor "-0"
     return f"{value.normalize():f}"
+
+
 def format_plain(value) -> str:
     """A quantity or unit price as people read it: thousands separated, no
     trailing zeros, no exponent (``12,500``, ``150.5``, ``0.002``, ``0``);

@@ -123,6 +123,8 @@ class AccountUploadDetailView(UploadDetailView):
 
 class AccountUploadStatusView(UploadStatusMixin, AccountUploadDetailView):
     pass
+
+
 class SubscriptionDetailView(PermissionRequiredMixin, DetailView):
     """A subscription, its charges and what each has billed. Read-only for
     now: the changes a clerk makes here (INTERFACES.md, Pages) come later."""

@@ -34,6 +34,8 @@ def usage_records():
     return UsageRecord.objects.select_related("charge__subscription__account").annotate(
         billed_on=Subquery(billed_on)
     )
+
+
 def document_items(document):
     """``document``'s items as its page and PDF show them: with their
     subscription and charge (its number), in one query."""
