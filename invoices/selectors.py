@@ -1,9 +1,9 @@
 """Reads of invoices' rows shared by the pages and the admin."""
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Subquery
 
 from customers.models import UsageRecord
-from invoices.models import DocumentItem
+from invoices.models import DocumentItem, ItemKind
 
 # A document's payments in the order a clerk reads a statement: the newest
 # payment date first, and among payments of one day the last recorded first.
@@ -25,12 +25,27 @@ def usage_records():
     which the partial unique index on the items (charge, service_start)
     answers per row; PostgreSQL evaluates it for the rows of the page only,
     after the sort and the limit."""
-    billed_on = DocumentItem.objects.filter(
-        charge_id=OuterRef("charge_id"),
-        document_canceled=False,
-        service_start__lte=OuterRef("date"),
-        service_end__gte=OuterRef("date"),
-    ).values("document__number")[:1]
+    billed_on = (
+        DocumentItem.objects.filter(
+            charge_id=OuterRef("charge_id"),
+            document_canceled=False,
+            kind=ItemKind.CHARGE,
+            fully_reversed=False,
+            service_start__lte=OuterRef("date"),
+            service_end__gte=OuterRef("date"),
+        )
+        # Not where a live adjustment has taken the date back from it.
+        .exclude(
+            Exists(
+                DocumentItem.objects.filter(
+                    adjusts=OuterRef("pk"),
+                    document_canceled=False,
+                    service_start__lte=OuterRef(OuterRef("date")),
+                )
+            )
+        )
+        .values("document__number")[:1]
+    )
     return UsageRecord.objects.select_related("charge__subscription__account").annotate(
         billed_on=Subquery(billed_on)
     )
