@@ -415,11 +415,11 @@ class ChargePrice(models.Model):
 
     class Meta:
         ordering = ["charge_id", "effective_date"]
+        # Leads with the charge: serves a chunk's read of its segments. Not
+        # unique: two changes effective the same day are two segments, and
+        # the later one's terms hold from that day (engine.terms_on).
+        indexes = [models.Index(fields=["charge", "effective_date"], name="charge_price_day")]
         constraints = [
-            # Leads with the charge: serves a chunk's read of its segments.
-            models.UniqueConstraint(
-                fields=["charge", "effective_date"], name="one_price_per_charge_and_day"
-            ),
             models.CheckConstraint(
                 condition=Q(
                     amount__isnull=False,

@@ -330,3 +330,15 @@ def test_show_json_lists_adjustments_with_their_kind_and_no_quantity():
         ("2026-03-11", "2026-03-31"),
         ("2026-04-01", "2026-04-30"),
     ]
+
+
+@pytest.mark.django_db
+def test_two_changes_effective_the_same_day_the_later_holds():
+    charge = monthly()
+    change_price(charge, D(2026, 3, 11), amount="160.00")
+    change_price(charge, D(2026, 3, 11), amount="120.00")
+
+    assert items(run(D(2026, 3, 11))) == [
+        (C, D(2026, 3, 1), D(2026, 3, 10), Decimal("32.26")),  # 100 x 10/31
+        (C, D(2026, 3, 11), D(2026, 3, 31), Decimal("81.29")),  # 120 x 21/31
+    ]

@@ -91,9 +91,9 @@ class Migration(migrations.Migration):
             model_name='subscriptionchange',
             constraint=models.CheckConstraint(condition=models.Q(('change_type', 'cancel_subscription'), ('charge__isnull', False), _connector='OR'), name='change_names_its_charge'),
         ),
-        migrations.AddConstraint(
+        migrations.AddIndex(
             model_name='chargeprice',
-            constraint=models.UniqueConstraint(fields=('charge', 'effective_date'), name='one_price_per_charge_and_day'),
+            index=models.Index(fields=['charge', 'effective_date'], name='charge_price_day'),
         ),
         migrations.AddConstraint(
             model_name='chargeprice',
