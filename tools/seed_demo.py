@@ -15,11 +15,9 @@ This lives in ``tools`` and not in ``customers``: the usage records need
 ``invoices.usage``, which customers may not import.
 """
 
-import copy
 import csv
 import datetime
 import io
-import json
 import random
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,10 +25,10 @@ from decimal import Decimal
 from django.db import connection, transaction
 
 from customers.importer import ImportRefused, accounts_import
-from customers.models import Account, Charge, ChargeType, Status, Subscription
+from customers.models import Account, Charge, ChargeType, Status
 from customers.services import PricingRefused
 from invoices.usage import HEADER, UsageImportRefused, usage_import
-from tools.usage import API_CALLS_PRICING, UsageCharge, pricing_from_document, usage_charges_write
+from tools.usage import API_CALLS_PRICING
 
 CURRENCIES = ["USD", "USD", "USD", "EUR", "EUR", "GBP", "CAD", "AUD"]
 FOREIGN_CURRENCY = {"USD": "EUR", "EUR": "USD", "GBP": "USD", "CAD": "USD", "AUD": "USD"}
@@ -157,13 +155,8 @@ def seed_demo(*, accounts: int, seed: int) -> SeedSummary | None:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PG_SEED_LOCK])
         if Account.objects.exists():
             return None
-        document, usage_charges, quantities = _first_release(
-            demo_document(accounts=accounts, seed=seed)
-        )
         try:
-            imported = accounts_import(document=document)
-            _set_quantities(quantities)
-            written = _write_usage_charges(usage_charges)
+            imported = accounts_import(document=demo_document(accounts=accounts, seed=seed))
             recorded = usage_import(stream=io.BytesIO(_usage_file(seed=seed).encode()))
         except (ImportRefused, UsageImportRefused) as refused:
             raise SeedRefused(refused.lines()) from refused
@@ -172,7 +165,7 @@ def seed_demo(*, accounts: int, seed: int) -> SeedSummary | None:
     return SeedSummary(
         accounts=imported.accounts,
         subscriptions=imported.subscriptions,
-        charges=imported.charges + written,
+        charges=imported.charges,
         usage_records=recorded.imported,
     )
 
@@ -321,64 +314,6 @@ def _subscription(rng: random.Random, currency: str) -> dict:
 
 
 # --- What today's importer does not take, written beside it --------------------
-
-
-def _first_release(document: dict):
-    """``document`` without what the importer does not take yet; and that:
-    the usage charges (subscription number, charge) and the quantities
-    (subscription number, charge name, quantity). A subscription's charges
-    have different names, so a name finds its charge."""
-    importable = copy.deepcopy(document)
-    usage_charges = []
-    quantities = []
-    for account in importable["accounts"]:
-        for subscription in account["subscriptions"]:
-            kept = []
-            for charge in subscription["charges"]:
-                if charge["type"] == "usage":
-                    usage_charges.append((subscription["number"], charge))
-                    continue
-                quantity = charge.pop("quantity", None)
-                if quantity is not None:
-                    quantities.append((subscription["number"], charge["name"], Decimal(quantity)))
-                kept.append(charge)
-            subscription["charges"] = kept
-    return importable, usage_charges, quantities
-
-
-def _set_quantities(quantities) -> None:
-    for subscription, name, quantity in quantities:
-        Charge.objects.filter(
-            subscription__number=subscription, name=name, charge_type=ChargeType.RECURRING
-        ).update(quantity=quantity)
-
-
-def _write_usage_charges(usage_charges) -> int:
-    subscriptions = {
-        number: (pk, currency, start)
-        for number, pk, currency, start in Subscription.objects.filter(
-            number__in={number for number, _ in usage_charges}
-        ).values_list("number", "pk", "account__currency", "start_date")
-    }
-    pricings = {}
-    charges = []
-    for number, charge in usage_charges:
-        key = json.dumps(charge["pricing"], sort_keys=True)
-        if key not in pricings:
-            pricings[key] = pricing_from_document(charge["pricing"])
-        pk, currency, _ = subscriptions[number]
-        charges.append(
-            UsageCharge(
-                subscription_id=pk,
-                currency=charge.get("currency", currency),
-                start_date=datetime.date.fromisoformat(charge["start_date"]),
-                name=charge["name"],
-                unit=charge["unit"],
-                pricing=pricings[key],
-                period=charge["period"],
-            )
-        )
-    return usage_charges_write(charges)
 
 
 # --- The usage records ---------------------------------------------------------
