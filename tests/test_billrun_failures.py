@@ -223,7 +223,7 @@ def test_the_reason_of_a_write_conflict_is_the_database_message(already_billed_e
     run = run_to_end()
     # then
     [(_, _, reason)] = failures(run)
-    assert "one_billed_item_per_charge_period" in reason or "UNIQUE constraint failed" in reason
+    assert "one_live_charge_item_per_start" in reason or "UNIQUE constraint failed" in reason
 
 
 @pytest.mark.django_db
