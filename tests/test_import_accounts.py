@@ -326,7 +326,10 @@ REFUSALS = [
     ((*ACCOUNT, "number"), 1, "must be a string, not a number"),
     ((*ACCOUNT, "colour"), "red", "unknown field"),
     ((*SUB, "plan"), "gold", "unknown field"),
-    ((*FEE, "quantity"), 2, "unknown field"),
+    ((*FEE, "quantity"), 2, "must be a decimal string"),
+    # Taxes come with their own issue: until then these are not fields.
+    ((*FEE, "taxable"), False, "unknown field"),
+    ((*ACCOUNT, "tax_codes"), ["VAT20"], "unknown field"),
     ((*ACCOUNT, "bill_cycle_day"), True, "must be an integer, not a boolean"),
     ((*ACCOUNT, "bill_cycle_day"), "1", "must be an integer, not a string"),
     ((*ACCOUNT, "bill_cycle_day"), 1.0, "must be an integer, not a number"),

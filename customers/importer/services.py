@@ -16,10 +16,11 @@ from customers.importer.values import ValueChecks
 from customers.importer.writing import (
     ACCOUNT_NUMBER_FORMAT,
     SUBSCRIPTION_NUMBER_FORMAT,
+    assign_charge_numbers,
     assign_numbers,
     insert_rows,
 )
-from customers.models import Account, Subscription
+from customers.models import Account, Charge, Subscription
 
 
 @dataclass(frozen=True)
@@ -48,28 +49,29 @@ def accounts_import(*, document: Any, consume: bool = False) -> ImportSummary:
 
     Idempotency: none by design; importing is not an update, so importing the
     same file twice refuses the second time (its numbers exist). Generated
-    numbers are chosen inside the transaction; a concurrent writer that takes
-    one of them first makes the insert fail, which is reported as
-    ImportRefused with nothing written.
+    numbers are chosen inside the transaction (charge numbers from the
+    charge counter of customers.numbers, skipping those the file gives); a
+    concurrent writer that takes one of them first makes the insert fail,
+    which is reported as ImportRefused with nothing written.
     """
     with _garbage_collection_paused():
         check = ValueChecks()
         rows = document_rows(check, document, consume=consume)
         accounts = [row for row in rows if row is not None]
         subscriptions = [sub for acc in accounts for sub in acc.children if sub is not None]
-        charges_count = sum(
-            1 for sub in subscriptions for charge in sub.children if charge is not None
-        )
+        charges = [charge for sub in subscriptions for charge in sub.children if charge is not None]
         problems = check.problems
 
         with transaction.atomic():
             check_unique_numbers(problems, accounts, Account, "account")
             check_unique_numbers(problems, subscriptions, Subscription, "subscription")
+            check_unique_numbers(problems, charges, Charge, "charge")
             problems.raise_if_any()
             assign_numbers(accounts, Account, ACCOUNT_NUMBER_FORMAT)
             assign_numbers(subscriptions, Subscription, SUBSCRIPTION_NUMBER_FORMAT)
+            assign_charge_numbers(charges)
             insert_rows(accounts)
-    return ImportSummary(len(accounts), len(subscriptions), charges_count)
+    return ImportSummary(len(accounts), len(subscriptions), len(charges))
 
 
 def accounts_import_file(*, path: str, stdin: IO[bytes] | None = None) -> ImportSummary:

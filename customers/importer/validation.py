@@ -17,8 +17,9 @@ from typing import Any
 from django.db import connection
 
 from customers.importer.problems import Problems
-from customers.importer.values import ValueChecks, type_name
-from customers.models import BillingPeriod, ChargeType, Status
+from customers.importer.values import AMOUNT_LIMIT, ValueChecks, type_name
+from customers.models import BillingPeriod, ChargeType, PricingModel, Status
+from customers.pricing import EXACT, ZERO, Tier, plain, pricing_problems
 
 ACCOUNT_FIELDS = frozenset(
     {
@@ -34,17 +35,35 @@ ACCOUNT_FIELDS = frozenset(
     }
 )
 SUBSCRIPTION_FIELDS = frozenset({"number", "start_date", "status", "charges"})
+# ``taxable`` (and an account's ``tax_codes``) come with taxes.
 CHARGE_FIELDS = frozenset(
-    {"name", "type", "amount", "currency", "period", "start_date", "end_date"}
+    {
+        "number",
+        "name",
+        "type",
+        "amount",
+        "quantity",
+        "currency",
+        "period",
+        "start_date",
+        "end_date",
+        "unit",
+        "pricing",
+    }
 )
+PRICING_FIELDS = frozenset({"model", "unit_price", "tiers"})
+TIER_FIELDS = frozenset({"up_to", "unit_price", "flat_fee"})
 
 # The choices' ``.values`` is rebuilt on every access; the import checks
 # hundreds of thousands of fields.
 STATUSES = tuple(Status.values)
 CHARGE_TYPES = tuple(ChargeType.values)
 PERIODS = tuple(BillingPeriod.values)
-RECURRING = str(ChargeType.RECURRING.value)
 ONE_TIME = str(ChargeType.ONE_TIME.value)
+USAGE = str(ChargeType.USAGE.value)
+BILLED_BY_PERIOD = (str(ChargeType.RECURRING.value), USAGE)
+PRICING_MODELS = tuple(PricingModel.values)
+PER_UNIT = str(PricingModel.PER_UNIT.value)
 ACTIVE = str(Status.ACTIVE.value)
 
 
@@ -97,10 +116,23 @@ SUBSCRIPTION_RULES: tuple[Rule, ...] = (_subscription_fields,)
 # --- a charge ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class PricingTerms:
+    """A usage charge's pricing as the file gives it, valid as
+    ``pricing_problems`` says; the writer makes it a Pricing and its tiers."""
+
+    model: str
+    tiers: tuple[Tier, ...]
+
+
+def _charge_number(check, obj, path, values, account):
+    values["number"] = check.number(obj, path)
+
+
 def _charge_type_period_and_dates(check, obj, path, values, account):
-    """The type, and what depends on it: a recurring charge has a period, a
-    one_time charge neither a period nor an end date; an end date is after
-    the start date."""
+    """The type, and what depends on it: a recurring or usage charge has a
+    period, a one_time charge neither a period nor an end date; an end date
+    is after the start date."""
     charge_type = check.choice(obj, "type", path, choices=CHARGE_TYPES)
     start_date = check.date(obj, "start_date", path, required=True)
     end_date = check.date(obj, "end_date", path, required=False)
@@ -111,7 +143,7 @@ def _charge_type_period_and_dates(check, obj, path, values, account):
         if obj.get("end_date") is not None:
             check.problems.add(f"{path}.end_date", "a one_time charge has no end date")
     else:
-        if charge_type == RECURRING:
+        if charge_type in BILLED_BY_PERIOD:
             period = check.choice(obj, "period", path, choices=PERIODS)
         if start_date and end_date and end_date <= start_date:
             check.problems.add(
@@ -134,15 +166,129 @@ def _charge_name(check, obj, path, values, account):
     values["name"] = check.text(obj, "name", path, max_length=255, required=True)
 
 
-def _charge_amount(check, obj, path, values, account):
-    values["amount"] = check.amount(obj, path)
+def _charge_terms(check, obj, path, values, account):
+    """What the charge costs: a recurring or one_time charge its amount (the
+    unit price) x quantity, a usage charge its unit and pricing. A charge
+    whose type is unknown is checked as priced by amount, as the first
+    release did, unless it has a pricing."""
+    if values["charge_type"] == USAGE or (values["charge_type"] is None and "pricing" in obj):
+        _usage_terms(check, obj, path, values)
+    else:
+        _amount_terms(check, obj, path, values)
+
+
+def _amount_terms(check, obj, path, values):
+    amount = check.amount(obj, path)
+    quantity = check.quantity(obj, path)
+    # Exact: the limit is on the price itself, never on a rounded one.
+    if (
+        amount is not None
+        and quantity is not None
+        and abs(EXACT.multiply(amount, quantity)) >= AMOUNT_LIMIT
+    ):
+        check.problems.add(
+            f"{path}.quantity",
+            f"amount × quantity ({amount} × {plain(quantity)}) must be below 10^13 "
+            "in absolute value",
+        )
+        quantity = None
+    for key in ("unit", "pricing"):
+        if obj.get(key) is not None:
+            check.problems.add(f"{path}.{key}", f"only a usage charge has a {key}")
+    values["amount"] = amount
+    values["quantity"] = quantity
+    values["unit"] = ""
+    values["pricing"] = None
+
+
+def _usage_terms(check, obj, path, values):
+    if obj.get("amount") is not None:
+        check.problems.add(
+            f"{path}.amount", "a usage charge has no amount: its pricing rates its usage"
+        )
+    if obj.get("quantity") is not None:
+        check.problems.add(
+            f"{path}.quantity", "a usage charge has no quantity: its usage is its quantity"
+        )
+    values["amount"] = None
+    values["quantity"] = None
+    values["unit"] = check.text(obj, "unit", path, max_length=50, required=True)
+    values["pricing"] = _pricing(check, obj, path)
+
+
+def _pricing(check: ValueChecks, obj: dict, path: str) -> PricingTerms | None:
+    """The charge's ``pricing``: ``{"model": "per_unit", "unit_price": ...}``
+    or a graduated or volume model with ``tiers``. Each value is read here;
+    the whole is judged by ``pricing_problems``, the rules of every pricing."""
+    where = f"{path}.pricing"
+    pricing = obj.get("pricing")
+    if pricing is None:
+        check.problems.add(where, check.missing_or_null(obj, "pricing"))
+        return None
+    if not isinstance(pricing, dict):
+        check.problems.add(where, f"must be an object, not {type_name(pricing)}")
+        return None
+    check.known_fields(pricing, PRICING_FIELDS, where)
+    model = check.choice(pricing, "model", where, choices=PRICING_MODELS)
+    if model is None:
+        return None
+    count = check.problems.count
+    if model == PER_UNIT:
+        if pricing.get("tiers") is not None:
+            check.problems.add(f"{where}.tiers", "a per_unit pricing has one unit_price, not tiers")
+        unit_price = check.decimal(pricing, "unit_price", where, example="0.0025")
+        tiers = (Tier(up_to=None, unit_price=unit_price),)
+        # pricing_problems speaks of the one tier a per-unit pricing is made of.
+        at = {"tiers[0].unit_price": "unit_price"}
+    else:
+        if pricing.get("unit_price") is not None:
+            check.problems.add(
+                f"{where}.unit_price",
+                f"a {model} pricing gives its unit prices in its tiers",
+            )
+        tiers = _tiers(check, pricing, where)
+        at = {}
+    if check.problems.count > count:
+        return None
+    problems = pricing_problems(model=model, tiers=tiers)
+    for place, message in problems:
+        check.problems.add(f"{where}.{at.get(place, place)}", message)
+    return None if problems else PricingTerms(model, tiers)
+
+
+def _tiers(check: ValueChecks, pricing: dict, where: str) -> tuple[Tier, ...]:
+    if pricing.get("tiers") is None:
+        check.problems.add(f"{where}.tiers", check.missing_or_null(pricing, "tiers"))
+        return ()
+    tiers = []
+    for i, tier in enumerate(check.array(pricing, "tiers", where)):
+        tier_path = f"{where}.tiers[{i}]"
+        if not isinstance(tier, dict):
+            check.problems.add(tier_path, f"must be an object, not {type_name(tier)}")
+            continue
+        check.known_fields(tier, TIER_FIELDS, tier_path)
+        if "up_to" not in tier:
+            check.problems.add(
+                f"{tier_path}.up_to",
+                "required field is missing (null for the last tier, which is unbounded)",
+            )
+        up_to = check.decimal(tier, "up_to", tier_path, example="1000", required=False)
+        unit_price = check.decimal(tier, "unit_price", tier_path, example="0.0025")
+        flat_fee = check.decimal(tier, "flat_fee", tier_path, example="5.00", required=False)
+        tiers.append(
+            Tier(
+                up_to=up_to, unit_price=unit_price, flat_fee=ZERO if flat_fee is None else flat_fee
+            )
+        )
+    return tuple(tiers)
 
 
 CHARGE_RULES: tuple[Rule, ...] = (
+    _charge_number,
     _charge_type_period_and_dates,
     _charge_currency,
     _charge_name,
-    _charge_amount,
+    _charge_terms,
 )
 
 

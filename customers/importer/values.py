@@ -16,10 +16,19 @@ from core.money import CENT
 from customers.currencies import currency_problem
 from customers.importer.parsing import KeysSeenTwice
 from customers.importer.problems import Problems
-from customers.models import number_problem
+from customers.models import CHARGE_QUANTITY, number_problem
 
 AMOUNT_LIMIT = Decimal(10) ** 13
 AMOUNT_RE = re.compile(r"-?[0-9]+(?:\.[0-9]{1,2})?")
+# A charge's quantity: positive, at most 4 places (BILLING_RULES.md,
+# Customers), and below what its column holds.
+QUANTITY_PLACES = CHARGE_QUANTITY["decimal_places"]
+QUANTITY_LIMIT = Decimal(10) ** (CHARGE_QUANTITY["max_digits"] - QUANTITY_PLACES)
+QUANTITY_RE = re.compile(rf"[0-9]+(?:\.[0-9]{{1,{QUANTITY_PLACES}}})?")
+QUANTITY_STEP = Decimal(1).scaleb(-QUANTITY_PLACES)
+# A plain decimal of any sign and any places: what a pricing's values are
+# parsed with; their sign, places and size are pricing_problems' to judge.
+DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 _email_validator = EmailValidator()
 
@@ -59,7 +68,7 @@ class ValueChecks:
         value = obj.get(key)
         if value is None:
             if required:
-                self.problems.add(f"{path}.{key}", self._missing_or_null(obj, key))
+                self.problems.add(f"{path}.{key}", self.missing_or_null(obj, key))
             return None
         where = f"{path}.{key}"
         if not isinstance(value, str):
@@ -99,7 +108,7 @@ class ValueChecks:
         value = obj.get(key)
         if value is None:
             if default is None:
-                self.problems.add(f"{path}.{key}", self._missing_or_null(obj, key))
+                self.problems.add(f"{path}.{key}", self.missing_or_null(obj, key))
             return default
         # bool is a subclass of int; true is not a day of the month.
         if type(value) is not int:
@@ -114,7 +123,7 @@ class ValueChecks:
         value = obj.get(key)
         if value is None:
             if required:
-                self.problems.add(f"{path}.{key}", self._missing_or_null(obj, key))
+                self.problems.add(f"{path}.{key}", self.missing_or_null(obj, key))
             return None
         where = f"{path}.{key}"
         if not isinstance(value, str):
@@ -138,7 +147,7 @@ class ValueChecks:
         value = obj.get("amount")
         where = f"{path}.amount"
         if value is None:
-            self.problems.add(where, self._missing_or_null(obj, "amount"))
+            self.problems.add(where, self.missing_or_null(obj, "amount"))
             return None
         if not isinstance(value, str):
             self.problems.add(
@@ -161,11 +170,67 @@ class ValueChecks:
         # "-0.00" is zero; keep one spelling of it.
         return amount.quantize(CENT) if amount else Decimal("0.00")
 
+    def quantity(self, obj, path):
+        """A charge's quantity: a decimal string above 0 with at most 4
+        places; "1" when absent."""
+        value = obj.get("quantity")
+        where = f"{path}.quantity"
+        if value is None:
+            return Decimal(1).quantize(QUANTITY_STEP)
+        if not isinstance(value, str):
+            self.problems.add(
+                where,
+                f'must be a decimal string such as "3" or "2.5", not {type_name(value)} '
+                "(a JSON number would lose digits)",
+            )
+            return None
+        if not QUANTITY_RE.fullmatch(value):
+            if DECIMAL_RE.fullmatch(value) and value.startswith("-"):
+                self.problems.add(where, f"must be above 0, not {value}")
+                return None
+            self.problems.add(
+                where,
+                f"must be a decimal string with at most {QUANTITY_PLACES} decimal places "
+                f'such as "3" or "2.5", not {quote(value)}',
+            )
+            return None
+        quantity = Decimal(value)  # the pattern admits only plain decimals
+        if not quantity:
+            self.problems.add(where, f"must be above 0, not {value}")
+            return None
+        if quantity >= QUANTITY_LIMIT:
+            self.problems.add(where, f"must be below 10^{QUANTITY_LIMIT.adjusted()}")
+            return None
+        return quantity.quantize(QUANTITY_STEP)
+
+    def decimal(self, obj, key, path, *, example, required=True):
+        """A decimal string of any sign and places, as a Decimal (the
+        caller judges its range); ``None`` when absent and not required."""
+        value = obj.get(key)
+        where = f"{path}.{key}"
+        if value is None:
+            if required:
+                self.problems.add(where, self.missing_or_null(obj, key))
+            return None
+        if not isinstance(value, str):
+            self.problems.add(
+                where,
+                f'must be a decimal string such as "{example}", not {type_name(value)} '
+                "(a JSON number would lose digits)",
+            )
+            return None
+        if not DECIMAL_RE.fullmatch(value):
+            self.problems.add(
+                where, f'must be a decimal string such as "{example}", not {quote(value)}'
+            )
+            return None
+        return Decimal(value)
+
     def choice(self, obj, key, path, *, choices, default=None):
         value = obj.get(key)
         if value is None:
             if default is None:
-                self.problems.add(f"{path}.{key}", self._missing_or_null(obj, key))
+                self.problems.add(f"{path}.{key}", self.missing_or_null(obj, key))
             return default
         if not isinstance(value, str) or value not in choices:
             expected = ", ".join(f'"{choice}"' for choice in choices)
@@ -178,7 +243,7 @@ class ValueChecks:
         value = obj.get("currency")
         if value is None:
             if default is None:
-                self.problems.add(f"{path}.currency", self._missing_or_null(obj, "currency"))
+                self.problems.add(f"{path}.currency", self.missing_or_null(obj, "currency"))
             return default
         problem = currency_problem(value)
         if problem:
@@ -217,5 +282,5 @@ class ValueChecks:
                 self.problems.add(f"{path}.{_key(key)}", "field appears more than once")
 
     @staticmethod
-    def _missing_or_null(obj: dict, key: str) -> str:
+    def missing_or_null(obj: dict, key: str) -> str:
         return "must not be null" if key in obj else "required field is missing"

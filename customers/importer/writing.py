@@ -1,6 +1,12 @@
 """Writing a validated import: numbers for the records that have none, then
 every row in bulk (COPY on PostgreSQL, ``bulk_create`` elsewhere), in the
-caller's transaction."""
+caller's transaction: accounts, subscriptions, the pricings of the usage
+charges with their tiers, then the charges.
+
+A usage charge's pricing is written as ``customers.services.pricing_create``
+writes one (a Pricing, then its tiers, each with the previous one's bound as
+its lower bound: ``tier_bounds``), for all charges at once; the file's
+pricings were judged by ``pricing_problems`` as that service judges them."""
 
 from django.db import IntegrityError, connection
 from django.db.models.functions import Lower
@@ -9,7 +15,9 @@ from django.utils import timezone
 from core import bulk
 from customers.importer.problems import ImportRefused
 from customers.importer.validation import Row
-from customers.models import Account, Charge, Subscription
+from customers.models import Account, Charge, Pricing, PricingTier, Subscription
+from customers.numbers import charge_numbers_allocate
+from customers.pricing import tier_bounds
 
 # Rows per INSERT where bulk_create is used (not PostgreSQL, which COPYs):
 # an account row has ~10 columns, and Django lowers the batch further to the
@@ -59,6 +67,34 @@ def assign_numbers(rows: list[Row], model, number_format: tuple[str, int]) -> No
         row.values["number"] = number
 
 
+def assign_charge_numbers(rows: list[Row]) -> None:
+    """Numbers from the charge counter for the charges without one, skipping
+    those the file gives (and those in the database, ignoring case). All at
+    once, in Python: on PostgreSQL the COPY trigger would number a row
+    without one, but it cannot know the numbers of rows later in the file."""
+    missing = [row for row in rows if row.values["number"] is None]
+    if not missing:
+        return
+    given = [row.values["number"] for row in rows if row.values["number"] is not None]
+    for row, number in zip(
+        missing, charge_numbers_allocate(len(missing), taken=given), strict=True
+    ):
+        row.values["number"] = number
+
+
+def _tier_rows(terms) -> list[dict]:
+    """The PricingTier values of a pricing's tiers (``pricing_tiers_write``'s)."""
+    return [
+        {
+            "from_quantity": lower,
+            "up_to": tier.up_to,
+            "unit_price": tier.unit_price,
+            "flat_fee": tier.flat_fee,
+        }
+        for tier, (lower, _) in zip(terms.tiers, tier_bounds(terms.tiers), strict=True)
+    ]
+
+
 def insert_rows(accounts: list[Row]) -> None:
     """Insert the accounts with their subscriptions and charges. A row the
     database refuses (a number another writer took meanwhile) raises
@@ -91,12 +127,36 @@ def _insert_with_bulk_create(accounts: list[Row]) -> None:
             subscription_objs.append(Subscription(account_id=account.pk, **sub.values))
     Subscription.objects.bulk_create(subscription_objs, batch_size=INSERT_BATCH_SIZE)
 
-    charge_objs = [
-        Charge(subscription_id=subscription.pk, **charge.values)
+    charges = [
+        (subscription.pk, charge.values)
         for subscription, row in zip(subscription_objs, subscription_rows, strict=True)
         for charge in row.children
     ]
-    Charge.objects.bulk_create(charge_objs, batch_size=INSERT_BATCH_SIZE)
+    terms = [values["pricing"] for _, values in charges if values["pricing"] is not None]
+    pricing_objs = [Pricing(model=item.model) for item in terms]
+    Pricing.objects.bulk_create(pricing_objs, batch_size=INSERT_BATCH_SIZE)
+    PricingTier.objects.bulk_create(
+        (
+            PricingTier(pricing_id=pricing.pk, **tier)
+            for pricing, item in zip(pricing_objs, terms, strict=True)
+            for tier in _tier_rows(item)
+        ),
+        batch_size=INSERT_BATCH_SIZE,
+    )
+    pricings = iter(pricing_objs)
+    Charge.objects.bulk_create(
+        [
+            Charge(
+                subscription_id=subscription_id,
+                **{
+                    **values,
+                    "pricing": None if values["pricing"] is None else next(pricings),
+                },
+            )
+            for subscription_id, values in charges
+        ],
+        batch_size=INSERT_BATCH_SIZE,
+    )
 
 
 def _insert_with_copy(accounts: list[Row]) -> None:
@@ -119,6 +179,16 @@ def _insert_with_copy(accounts: list[Row]) -> None:
             for charge in sub.children
         ]
         charge_ids = bulk.reserve_ids(cursor, Charge, len(charges))
+        terms = [charge.values["pricing"] for _, charge in charges]
+        priced = [item for item in terms if item is not None]
+        pricing_ids = iter(bulk.reserve_ids(cursor, Pricing, len(priced)))
+        charge_pricing_ids = [None if item is None else next(pricing_ids) for item in terms]
+        tiers = [
+            {**tier, "pricing_id": pricing_id}
+            for pricing_id, item in zip(charge_pricing_ids, terms, strict=True)
+            if item is not None
+            for tier in _tier_rows(item)
+        ]
 
         bulk.copy_rows(
             cursor,
@@ -138,9 +208,27 @@ def _insert_with_copy(accounts: list[Row]) -> None:
         )
         bulk.copy_rows(
             cursor,
+            Pricing,
+            (
+                {"id": pricing_id, "model": item.model, "created_at": now}
+                for pricing_id, item in zip(charge_pricing_ids, terms, strict=True)
+                if item is not None
+            ),
+        )
+        # The tiers' ids are the database's: nothing refers to a tier.
+        bulk.copy_rows(cursor, PricingTier, tiers, with_pk=False)
+        bulk.copy_rows(
+            cursor,
             Charge,
             (
-                {**charge.values, "id": id_, "subscription_id": subscription_id}
-                for id_, (subscription_id, charge) in zip(charge_ids, charges, strict=True)
+                {
+                    **charge.values,
+                    "id": id_,
+                    "subscription_id": subscription_id,
+                    "pricing_id": pricing_id,
+                }
+                for id_, (subscription_id, charge), pricing_id in zip(
+                    charge_ids, charges, charge_pricing_ids, strict=True
+                )
             ),
         )
