@@ -254,13 +254,21 @@ class Charge(models.Model):
                         charge_type__in=[ChargeType.RECURRING, ChargeType.USAGE],
                         period__in=BillingPeriod.values,
                     )
-                    | Q(charge_type=ChargeType.ONE_TIME, period="", end_date__isnull=True)
+                    # A one-time charge has no end date, unless a change
+                    # removed it before it billed: end = start, no service.
+                    | (
+                        Q(charge_type=ChargeType.ONE_TIME, period="")
+                        & (Q(end_date__isnull=True) | Q(end_date=models.F("start_date")))
+                    )
                 ),
                 name="charge_period_matches_type",
             ),
+            # End = start: a change removed the charge from its first day on
+            # (BILLING_RULES.md, Subscription changes): it never bills. The
+            # import and the admin still want an end after the start.
             models.CheckConstraint(
-                condition=Q(end_date__isnull=True) | Q(end_date__gt=models.F("start_date")),
-                name="charge_end_after_start",
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+                name="charge_end_not_before_start",
             ),
             # A recurring or one-time charge has a price (amount x a positive
             # quantity) and no pricing; a usage charge the reverse, and a unit.

@@ -1,0 +1,74 @@
+"""A change may leave a charge with no service (BILLING_RULES.md,
+Subscription changes): a removal at its start, a cancel before it starts, a
+one-time charge removed before it bills. Such a charge ends on its start
+date (end = start: it never bills), which the checks now allow; the import
+and the admin still give an end after the start.
+
+SQLite changes a check by copying the table, which fails on, then drops,
+the triggers of customers.usage_guard that name customers_charge: they are
+dropped before the copy and made again after it (PostgreSQL alters the
+table in place and keeps its triggers)."""
+
+from django.db import migrations, models
+
+from customers import usage_guard
+
+
+def sqlite_only(operation):
+    def run(apps, schema_editor):
+        if schema_editor.connection.vendor == "sqlite":
+            operation(apps, schema_editor)
+
+    return run
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("customers", "0009_subscription_changes"),
+    ]
+
+    operations = [
+        migrations.RunPython(sqlite_only(usage_guard.drop), sqlite_only(usage_guard.create)),
+        migrations.RemoveConstraint(
+            model_name="charge",
+            name="charge_end_after_start",
+        ),
+        migrations.RemoveConstraint(
+            model_name="charge",
+            name="charge_period_matches_type",
+        ),
+        migrations.AddConstraint(
+            model_name="charge",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("charge_type__in", ["recurring", "usage"]),
+                        ("period__in", ["month", "quarter", "semi_annual", "annual"]),
+                    ),
+                    models.Q(
+                        ("charge_type", "one_time"),
+                        ("period", ""),
+                        models.Q(
+                            ("end_date__isnull", True),
+                            ("end_date", models.F("start_date")),
+                            _connector="OR",
+                        ),
+                    ),
+                    _connector="OR",
+                ),
+                name="charge_period_matches_type",
+            ),
+        ),
+        migrations.AddConstraint(
+            model_name="charge",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("end_date__isnull", True),
+                    ("end_date__gte", models.F("start_date")),
+                    _connector="OR",
+                ),
+                name="charge_end_not_before_start",
+            ),
+        ),
+        migrations.RunPython(sqlite_only(usage_guard.create), sqlite_only(usage_guard.drop)),
+    ]
