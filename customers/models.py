@@ -196,6 +196,22 @@ PERIOD_MONTHS = {
 }
 
 
+# A billed charge's terms (BILLING_RULES.md, Subscription changes): once its
+# charged-through date is set they change only through a subscription change
+# (customers.changes), never by hand (the admin refuses). Its account's bill
+# cycle day is frozen with them. (The rules' ``taxable`` has no column yet.)
+BILLED_TERMS = (
+    "charge_type",
+    "currency",
+    "amount",
+    "quantity",
+    "pricing",
+    "period",
+    "start_date",
+    "end_date",
+)
+
+
 class Charge(models.Model):
     # Unique through the constraints below (exactly, and ignoring case): a
     # plain unique index, without the LIKE index PostgreSQL adds for

@@ -8,10 +8,15 @@ from decimal import Decimal
 
 import pytest
 from django.apps import apps
+from django.forms import modelform_factory
+from django.urls import reverse
 
+from customers.admin import BCD_FROZEN, AccountForm
 from customers.changes import ChangesRefused, change_requests, changes_apply
 from customers.importer.problems import Problems
 from customers.models import (
+    BILLED_TERMS,
+    Account,
     Charge,
     ChargePrice,
     Status,
@@ -19,6 +24,7 @@ from customers.models import (
     SubscriptionChange,
 )
 from customers.selectors import pricings
+from invoices.admin_customers import ChargeForm
 from tests.factories import (
     AccountFactory,
     ChargeFactory,
@@ -651,3 +657,136 @@ def test_effective_dates_are_in_the_accepted_range(recurring):
     assert refusal(remove("C00000003", "2100-01-01")) == [
         "changes[0].effective_date: must be between 2000-01-01 and 2099-12-31, not 2100-01-01"
     ]
+
+
+# --- the freeze of billed terms, in the admin -----------------------------------------
+
+
+@pytest.fixture
+def admin_client(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+def bill(charge, through="2026-02-01"):
+    Charge.objects.filter(pk=charge.pk).update(charged_through_date=day(through))
+    charge.refresh_from_db()
+
+
+def charge_url(charge):
+    return reverse("admin:customers_charge_change", args=[charge.pk])
+
+
+def charge_form_data(charge, **changes):
+    data = {
+        "number": charge.number,
+        "subscription": charge.subscription_id,
+        "name": charge.name,
+        "charge_type": charge.charge_type,
+        "amount": str(charge.amount),
+        "quantity": str(charge.quantity),
+        "unit": "",
+        "pricing": "",
+        "currency": charge.currency,
+        "period": charge.period,
+        "start_date": charge.start_date.isoformat(),
+        "end_date": "",
+    }
+    data.update(changes)
+    return data
+
+
+def test_a_billed_charges_terms_are_read_only_on_its_page(admin_client, recurring):
+    bill(recurring)
+
+    response = admin_client.get(charge_url(recurring))
+
+    form = response.context["adminform"].form
+    assert response.status_code == 200
+    assert set(BILLED_TERMS).isdisjoint(form.fields)
+    assert "name" in form.fields
+    assert "C00000003 is billed: its terms no longer change by hand" in response.content.decode()
+
+
+def test_a_charge_not_billed_yet_is_edited_by_hand(admin_client, recurring):
+    response = admin_client.post(
+        charge_url(recurring), charge_form_data(recurring, amount="120.00")
+    )
+
+    assert response.status_code == 302
+    recurring.refresh_from_db()
+    assert recurring.amount == Decimal("120.00")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("amount", "120.00"),
+        ("quantity", "2"),
+        ("start_date", "2026-01-02"),
+        ("end_date", "2026-06-01"),
+        ("period", "quarter"),
+        ("currency", "EUR"),
+    ],
+)
+def test_the_charge_form_refuses_a_billed_charges_terms(recurring, field, value):
+    # given: the form drawn before a run billed the charge (the subscription's
+    # inline uses the same form, with every field editable)
+    form_class = modelform_factory(
+        Charge, form=ChargeForm, fields=list(charge_form_data(recurring))
+    )
+    bill(recurring)
+
+    # when
+    form = form_class(charge_form_data(recurring, **{field: value}), instance=recurring)
+
+    # then
+    assert not form.is_valid()
+    assert form.errors[field] == [
+        "C00000003 is billed: its terms no longer change by hand. Make a subscription change "
+        "(manage.py amend: change_price, remove_charge, cancel_subscription)."
+    ]
+
+
+def test_the_charge_form_still_takes_a_billed_charges_name(recurring):
+    form_class = modelform_factory(
+        Charge, form=ChargeForm, fields=list(charge_form_data(recurring))
+    )
+    bill(recurring)
+
+    form = form_class(charge_form_data(recurring, name="Pro plan"), instance=recurring)
+
+    assert form.is_valid(), form.errors
+
+
+def test_a_billed_accounts_bill_cycle_day_is_frozen(admin_client, recurring):
+    account = recurring.subscription.account
+    url = reverse("admin:customers_account_change", args=[account.pk])
+    assert "bill_cycle_day" in admin_client.get(url).context["adminform"].form.fields
+    form_class = modelform_factory(
+        Account, form=AccountForm, fields=["number", "name", "currency", "bill_cycle_day"]
+    )
+    data = {"number": account.number, "name": account.name, "currency": "USD", "bill_cycle_day": 15}
+
+    # when: billed
+    bill(recurring)
+
+    # then
+    assert "bill_cycle_day" not in admin_client.get(url).context["adminform"].form.fields
+    form = form_class(data, instance=account)
+    assert not form.is_valid()
+    assert form.errors["bill_cycle_day"] == [BCD_FROZEN]
+
+
+def test_the_admin_shows_a_charges_changes_and_price_segments(admin_client, recurring):
+    apply(price("C00000003", "2026-03-11", amount="160.00"))
+
+    charge_page = admin_client.get(charge_url(recurring)).content.decode()
+    subscription_page = admin_client.get(
+        reverse("admin:customers_subscription_change", args=[recurring.subscription_id])
+    ).content.decode()
+
+    assert "Price segments" in charge_page
+    assert "160.00" in charge_page
+    assert "Change price" in charge_page
+    assert "Change price" in subscription_page
