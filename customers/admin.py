@@ -16,8 +16,10 @@ from django import forms
 from django.contrib import admin
 
 from core.admin import ProtectedDeleteMixin
+from core.locks import lock_one
 from customers.models import Account, Pricing, PricingTier, Subscription
 from customers.pricing import Tier, pricing_problems
+from customers.selectors import account_has_billed_charges
 from customers.services import pricing_tiers_write
 
 
@@ -28,8 +30,29 @@ class SubscriptionInline(admin.TabularInline):
     show_change_link = True
 
 
+BCD_FROZEN = (
+    "A charge of this account is billed: its bill cycle day no longer changes by hand "
+    "(BILLING_RULES.md, Subscription changes)."
+)
+
+
+class AccountForm(forms.ModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and "bill_cycle_day" in self.changed_data:
+            # Under the account's lock, held to the end of the admin's
+            # transaction: a run that bills a charge of it meanwhile locks
+            # the account first, so either it billed before this check or
+            # it bills after the save, at the day saved.
+            lock_one(Account, self.instance.pk)
+            if account_has_billed_charges(self.instance.pk):
+                self.add_error("bill_cycle_day", BCD_FROZEN)
+        return cleaned
+
+
 @admin.register(Account)
 class AccountAdmin(ProtectedDeleteMixin, admin.ModelAdmin):
+    form = AccountForm
     list_display = [
         "number",
         "name",
@@ -46,6 +69,12 @@ class AccountAdmin(ProtectedDeleteMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     inlines = [SubscriptionInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and account_has_billed_charges(obj.pk):
+            fields.append("bill_cycle_day")
+        return fields
 
     @admin.display(description="Batch", ordering="batch")
     def batch_label(self, account):

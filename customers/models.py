@@ -199,6 +199,22 @@ PERIOD_MONTHS = {
 }
 
 
+# A billed charge's terms (BILLING_RULES.md, Subscription changes): once its
+# charged-through date is set they change only through a subscription change
+# (customers.changes), never by hand (the admin refuses). Its account's bill
+# cycle day is frozen with them. (The rules' ``taxable`` has no column yet.)
+BILLED_TERMS = (
+    "charge_type",
+    "currency",
+    "amount",
+    "quantity",
+    "pricing",
+    "period",
+    "start_date",
+    "end_date",
+)
+
+
 class Charge(models.Model):
     # Unique through the constraints below (exactly, and ignoring case): a
     # plain unique index, without the LIKE index PostgreSQL adds for
@@ -257,13 +273,19 @@ class Charge(models.Model):
                         charge_type__in=[ChargeType.RECURRING, ChargeType.USAGE],
                         period__in=BillingPeriod.values,
                     )
-                    | Q(charge_type=ChargeType.ONE_TIME, period="", end_date__isnull=True)
+                    # A one-time charge has no end date, unless a change
+                    # removed it before it billed: end = start, no service.
+                    | (
+                        Q(charge_type=ChargeType.ONE_TIME, period="")
+                        & (Q(end_date__isnull=True) | Q(end_date=models.F("start_date")))
+                    )
                 ),
                 name="charge_period_matches_type",
             ),
+            # End = start: a change removed the charge from its first day on
+            # (BILLING_RULES.md, Subscription changes): it never bills. The
+            # import and the admin still want an end after the start.
             models.CheckConstraint(
-                # End = start: a charge a change removed at its start, which
-                # never bills (BILLING_RULES.md, Subscription changes).
                 condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
                 name="charge_end_not_before_start",
             ),

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db import connection
 
 from core.fields import SUM_SPLIT
-from customers.models import USAGE_QUANTITY, Pricing, PricingTier, UsageRecord
+from customers.models import USAGE_QUANTITY, Charge, Pricing, PricingTier, UsageRecord
 from customers.pricing import Tier
 
 Piece = tuple[int, datetime.date, datetime.date]
@@ -100,3 +100,12 @@ def pricing_tiers(pricing_ids: Sequence[int]) -> dict[int, list[Tier]]:
     for pricing_id, up_to, unit_price, flat_fee in rows:
         tiers[pricing_id].append(Tier(up_to, unit_price, flat_fee))
     return tiers
+
+
+def account_has_billed_charges(account_id: int) -> bool:
+    """Whether a charge of the account is billed (its charged-through date
+    set): its bill cycle day is then frozen (BILLING_RULES.md, Subscription
+    changes)."""
+    return Charge.objects.filter(
+        subscription__account_id=account_id, charged_through_date__isnull=False
+    ).exists()

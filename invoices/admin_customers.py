@@ -7,12 +7,22 @@ other admins of this app; their URLs stay under /admin/customers/, which
 follows from the models' app label.
 """
 
+import json
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.utils.html import format_html, format_html_join
 
 from core.admin import ProtectedDeleteMixin
-from customers.models import Charge, Subscription, UsageRecord
+from core.locks import lock_one
+from customers.models import (
+    BILLED_TERMS,
+    Account,
+    Charge,
+    Subscription,
+    UsageRecord,
+)
 from customers.pricing import pricing_description
 from invoices.models import DocumentItem
 from invoices.usage import (
@@ -74,6 +84,105 @@ class BilledReadOnlyMixin(ProtectedDeleteMixin):
         )
 
 
+# --- Subscription changes (issue 14): billed terms frozen, changes shown ---------
+
+TERMS_FROZEN = (
+    "{number} is billed: its terms no longer change by hand. Make a subscription change "
+    "(manage.py amend: change_price, remove_charge, cancel_subscription)."
+)
+
+
+class ChargeForm(forms.ModelForm):
+    """Refuses a change by hand of a billed charge's terms (BILLING_RULES.md,
+    Subscription changes), on the charge's page and in its subscription's
+    inline, where the fields stay editable for the charges not billed yet."""
+
+    def clean(self):
+        cleaned = super().clean()
+        changed = [name for name in BILLED_TERMS if name in self.changed_data]
+        if self.instance.pk and changed:
+            # Under the account's lock, held to the end of the admin's
+            # transaction (and so over the save): a run billing the charge
+            # meanwhile locks the account first, so whether the charge is
+            # billed is read after any such run committed, and none bills
+            # it until this edit is saved.
+            account_id = (
+                Charge.objects.filter(pk=self.instance.pk)
+                .values_list("subscription__account_id", flat=True)
+                .get()
+            )
+            lock_one(Account, account_id)
+            billed = Charge.objects.filter(
+                pk=self.instance.pk, charged_through_date__isnull=False
+            ).exists()
+            if billed:
+                for name in changed:
+                    self.add_error(name, TERMS_FROZEN.format(number=self.instance.number))
+        return cleaned
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def changes_table(changes):
+    """The changes made (read-only: a change is never edited), as a table.
+    A display field rather than an inline: an inline's formset would make
+    every save of the page carry management data for rows nobody edits."""
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td>"
+        "<td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                change.id,
+                change.get_change_type_display(),
+                change.charge.number if change.charge_id else "",
+                change.effective_date.isoformat(),
+                _json(change.before),
+                _json(change.after),
+                change.made_by.get_username() if change.made_by_id else "",
+                change.made_at.strftime("%Y-%m-%d %H:%M"),
+            )
+            for change in changes.select_related("charge", "made_by").order_by("pk")
+        ),
+    )
+    if not rows:
+        return "No changes."
+    return format_html(
+        "<table><thead><tr><th>#</th><th>Change</th><th>Charge</th><th>Effective</th>"
+        "<th>Before</th><th>After</th><th>Made by</th><th>Made at (UTC)</th></tr></thead>"
+        "<tbody>{}</tbody></table>",
+        rows,
+    )
+
+
+def price_segments_table(charge):
+    """A charge's price segments: from each effective date on, these terms
+    (before the first, the charge's own columns)."""
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                segment.effective_date.isoformat(),
+                "" if segment.amount is None else segment.amount,
+                "" if segment.quantity is None else segment.quantity.normalize(),
+                "" if segment.pricing_id is None else segment.pricing,
+                segment.change_id,
+            )
+            for segment in charge.prices.select_related("pricing").order_by("effective_date")
+        ),
+    )
+    if not rows:
+        return "None: the charge's own terms are in effect throughout."
+    return format_html(
+        "<table><thead><tr><th>From</th><th>Amount</th><th>Quantity</th><th>Pricing</th>"
+        "<th>Change #</th></tr></thead><tbody>{}</tbody></table>",
+        rows,
+    )
+
+
 class PricingTiersMixin:
     """A charge's pricing with its tiers, as the pages write it; the
     queryset prefetches the tiers (no query per row of a list)."""
@@ -90,6 +199,7 @@ class PricingTiersMixin:
 
 class ChargeInline(PricingTiersMixin, admin.TabularInline):
     model = Charge
+    form = ChargeForm
     fields = [
         "number",
         "name",
@@ -123,8 +233,14 @@ class SubscriptionAdmin(BilledReadOnlyMixin, admin.ModelAdmin):
     date_hierarchy = "start_date"
     show_full_result_count = False
     inlines = [ChargeInline]
-    fields = ["number", "account", "status", "start_date", "billing"]
+    fields = ["number", "account", "status", "start_date", "cancel_date", "billing", "changes"]
+    # Set by a cancel-subscription change, with its charges' removals.
+    readonly_fields = ["cancel_date", "changes"]
     billed_parent = "account"
+
+    @admin.display(description="Changes")
+    def changes(self, subscription):
+        return changes_table(subscription.changes) if subscription and subscription.pk else ""
 
     def billed_items(self, subscription):
         return DocumentItem.objects.filter(charge__subscription=subscription)
@@ -153,7 +269,8 @@ class ChargeAdmin(PricingTiersMixin, BilledReadOnlyMixin, admin.ModelAdmin):
     search_fields = ["number", "name", "subscription__number", "subscription__account__number"]
     autocomplete_fields = ["subscription"]
     raw_id_fields = ["pricing"]
-    readonly_fields = ["charged_through_date", "pricing_tiers"]
+    readonly_fields = ["charged_through_date", "pricing_tiers", "price_segments", "changes"]
+    form = ChargeForm
     date_hierarchy = "start_date"
     show_full_result_count = False
     fields = [
@@ -172,11 +289,34 @@ class ChargeAdmin(PricingTiersMixin, BilledReadOnlyMixin, admin.ModelAdmin):
         "end_date",
         "charged_through_date",
         "billing",
+        "price_segments",
+        "changes",
     ]
     billed_parent = "subscription"
 
+    @admin.display(description="Price segments")
+    def price_segments(self, charge):
+        return price_segments_table(charge) if charge and charge.pk else ""
+
+    @admin.display(description="Changes")
+    def changes(self, charge):
+        return changes_table(charge.changes) if charge and charge.pk else ""
+
     def billed_items(self, charge):
         return DocumentItem.objects.filter(charge=charge)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.charged_through_date is not None:
+            fields.extend(name for name in BILLED_TERMS if name not in fields)
+        return fields
+
+    @admin.display(description="Billed")
+    def billing(self, obj):
+        said = super().billing(obj)
+        if obj is not None and obj.charged_through_date is not None:
+            return f"{said} {TERMS_FROZEN.format(number=obj.number)}"
+        return said
 
     @admin.display(description="Account", ordering="subscription__account__number")
     def account_number(self, charge):
