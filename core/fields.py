@@ -165,3 +165,25 @@ class ExactSum(models.Sum):
         high = f"SUM(({sql}) / {SUM_SPLIT})"
         low = f"SUM(({sql}) %% {SUM_SPLIT})"
         return f"(CAST({high} AS TEXT) || ':' || CAST({low} AS TEXT))", (*params, *params)
+
+
+class BytewiseCharField(models.CharField):
+    """A ``CharField`` compared byte by byte on PostgreSQL (``COLLATE "C"``),
+    for keys that are codes, not words (usage record ids: printable ASCII,
+    equal only when identical).
+
+    The database's default collation (C.UTF-8 here, often en_US.UTF-8 in
+    production) sends every comparison of a B-tree through the locale's
+    ``strcoll``; "C" compares with ``memcmp``, and a B-tree in "C" order also
+    answers ``LIKE 'prefix%'``, so no second ``varchar_pattern_ops`` index is
+    needed for it. Other databases keep their own comparison (SQLite's is
+    already bytewise and has no collation named "C"). Whatever a query
+    compares with the column must be in the same collation (a temporary
+    table's column declared ``COLLATE "C"``), or PostgreSQL refuses the
+    comparison of two collations."""
+
+    def db_parameters(self, connection):
+        params = super().db_parameters(connection)
+        if connection.vendor == "postgresql" and not self.db_collation:
+            params["collation"] = "C"
+        return params

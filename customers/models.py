@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.dates import validate_date_in_range
-from core.fields import ExactDecimalField
+from core.fields import BytewiseCharField, ExactDecimalField
 from core.uploads import FileUpload, FileUploadPart, upload_status_constraint
 from customers.currencies import currency_problem
 from customers.numbers import ChargeNumberField
@@ -583,7 +583,11 @@ class UsageRecord(models.Model):
     charge (on a document that is not canceled) covers its date, so a
     canceled run makes its usage due again without touching the records."""
 
-    record_id = models.CharField(
+    # Compared byte by byte on PostgreSQL (COLLATE "C"): cheaper to index
+    # than the locale's order, and the same order for printable ASCII ids.
+    # Its index of LIKE patterns is dropped (0009_usage_speed): the admin
+    # searches ids exactly, and a "C" B-tree answers prefix patterns anyway.
+    record_id = BytewiseCharField(
         "id", max_length=100, primary_key=True, validators=[validate_record_id]
     )
     # The index below leads with the charge and serves its joins. No foreign

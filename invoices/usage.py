@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import IO
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -242,8 +242,10 @@ class _Staging:
         self.postgresql = connection.vendor == "postgresql"
         if self.postgresql:
             cursor.execute(
-                "CREATE TEMPORARY TABLE usage_import_rows (line bigint, record_id text, "
-                "charge_number text, date date, quantity numeric)"
+                # The ids in the records' collation ("C": BytewiseCharField),
+                # or no join on them could compare them with the records'.
+                "CREATE TEMPORARY TABLE usage_import_rows (line bigint, "
+                'record_id text COLLATE "C", charge_number text, date date, quantity numeric)'
             )
         else:
             # Quantities as integer units, as the records' column holds them.
@@ -400,13 +402,16 @@ def _live(alias: str) -> str:
 
 
 def _find_charges(cursor) -> None:
-    """The charges the file names, and their accounts: one pass over the
-    staged lines."""
+    """The charge numbers the file names, each with its charge and account
+    (none when no charge has the number) and the first and last date of its
+    lines: one pass over the staged lines."""
     cursor.execute(
         f"{_temporary_table('usage_import_charge_ids')} AS "  # noqa: S608 (see the module)
-        "SELECT c.id, c.number, s.account_id FROM customers_charge AS c "
-        "JOIN customers_subscription AS s ON s.id = c.subscription_id "
-        "WHERE c.number IN (SELECT DISTINCT charge_number FROM usage_import_rows)"
+        "SELECT c.id, f.charge_number AS number, s.account_id, f.first_date, f.last_date "
+        "FROM (SELECT charge_number, min(date) AS first_date, max(date) AS last_date "
+        "FROM usage_import_rows GROUP BY charge_number) AS f "
+        "LEFT JOIN customers_charge AS c ON c.number = f.charge_number "
+        "LEFT JOIN customers_subscription AS s ON s.id = c.subscription_id"
     )
 
 
@@ -561,11 +566,34 @@ def _new_lines(*, recorded: bool, repeated: bool) -> str:
 
 ALL_LINES = _new_lines(recorded=False, repeated=False)
 
-ACCEPTS = (
+# The charge ``ic`` takes usage at all; and on the date of line ``r``; and on
+# all the dates of its lines (``k``: its row of usage_import_charge_ids).
+TAKES_USAGE = (
     f"ic.charge_type = '{ChargeType.USAGE}' AND ic.account_status = '{Status.ACTIVE}' "
-    f"AND ic.subscription_status = '{Status.ACTIVE}' AND r.date >= ic.start_date "
-    "AND (ic.end_date IS NULL OR r.date < ic.end_date)"
+    f"AND ic.subscription_status = '{Status.ACTIVE}'"
 )
+ACCEPTS = (
+    f"{TAKES_USAGE} AND r.date >= ic.start_date AND (ic.end_date IS NULL OR r.date < ic.end_date)"
+)
+SPAN_ACCEPTED = (
+    f"{TAKES_USAGE} AND k.first_date >= ic.start_date "
+    "AND (ic.end_date IS NULL OR k.last_date < ic.end_date)"
+)
+
+
+def _charges_may_refuse(cursor) -> bool:
+    """Whether a line could have a problem of its charge or of a billed
+    period, judged from the file's charges alone (a few per thousand lines):
+    False when every number is a usage charge taking all the dates of its
+    lines (from the first to the last) and no billed span of it meets them.
+    The two exact checks below each join every line: skipped when False."""
+    cursor.execute(
+        "SELECT EXISTS (SELECT 1 FROM usage_import_charge_ids AS k "  # noqa: S608 (see the module)
+        "LEFT JOIN usage_import_charges AS ic ON ic.id = k.id WHERE ic.id IS NULL "
+        f"OR NOT ({SPAN_ACCEPTED}) OR (ic.billed_through IS NOT NULL "
+        "AND k.first_date <= ic.billed_through AND k.last_date >= ic.billed_from))"
+    )
+    return bool(cursor.fetchone()[0])
 
 
 def _charge_problems(cursor, problems: _Problems, new: str) -> None:
@@ -661,15 +689,21 @@ def _billed_problems(cursor, problems: _Problems, new: str) -> None:
     )
 
 
-def _record(cursor, new: str) -> int:
+def _record(cursor, new: str, *, taken: bool = True) -> int:
     """Insert the new lines' records; how many. In the file's order: sorted
     by charge and date instead, the index on them fills faster but the one on
-    ids the slower, and the sort costs its own time (measured)."""
+    ids the slower, and the sort costs its own time (measured).
+
+    ``taken``: skip a line whose id is recorded meanwhile (``ON CONFLICT DO
+    NOTHING``). Without it a taken id fails the statement (IntegrityError),
+    and each row is inserted with one probe of the primary key instead of two
+    (a speculative insertion checks the index, then inserts: 20-30 % of the
+    insert's time, docs/benchmarks.md)."""
     cursor.execute(
         "INSERT INTO customers_usagerecord (record_id, charge_id, date, quantity, imported_at) "  # noqa: S608
         "SELECT r.record_id, ic.id, r.date, r.quantity, %s FROM usage_import_rows AS r "
-        f"JOIN usage_import_charges AS ic ON ic.number = r.charge_number WHERE {new} "
-        "ON CONFLICT (record_id) DO NOTHING",
+        f"JOIN usage_import_charges AS ic ON ic.number = r.charge_number WHERE {new}"
+        + (" ON CONFLICT (record_id) DO NOTHING" if taken else ""),
         [connection.ops.adapt_datetimefield_value(timezone.now())],
     )
     return cursor.rowcount
@@ -720,9 +754,12 @@ def _check_and_record(cursor, lines: int, problems: _Problems) -> UsageImportSum
     lines' cells found while reading, and record them if there is none.
 
     Most files bring only new records: every line is first checked as if it
-    were new and, if none has a problem, inserted at once; when every line
-    made a record, there was nothing recorded before or repeated, and the
-    import is done. Otherwise (some line has a problem, or its id was taken)
+    were new (skipped when the file's charges prove no line can fail:
+    ``_charges_may_refuse``) and, if none has a problem, inserted at once by
+    a plain INSERT;
+    when it succeeds, no id was recorded before or repeated, and the import
+    is done. Otherwise (some line has a problem, or an id taken failed the
+    INSERT, which its savepoint undid)
     the lines are sorted into recorded before, repeated and new, and only
     the new ones are checked and recorded."""
     if not lines:
@@ -739,15 +776,17 @@ def _check_and_record(cursor, lines: int, problems: _Problems) -> UsageImportSum
     _read_charges(cursor)
 
     as_if_new = _Problems()
-    _charge_problems(cursor, as_if_new, ALL_LINES)
-    _billed_problems(cursor, as_if_new, ALL_LINES)
+    if _charges_may_refuse(cursor):
+        _charge_problems(cursor, as_if_new, ALL_LINES)
+        _billed_problems(cursor, as_if_new, ALL_LINES)
     if not (problems.count or as_if_new.count):
-        with transaction.atomic():
-            imported = _record(cursor, ALL_LINES)
-            if imported == lines:
-                return UsageImportSummary(imported, 0)
-            # Some ids were taken: sort the lines out below instead.
-            transaction.set_rollback(True)
+        try:
+            with transaction.atomic():
+                return UsageImportSummary(_record(cursor, ALL_LINES, taken=False), 0)
+        except IntegrityError:
+            # Some id was taken, or is on two lines: sort the lines out below
+            # instead (the savepoint undid the insert).
+            pass
 
     recorded = _recorded_before(cursor, problems)
     repeated = _repeated_in_file(cursor, problems, recorded=recorded)
