@@ -76,6 +76,9 @@ class Usage:
 
     quantities: dict = field(default_factory=dict)
     pricings: dict = field(default_factory=dict)  # id -> (model, [pricing.Tier])
+    # The usage charges' plans the ranges came from (charge id -> ChargePlan),
+    # so that bill_account does not compute them again.
+    plans: dict = field(default_factory=dict)
 
 
 NO_USAGE = Usage()
@@ -221,20 +224,17 @@ def charge_plan(charge, *, bill_cycle_day: int, target_date: datetime.date, hist
     prices = history.prices.get(charge.id, ())
     plan = ChargePlan(charged_through=charge.charged_through_date)
     if charge.charge_type == ChargeType.ONE_TIME:
-        # A one-time charge is never repriced; removed, it never bills.
-        end = charge.end_date
-        if end is None or end > charge.start_date:
-            for p, q in (
-                (period.start, period.end)
-                for period in periods.one_time_period(
-                    amount=Decimal(0),
-                    start=charge.start_date,
-                    charged_through=charge.charged_through_date,
-                    target=target_date,
-                )
+        # A one-time charge is never repriced; removed (end = start), it
+        # never bills.
+        if charge.end_date is None or charge.end_date > charge.start_date:
+            for period in periods.one_time_period(
+                amount=Decimal(0),
+                start=charge.start_date,
+                charged_through=charge.charged_through_date,
+                target=target_date,
             ):
-                plan.pieces.append((p, q, 1, own_terms(charge)))
-                plan.charged_through = q
+                plan.pieces.append((period.start, period.end, 1, own_terms(charge)))
+                plan.charged_through = period.end
         return plan
     months = PERIOD_MONTHS[charge.period]
     in_arrears = charge.charge_type == ChargeType.USAGE
@@ -415,11 +415,12 @@ def _plan_or_fail(charge, *, bill_cycle_day, target_date, history):
 
 
 def account_usage_ranges(
-    account, subscriptions, charges_by_subscription, *, target_date, exclude, history
+    account, subscriptions, charges_by_subscription, *, target_date, exclude, history, plans
 ):
     """The usage ranges ``bill_account`` will rate for ``account`` (the chunk
-    sums them all in one query first). An account whose plans cannot be
-    computed asks for none: it fails in ``bill_account``."""
+    sums them all in one query first); each usage charge's plan is kept in
+    ``plans``. An account whose plans cannot be computed asks for none: it
+    fails in ``bill_account``."""
     ranges = []
     try:
         for subscription in subscriptions:
@@ -432,6 +433,7 @@ def account_usage_ranges(
                     target_date=target_date,
                     history=history,
                 )
+                plans[charge.id] = plan
                 ranges += usage_ranges(charge, plan)
     except AccountComputationError:
         return []
@@ -481,7 +483,7 @@ def bill_account(
         for charge in charges_by_subscription.get(subscription.id, ()):
             if charge.charge_type in exclude:
                 continue  # stays due for a later run
-            plan = _plan_or_fail(
+            plan = usage.plans.get(charge.id) or _plan_or_fail(
                 charge,
                 bill_cycle_day=account.bill_cycle_day,
                 target_date=target_date,

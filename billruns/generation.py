@@ -440,6 +440,7 @@ def _usage(accounts, subscriptions_by_account, charges_by_subscription, run, exc
     if ChargeType.USAGE in exclude:
         return engine.NO_USAGE
     ranges = []
+    plans = {}
     pricing_ids = set()
     for account in accounts:
         subscriptions = subscriptions_by_account.get(account.id, ())
@@ -460,12 +461,14 @@ def _usage(accounts, subscriptions_by_account, charges_by_subscription, run, exc
             target_date=run.target_date,
             exclude=exclude,
             history=history,
+            plans=plans,
         )
     if not pricing_ids:
         return engine.NO_USAGE
     return engine.Usage(
         quantities=customer_selectors.usage_range_quantities(ranges),
         pricings=customer_selectors.pricings(sorted(pricing_ids)),
+        plans=plans,
     )
 
 

@@ -91,18 +91,31 @@ def price_amount(exact: Decimal) -> Decimal:
     return exact.quantize(CENT, context=ROUNDING)
 
 
-def cell_holding(
-    day: datetime.date, *, period_months: int, bill_cycle_day: int, start: datetime.date
-) -> tuple[datetime.date, datetime.date]:
-    """The grid cell ``[P, Q)`` of a charge starting on ``start`` that holds ``day``."""
+def _first_grid_month(start: datetime.date, bill_cycle_day: int) -> int:
+    """The month of A, the first cycle date on or after ``start``."""
     first_month = month_index(start)
     if cycle_date(first_month, bill_cycle_day) < start:
-        first_month += 1
+        first_month += 1  # A is in the next month
+    return first_month
+
+
+def _cell_index(day: datetime.date, first_month: int, period_months: int, bill_cycle_day: int):
+    """k such that grid(k) <= day < grid(k + 1), with grid(k) the cycle date
+    of month first_month + k * period_months."""
     k = (month_index(day) - first_month) // period_months
     while cycle_date(first_month + k * period_months, bill_cycle_day) > day:
         k -= 1
     while cycle_date(first_month + (k + 1) * period_months, bill_cycle_day) <= day:
         k += 1
+    return k
+
+
+def cell_holding(
+    day: datetime.date, *, period_months: int, bill_cycle_day: int, start: datetime.date
+) -> tuple[datetime.date, datetime.date]:
+    """The grid cell ``[P, Q)`` of a charge starting on ``start`` that holds ``day``."""
+    first_month = _first_grid_month(start, bill_cycle_day)
+    k = _cell_index(day, first_month, period_months, bill_cycle_day)
     return (
         cycle_date(first_month + k * period_months, bill_cycle_day),
         cycle_date(first_month + (k + 1) * period_months, bill_cycle_day),
@@ -129,17 +142,9 @@ def pieces(
 
     The engine's hot loop: the grid is reached by month arithmetic and the
     loop is written out, with no callbacks."""
-    first_month = month_index(start)
-    if cycle_date(first_month, bill_cycle_day) < start:
-        first_month += 1  # A is in the next month
+    first_month = _first_grid_month(start, bill_cycle_day)
     p = start if charged_through is None or charged_through < start else charged_through
-    # The grid cell holding p: grid(k) <= p < grid(k + 1), with grid(k) the
-    # cycle date of month first_month + k * period_months.
-    k = (month_index(p) - first_month) // period_months
-    while cycle_date(first_month + k * period_months, bill_cycle_day) > p:
-        k -= 1
-    while cycle_date(first_month + (k + 1) * period_months, bill_cycle_day) <= p:
-        k += 1
+    k = _cell_index(p, first_month, period_months, bill_cycle_day)  # the cell holding p
     due = []
     cell_start = cycle_date(first_month + k * period_months, bill_cycle_day)
     cell_end = cycle_date(first_month + (k + 1) * period_months, bill_cycle_day)

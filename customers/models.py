@@ -437,9 +437,11 @@ class ChargePrice(models.Model):
 
     class Meta:
         ordering = ["charge_id", "effective_date"]
-        # Leads with the charge: serves a chunk's read of its segments. Not
-        # unique: two changes effective the same day are two segments, and
-        # the later one's terms hold from that day (engine.terms_on).
+        # Leads with the charge: serves a chunk's read of its segments. The
+        # change services take one price change a charge and day
+        # (changes.rules.price_change_refusal); the engine reads segments of
+        # one day in the order they were made, the later holding
+        # (engine.terms_on).
         indexes = [models.Index(fields=["charge", "effective_date"], name="charge_price_day")]
         constraints = [
             models.CheckConstraint(
