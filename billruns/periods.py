@@ -31,10 +31,6 @@ class Period:
     amount: Decimal
     cell_days: int = 1  # the days of the whole grid cell it is cut from
 
-    @property
-    def is_cut(self) -> bool:
-        return (self.end - self.start).days != self.cell_days
-
 
 @functools.lru_cache(maxsize=65536)  # (month, day) pairs: a few thousand in practice
 def cycle_date(month_index: int, bill_cycle_day: int) -> datetime.date:
