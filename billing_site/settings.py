@@ -290,6 +290,9 @@ if not SECURE_HSTS_PRELOAD and not DEBUG and "security.W021" not in SILENCED_SYS
 # Rows in one CSV or XLSX export of a table (core.exports): it is built
 # in the web request, at 0.15 to 0.3 ms a row (CSV, XLSX).
 EXPORT_MAX_ROWS = env_int("EXPORT_MAX_ROWS", 100000, minimum=1)
+# The Review tab flags an account whose total changed by more than this many
+# percent of last time's (docs/billing-rules.md, Reviewing a run).
+REVIEW_THRESHOLD_PERCENT = env_int("REVIEW_THRESHOLD_PERCENT", 25, minimum=1, maximum=1000)
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
 
 # Task queue. retry must exceed timeout, or a long task is handed to a second

@@ -6,7 +6,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from customers.models import Account, ChargeType, Subscription
+from core.fields import ExactDecimalField
+from customers.models import MONEY, Account, ChargeType, Subscription
 
 
 def charge_types_label(values) -> str:
@@ -440,3 +441,84 @@ class ScheduleEvent(models.Model):
 
     def __str__(self):
         return f"{self.schedule}: {self.get_kind_display()}"
+
+
+class ReviewFlag(models.TextChoices):
+    """What the Review tab flags on an account (issue 17; docs/billing-rules.md)."""
+
+    MISSING = "missing", "Not billed this time"
+    NEW = "new", "Billed for the first time"
+    CHANGED = "changed", "Changed beyond the threshold"
+    ZERO = "zero", "Zero total"
+    NEGATIVE = "negative", "Negative total (credit)"
+    ADJUSTMENTS = "adjustments", "Has adjustments"
+    PAST_DUE = "past_due", "Due date already passed"
+
+
+class RunReview(models.Model):
+    """A run compared with an earlier one, account by account: the Review
+    tab's rows, computed once by one INSERT ... SELECT (billruns.review) for
+    the pair and for ``stamp``, the two runs' last status events, so a run
+    canceled or completed again since is compared afresh."""
+
+    bill_run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="reviews")
+    against = models.ForeignKey(
+        BillRun, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    stamp = models.CharField(max_length=64)
+    threshold_percent = models.PositiveIntegerField()
+    # Lines per flag when computed; past_due depends on the day it is read.
+    counts = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bill_run", "against", "stamp"],
+                condition=Q(against__isnull=False),
+                name="one_review_per_pair_and_stamp",
+            ),
+            models.UniqueConstraint(
+                fields=["bill_run", "stamp"],
+                condition=Q(against__isnull=True),
+                name="one_first_review_per_stamp",
+            ),
+        ]
+
+    def __str__(self):
+        return f"review of run {self.bill_run_id} against {self.against_id}"
+
+
+class ReviewLine(models.Model):
+    """One account either run billed: its totals (signed: credit memos
+    negative) this time and last time; null where that run did not bill it."""
+
+    review = models.ForeignKey(RunReview, on_delete=models.CASCADE, related_name="lines")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    account_number = models.CharField(max_length=64)
+    currency = models.CharField(max_length=3)
+    total = ExactDecimalField(**MONEY, null=True)
+    previous_total = ExactDecimalField(**MONEY, null=True)
+    change = ExactDecimalField(**MONEY)
+    # For sorting only (a float); pages show the exact percent (billruns.review).
+    percent = models.FloatField(null=True)
+    beyond_threshold = models.BooleanField()
+    has_adjustments = models.BooleanField()
+    due_date = models.DateField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["review", "account"], name="one_review_line_per_account"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["review", "account_number"], name="review_line_account"),
+            models.Index(fields=["review", "change"], name="review_line_change"),
+            models.Index(fields=["review", "percent"], name="review_line_percent"),
+            models.Index(fields=["review", "total"], name="review_line_total"),
+            models.Index(fields=["review", "due_date"], name="review_line_due"),
+        ]
+
+    def __str__(self):
+        return f"{self.account_number}: {self.previous_total} -> {self.total}"

@@ -11,8 +11,9 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django_tables2.rows import BoundRows
 
-from billruns.models import BillRun, BillRunFailure
-from core.money import format_money, format_plain
+from billruns.models import BillRun, BillRunFailure, ReviewFlag, ReviewLine
+from billruns.review import line_flags, percent_label
+from core.money import format_money, format_plain, format_signed_money
 from core.tables import BaseTable, PythonRowsMixin
 from invoices.selectors import documents_items
 from invoices.tables import PHONE_HIDDEN, RunDocumentTable
@@ -436,3 +437,98 @@ class RunDocumentsTable(PythonRowsMixin, RunDocumentTable):
         return format_html(
             ITEMS_ROW, pk=record.pk, colspan=self._colspan, number=record.number, rows=rows
         )
+
+
+REVIEW_FLAG_BADGES = {
+    ReviewFlag.MISSING: "error",
+    ReviewFlag.NEW: "processing",
+    ReviewFlag.CHANGED: "warning",
+    ReviewFlag.ZERO: "pending",
+    ReviewFlag.NEGATIVE: "warning",
+    ReviewFlag.ADJUSTMENTS: "processing",
+    ReviewFlag.PAST_DUE: "error",
+}
+
+
+NUMBER_CELL = {"td": {"class": "num"}, "th": {"class": "num"}}
+
+
+class ReviewTable(PythonRowsMixin, BaseTable):
+    """The Review tab: every account either run billed, with its totals this
+    time and last time (billruns.review)."""
+
+    account = tables.Column(
+        accessor="account_number",
+        verbose_name="Account",
+        linkify=lambda table, record: table.url_of(
+            "customers:account_detail", record.account_number
+        ),
+    )
+    account_name = tables.Column(
+        accessor="account__name", verbose_name="Account name", orderable=False, attrs=PHONE_HIDDEN
+    )
+    currency = tables.Column(attrs=PHONE_HIDDEN)
+    previous_total = tables.Column(verbose_name="Last time", default="—", attrs=NUMBER_CELL)
+    total = tables.Column(verbose_name="This run", default="—", attrs=NUMBER_CELL)
+    change = tables.Column(attrs=NUMBER_CELL)
+    percent = tables.Column(verbose_name="Change %", empty_values=(), attrs=NUMBER_CELL)
+    flags = tables.Column(verbose_name="Flags", empty_values=(), orderable=False)
+
+    class Meta(BaseTable.Meta):
+        model = ReviewLine
+        fields = ()
+        sequence = (
+            "account",
+            "account_name",
+            "currency",
+            "previous_total",
+            "total",
+            "change",
+            "percent",
+            "flags",
+        )
+        order_by = ("account",)
+        row_attrs = {"data-testid": "review-row"}
+        empty_text = "Neither run billed any account."
+
+    def __init__(self, *args, today=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.today = today or timezone.localdate()
+
+    def render_previous_total(self, value):
+        return format_money(value)
+
+    def render_total(self, value):
+        return format_money(value)
+
+    def render_change(self, value):
+        return format_signed_money(value)
+
+    def render_percent(self, record):
+        return percent_label(record.change, record.previous_total)
+
+    def render_flags(self, record):
+        return format_html_join(
+            " ",
+            '<span class="badge badge-{}" data-testid="review-flag" data-flag="{}">{}</span>',
+            (
+                (REVIEW_FLAG_BADGES[flag], flag.value, flag.label)
+                for flag in line_flags(record, today=self.today)
+            ),
+        )
+
+    def value_flags(self, record):
+        return "; ".join(flag.label for flag in line_flags(record, today=self.today))
+
+    def value_previous_total(self, value):
+        return "" if value is None else f"{value:.2f}"
+
+    def value_total(self, value):
+        return "" if value is None else f"{value:.2f}"
+
+    def value_change(self, value):
+        return f"{value:.2f}"
+
+    def value_percent(self, record):
+        # A number a spreadsheet reads as one ("-100.0"), or "new".
+        return percent_label(record.change, record.previous_total).rstrip("%").lstrip("+")

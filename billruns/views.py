@@ -7,16 +7,17 @@ from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET, require_POST
 from django.views.generic import DetailView
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 from django_tables2.paginators import LazyPaginator
 
-from billruns import selectors
+from billruns import review, selectors
 from billruns.filters import BillRunFilter
 from billruns.forms import BillRunForm
-from billruns.models import Action, BillRun, RunStatus
+from billruns.models import Action, BillRun, ReviewFlag, ReviewLine, RunStatus
 from billruns.services import (
     BillRunActionRefused,
     InvalidRunParameters,
@@ -30,6 +31,7 @@ from billruns.services import (
 from billruns.tables import (
     BillRunTable,
     FailureTable,
+    ReviewTable,
     RunDocumentsTable,
     totals_lines,
 )
@@ -77,6 +79,7 @@ TABS = {
     "failures": RunTab(
         "failures", "Failed Accounts or Subscriptions", FailureTable, testid="failures-tab"
     ),
+    "review": RunTab("review", "Review", ReviewTable, testid="review-tab"),
 }
 
 
@@ -134,8 +137,32 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
             table.empty_text = f"This bill run has no {self.tab.label.lower()}."
         return table
 
+    @cached_property
+    def today(self):
+        return timezone.localdate()
+
+    @cached_property
+    def review(self):
+        """The Review tab's state (billruns.review), made once per request."""
+        return review.review_state(self.object, self.request.GET.get("against", "").strip())
+
+    @property
+    def review_flag(self):
+        flag = self.request.GET.get("flag", "")
+        return flag if flag in ReviewFlag.values else ""
+
+    def get_table_kwargs(self):
+        kwargs = super().get_table_kwargs()
+        if self.tab.key == "review":
+            kwargs["today"] = self.today
+        return kwargs
+
     def get_table_data(self):
         run = self.object
+        if self.tab.key == "review":
+            if self.review.review is None:
+                return ReviewLine.objects.none()
+            return review.lines_flagged(self.review.review, self.review_flag, today=self.today)
         if self.tab.key == "failures":
             return run.failures.select_related("account", "subscription")
         kind = DocumentType.CREDIT_MEMO if self.tab.key == "credit-memos" else DocumentType.INVOICE
@@ -215,7 +242,30 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
             can_email=run.status == RunStatus.POSTED and user.has_perm("billruns.email_billrun"),
             resend_request=uuid.uuid4(),
         )
+        if self.tab.key == "review":
+            context.update(self.review_context())
         return context
+
+    def review_context(self):
+        state = self.review
+        if state.review is None:
+            return {"review": state}
+        counts = dict(state.review.counts)
+        counts[ReviewFlag.PAST_DUE.value] = state.review.lines.filter(
+            due_date__lt=self.today
+        ).count()
+        return {
+            "review": state,
+            "review_flags": [
+                (flag.value, flag.label, counts.get(flag.value, 0)) for flag in ReviewFlag
+            ],
+            "review_flag": self.review_flag,
+            "review_currencies": review.currency_lines(self.object, state.against),
+            "review_choices": review.earlier_runs(self.object).only(
+                "number", "target_date", "status"
+            )[: review.PICKER_SIZE],
+            "review_threshold": state.review.threshold_percent,
+        }
 
 
 class BillRunLiveView(BillRunDetailView):

@@ -40,6 +40,13 @@ def format_money(amount, currency: str = "") -> str:
     return f"{text} {currency}" if currency else text
 
 
+def format_signed_money(amount) -> str:
+    """A change in money as pages write it, with its sign: "+12.00", "-3.50",
+    "0.00"; "—" for none."""
+    text = format_money(amount)
+    return f"+{text}" if amount not in (None, "") and Decimal(amount) > 0 else text
+
+
 def plain_decimal(value: Decimal) -> str:
     """A quantity or a rate as the JSON writes it (INTERFACES.md): no
     exponent, no trailing zeros, no separators ("12500", "150.5", "0",

@@ -3,7 +3,7 @@
 
 from django import template
 
-from core.money import format_money, format_plain
+from core.money import format_money, format_plain, format_signed_money
 
 register = template.Library()
 
@@ -16,3 +16,8 @@ def money_filter(amount, currency=""):
 @register.filter(name="plain")
 def plain_filter(value):
     return format_plain(value)
+
+
+@register.filter(name="signed_money")
+def signed_money_filter(amount):
+    return format_signed_money(amount)

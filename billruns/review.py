@@ -1,0 +1,322 @@
+"""The Review tab: a run compared with the previous run (issue 17).
+
+The previous run of a run is the latest earlier run (by number order) that
+is not a preview, is Completed or Posted, and billed or failed at least one
+account that this run billed or failed (docs/billing-rules.md, *Reviewing a
+run*). The clerk may pick another earlier run.
+
+The comparison covers every account either run billed, one line each: its
+total this time and last time (signed: a credit memo counts negative), the
+change, flags. At 100,000 accounts it cannot be computed in the request for
+every page, sort and filter, so it is written once for the pair by one
+INSERT ... SELECT (``_write_lines``) into ReviewLine, and each page is then
+one indexed query. The rows are keyed by the two runs' last status events
+(``stamp``): a run canceled or completed again since gets new rows, and the
+old ones are deleted in the same transaction.
+"""
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max, Q
+
+from billruns.models import (
+    BillRun,
+    BillRunEvent,
+    BillRunFailure,
+    ReviewFlag,
+    ReviewLine,
+    RunReview,
+    RunStatus,
+)
+from customers.models import Account
+from invoices.models import Document, DocumentItem, DocumentStatus, DocumentType, ItemKind
+
+# Runs whose documents are settled: a review is made only of these, and only
+# these are the previous run of another.
+COMPARABLE = (RunStatus.COMPLETED, RunStatus.POSTED)
+# A run being posted keeps its amounts: its review stays as it was.
+REVIEWABLE = (*COMPARABLE, RunStatus.POST_IN_PROGRESS)
+# How many earlier runs the picker offers.
+PICKER_SIZE = 50
+
+
+def _accounts_touched(run):
+    """Two subqueries: the accounts a run billed (a document not canceled)
+    and those it failed."""
+    billed = Document.objects.filter(bill_run=run).exclude(status=DocumentStatus.CANCELED)
+    failed = BillRunFailure.objects.filter(bill_run=run)
+    return billed.values("account_id"), failed.values("account_id")
+
+
+def earlier_runs(run):
+    """The runs that may be compared with ``run``, latest first."""
+    return BillRun.objects.filter(id__lt=run.id, status__in=COMPARABLE).order_by("-id")
+
+
+def previous_run(run):
+    """The run's previous run (see the module's docstring), or None."""
+    billed, failed = _accounts_touched(run)
+    if not billed.exists() and not failed.exists():
+        return None
+    shared = Q(account_id__in=billed) | Q(account_id__in=failed)
+    # Almost always the first candidate shares an account: one query each.
+    for candidate in (
+        earlier_runs(run).only("id", "number", "status", "totals").iterator(chunk_size=20)
+    ):
+        other_billed, other_failed = _accounts_touched(candidate)
+        if other_billed.filter(shared).exists() or other_failed.filter(shared).exists():
+            return candidate
+    return None
+
+
+def _stamp(run, against) -> str:
+    last = dict(
+        BillRunEvent.objects.filter(bill_run_id__in=[run.id, getattr(against, "id", None)])
+        .values("bill_run_id")
+        .annotate(last=Max("id"))
+        .values_list("bill_run_id", "last")
+    )
+    # The run's status is in it too: a run moves on without an event only
+    # in tests that set it by hand, and a stale review must never show.
+    parts = [str(run.id), run.status, str(last.get(run.id, 0))]
+    if against is not None:
+        parts += [str(against.id), against.status, str(last.get(against.id, 0))]
+    return ":".join(parts)
+
+
+def _param(field, value):
+    return field.get_db_prep_value(value, connection)
+
+
+def _write_lines(review, run, against):
+    """Every account either run billed, as ReviewLine rows: one statement."""
+    line = ReviewLine._meta
+    document = Document._meta.db_table
+    item = DocumentItem._meta.db_table
+    account = Account._meta.db_table
+    money = line.get_field("change")
+    largest = Decimal(money.limit) - Decimal("0.01")
+    floating = "REAL" if connection.vendor == "sqlite" else "double precision"
+    # Integer percent points of the threshold, in hundredths: exact on both
+    # databases (SQLite keeps money as cents; the units cancel out).
+    threshold = review.threshold_percent * 100
+    # Only table names and a type name are formatted in; values are parameters.
+    sql = f"""
+        INSERT INTO {line.db_table} (
+            review_id, account_id, account_number, currency, total, previous_total,
+            change, percent, beyond_threshold, has_adjustments, due_date
+        )
+        SELECT %(review)s, g.account_id, a.number, g.currency, g.total, g.previous_total,
+            CASE WHEN g.change > %(largest)s THEN %(largest)s
+                 WHEN g.change < %(smallest)s THEN %(smallest)s
+                 ELSE g.change END,
+            CASE WHEN g.previous_total IS NULL OR g.previous_total = 0 THEN NULL
+                 ELSE CAST(g.change AS {floating}) * 100
+                      / ABS(CAST(g.previous_total AS {floating})) END,
+            CASE WHEN g.total IS NOT NULL AND g.previous_total IS NOT NULL
+                      AND g.previous_total <> 0
+                      AND ABS(g.change) * 10000 > %(threshold)s * ABS(g.previous_total)
+                 THEN TRUE ELSE FALSE END,
+            g.adjusted = 1,
+            g.due_date
+        FROM (
+            SELECT s.account_id, MAX(s.currency) AS currency,
+                SUM(CASE WHEN s.side = 1 THEN s.signed END) AS total,
+                SUM(CASE WHEN s.side = 0 THEN s.signed END) AS previous_total,
+                COALESCE(SUM(CASE WHEN s.side = 1 THEN s.signed END), 0)
+                    - COALESCE(SUM(CASE WHEN s.side = 0 THEN s.signed END), 0) AS change,
+                MAX(s.adjusted) AS adjusted,
+                MIN(s.due_date) AS due_date
+            FROM (
+                SELECT 1 AS side, d.account_id, d.currency,
+                    CASE WHEN d.document_type = %(credit_memo)s THEN -d.amount
+                         ELSE d.amount END AS signed,
+                    CASE WHEN adj.document_id IS NULL THEN 0 ELSE 1 END AS adjusted,
+                    d.due_date
+                FROM {document} d
+                LEFT JOIN (
+                    SELECT DISTINCT i.document_id FROM {item} i
+                    JOIN {document} di ON di.id = i.document_id
+                    WHERE di.bill_run_id = %(run)s AND i.kind = %(adjustment)s
+                ) adj ON adj.document_id = d.id
+                WHERE d.bill_run_id = %(run)s AND d.status <> %(canceled)s
+                UNION ALL
+                SELECT 0, d.account_id, d.currency,
+                    CASE WHEN d.document_type = %(credit_memo)s THEN -d.amount
+                         ELSE d.amount END,
+                    0, NULL
+                FROM {document} d
+                WHERE d.bill_run_id = %(against)s AND d.status <> %(canceled)s
+            ) s
+            GROUP BY s.account_id
+        ) g
+        JOIN {account} a ON a.id = g.account_id
+    """  # noqa: S608
+    params = {
+        "review": review.id,
+        "run": run.id,
+        "against": against.id if against is not None else -1,
+        "credit_memo": DocumentType.CREDIT_MEMO.value,
+        "adjustment": ItemKind.ADJUSTMENT.value,
+        "canceled": DocumentStatus.CANCELED.value,
+        "threshold": threshold,
+        "largest": _param(money, largest),
+        "smallest": _param(money, -largest),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _counts(review) -> dict:
+    lines = review.lines
+    return {
+        ReviewFlag.MISSING: lines.filter(total__isnull=True).count(),
+        ReviewFlag.NEW: lines.filter(previous_total__isnull=True).count(),
+        ReviewFlag.CHANGED: lines.filter(beyond_threshold=True).count(),
+        ReviewFlag.ZERO: lines.filter(total=0).count(),
+        ReviewFlag.NEGATIVE: lines.filter(total__lt=0).count(),
+        ReviewFlag.ADJUSTMENTS: lines.filter(has_adjustments=True).count(),
+    }
+
+
+def review_of(run, against):
+    """The run's review against ``against`` (None: no previous run), written
+    if it is not yet; two requests at once write it once."""
+    stamp = _stamp(run, against)
+    found = RunReview.objects.filter(bill_run=run, against=against, stamp=stamp).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            review = RunReview.objects.create(
+                bill_run=run,
+                against=against,
+                stamp=stamp,
+                threshold_percent=settings.REVIEW_THRESHOLD_PERCENT,
+            )
+            RunReview.objects.filter(bill_run=run, against=against).exclude(pk=review.pk).delete()
+            _write_lines(review, run, against)
+            review.counts = {str(flag): count for flag, count in _counts(review).items()}
+            review.save(update_fields=["counts"])
+    except IntegrityError:
+        # Another request wrote it first.
+        return RunReview.objects.get(bill_run=run, against=against, stamp=stamp)
+    return review
+
+
+FLAG_FILTERS = {
+    ReviewFlag.MISSING: Q(total__isnull=True),
+    ReviewFlag.NEW: Q(previous_total__isnull=True),
+    ReviewFlag.CHANGED: Q(beyond_threshold=True),
+    ReviewFlag.ZERO: Q(total=0),
+    ReviewFlag.NEGATIVE: Q(total__lt=0),
+    ReviewFlag.ADJUSTMENTS: Q(has_adjustments=True),
+}
+
+
+def lines_flagged(review, flag: str, *, today: datetime.date):
+    lines = review.lines.select_related("account")
+    if flag == ReviewFlag.PAST_DUE:
+        return lines.filter(due_date__lt=today)
+    if flag in FLAG_FILTERS:
+        return lines.filter(FLAG_FILTERS[flag])
+    return lines
+
+
+def line_flags(line, *, today: datetime.date) -> list[ReviewFlag]:
+    """The flags a line raises, in ReviewFlag's order."""
+    raised = []
+    if line.total is None:
+        raised.append(ReviewFlag.MISSING)
+    if line.previous_total is None:
+        raised.append(ReviewFlag.NEW)
+    if line.beyond_threshold:
+        raised.append(ReviewFlag.CHANGED)
+    if line.total is not None and line.total == 0:
+        raised.append(ReviewFlag.ZERO)
+    if line.total is not None and line.total < 0:
+        raised.append(ReviewFlag.NEGATIVE)
+    if line.has_adjustments:
+        raised.append(ReviewFlag.ADJUSTMENTS)
+    if line.due_date is not None and line.due_date < today:
+        raised.append(ReviewFlag.PAST_DUE)
+    return raised
+
+
+def percent_label(change: Decimal, previous: Decimal | None) -> str:
+    """The change in percent of last time's total, to one place, signed;
+    "new" where last time's total was 0 or absent."""
+    if previous is None or previous == 0:
+        return "new"
+    percent = (change * 100 / abs(previous)).quantize(Decimal("0.1"))
+    return f"{percent:+}%"
+
+
+@dataclass
+class CurrencyLine:
+    currency: str
+    total: Decimal
+    previous_total: Decimal
+
+    @property
+    def change(self) -> Decimal:
+        return self.total - self.previous_total
+
+    @property
+    def percent(self) -> str:
+        return percent_label(self.change, self.previous_total)
+
+
+def currency_lines(run, against) -> list[CurrencyLine]:
+    """Per currency, the run's totals against the previous run's (both read
+    from the runs' own totals: every document of either run)."""
+    previous = against.totals if against is not None else {}
+    return [
+        CurrencyLine(
+            currency,
+            Decimal(run.totals.get(currency, "0.00")),
+            Decimal(previous.get(currency, "0.00")),
+        )
+        for currency in sorted(set(run.totals) | set(previous))
+    ]
+
+
+@dataclass
+class ReviewState:
+    """What the Review tab shows: the review (None while the run is not
+    settled), the run compared with, the clerk's pick refused, if any."""
+
+    review: RunReview | None
+    against: BillRun | None
+    refused: str = ""
+    waiting: bool = False
+
+
+def review_state(run, against_number: str = "") -> ReviewState:
+    if run.status not in REVIEWABLE:
+        return ReviewState(review=None, against=None, waiting=True)
+    refused = ""
+    against = None
+    if against_number:
+        against = BillRun.objects.filter(number=against_number).first()
+        if against is None:
+            refused = f"There is no bill run {against_number}; compared with the previous run."
+        elif against.id >= run.id:
+            refused = (
+                f"{against.number} is not earlier than {run.number}; "
+                "compared with the previous run."
+            )
+        elif against.status not in COMPARABLE:
+            refused = (
+                f"{against.number} is {against.get_status_display()}: only a Completed or Posted "
+                "run can be compared; compared with the previous run."
+            )
+        if refused:
+            against = None
+    if against is None:
+        against = previous_run(run)
+    return ReviewState(review=review_of(run, against), against=against, refused=refused)
