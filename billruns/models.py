@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.fields import ExactDecimalField
+from core.money import format_percent_change
 from customers.models import MONEY, Account, ChargeType, Subscription
 
 
@@ -522,3 +523,7 @@ class ReviewLine(models.Model):
 
     def __str__(self):
         return f"{self.account_number}: {self.previous_total} -> {self.total}"
+
+    @property
+    def percent_change(self) -> str:
+        return format_percent_change(self.change, self.previous_total)

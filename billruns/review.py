@@ -32,6 +32,7 @@ from billruns.models import (
     RunReview,
     RunStatus,
 )
+from core.money import format_percent_change
 from customers.models import Account
 from invoices.models import Document, DocumentItem, DocumentStatus, DocumentType, ItemKind
 
@@ -247,15 +248,6 @@ def line_flags(line, *, today: datetime.date) -> list[ReviewFlag]:
     return raised
 
 
-def percent_label(change: Decimal, previous: Decimal | None) -> str:
-    """The change in percent of last time's total, to one place, signed;
-    "new" where last time's total was 0 or absent."""
-    if previous is None or previous == 0:
-        return "new"
-    percent = (change * 100 / abs(previous)).quantize(Decimal("0.1"))
-    return f"{percent:+}%"
-
-
 @dataclass
 class CurrencyLine:
     currency: str
@@ -268,7 +260,7 @@ class CurrencyLine:
 
     @property
     def percent(self) -> str:
-        return percent_label(self.change, self.previous_total)
+        return format_percent_change(self.change, self.previous_total)
 
 
 def currency_lines(run, against) -> list[CurrencyLine]:
@@ -320,3 +312,50 @@ def review_state(run, against_number: str = "") -> ReviewState:
     if against is None:
         against = previous_run(run)
     return ReviewState(review=review_of(run, against), against=against, refused=refused)
+
+
+# The biggest changes a summary names.
+SUMMARY_CHANGES = 3
+
+
+@dataclass
+class ReviewSummary:
+    """What the Post confirmation, the completion email and the in-app notice
+    say of a run's review: the run compared with, the flags raised, the
+    biggest changes."""
+
+    against: BillRun | None
+    raised: list[tuple[str, str, int]]
+    biggest: list[ReviewLine]
+
+    @property
+    def text(self) -> str:
+        against = f"against {self.against.number}" if self.against else "no previous run"
+        if not self.raised:
+            return f"Review ({against}): no flags raised."
+        flags = ", ".join(f"{count} {label.lower()}" for _, label, count in self.raised)
+        return f"Review ({against}): {flags}."
+
+
+def review_summary(run, *, today: datetime.date) -> ReviewSummary | None:
+    """The run's review against its previous run in brief, or None while the
+    run is not settled."""
+    state = review_state(run)
+    if state.review is None:
+        return None
+    counts = dict(state.review.counts)
+    counts[ReviewFlag.PAST_DUE.value] = state.review.lines.filter(due_date__lt=today).count()
+    raised = [
+        (flag.value, flag.label, counts[flag.value])
+        for flag in ReviewFlag
+        if counts.get(flag.value)
+    ]
+    lines = state.review.lines.exclude(change=0)
+    candidates = list(lines.order_by("change", "account_number")[:SUMMARY_CHANGES]) + list(
+        lines.order_by("-change", "account_number")[:SUMMARY_CHANGES]
+    )
+    biggest = sorted(
+        {line.pk: line for line in candidates}.values(),
+        key=lambda line: (-abs(line.change), line.account_number),
+    )[:SUMMARY_CHANGES]
+    return ReviewSummary(against=state.against, raised=raised, biggest=biggest)

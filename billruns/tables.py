@@ -12,7 +12,7 @@ from django.utils.safestring import mark_safe
 from django_tables2.rows import BoundRows
 
 from billruns.models import BillRun, BillRunFailure, ReviewFlag, ReviewLine
-from billruns.review import line_flags, percent_label
+from billruns.review import line_flags
 from core.money import format_money, format_plain, format_signed_money
 from core.tables import BaseTable, PythonRowsMixin
 from invoices.selectors import documents_items
@@ -505,7 +505,7 @@ class ReviewTable(PythonRowsMixin, BaseTable):
         return format_signed_money(value)
 
     def render_percent(self, record):
-        return percent_label(record.change, record.previous_total)
+        return record.percent_change
 
     def render_flags(self, record):
         return format_html_join(
@@ -531,4 +531,4 @@ class ReviewTable(PythonRowsMixin, BaseTable):
 
     def value_percent(self, record):
         # A number a spreadsheet reads as one ("-100.0"), or "new".
-        return percent_label(record.change, record.previous_total).rstrip("%").lstrip("+")
+        return record.percent_change.rstrip("%").lstrip("+")

@@ -228,6 +228,7 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
             emails_in_progress=emails_in_progress,
             can_post=may_post,
             post_preview=post_preview,
+            post_review=review.review_summary(run, today=self.today) if may_post else None,
             post_is_primary=bool(post_preview and post_preview.documents),
             can_cancel=may_cancel and not has_posted,
             cancel_refused=(

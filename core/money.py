@@ -47,6 +47,15 @@ def format_signed_money(amount) -> str:
     return f"+{text}" if amount not in (None, "") and Decimal(amount) > 0 else text
 
 
+def format_percent_change(change, previous) -> str:
+    """A change in percent of the ``previous`` amount, to one place, signed
+    ("+30.0%", "-100.0%"); "new" where there was no previous amount or it was 0."""
+    if previous is None or previous == 0:
+        return "new"
+    percent = (Decimal(change) * 100 / abs(Decimal(previous))).quantize(Decimal("0.1"))
+    return f"{percent:+}%"
+
+
 def plain_decimal(value: Decimal) -> str:
     """A quantity or a rate as the JSON writes it (INTERFACES.md): no
     exponent, no trailing zeros, no separators ("12500", "150.5", "0",

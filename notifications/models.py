@@ -27,6 +27,8 @@ class RunNotification(models.Model):
         "billruns.BillRun", on_delete=models.CASCADE, related_name="notifications"
     )
     outcome = models.CharField(max_length=32, choices=Outcome.choices)
+    # The run's review in brief when it ended (billruns.review.ReviewSummary).
+    summary = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
 

@@ -2,8 +2,10 @@
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from billruns.models import BillRun, RunStatus
+from billruns.review import review_summary
 from notifications.models import EmailDelivery, Outcome, RunNotification
 
 # The email lists this many failures, then says how many more there are.
@@ -40,6 +42,8 @@ def run_email_context(run: BillRun, outcome: str) -> dict:
         "failures": shown,
         "more_failures": failures_total - len(shown),
         "run_url": run_absolute_url(run),
+        "review": review_summary(run, today=timezone.localdate()),
+        "review_url": run_absolute_url(run) + "?tab=review#tabs",
         "site_url": settings.SITE_URL,
     }
 

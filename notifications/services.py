@@ -17,6 +17,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
 from billruns.models import BillRun
+from billruns.review import review_summary
 from core import locks
 from notifications import selectors
 from notifications.models import DeliveryStatus, EmailDelivery, RunNotification
@@ -69,8 +70,11 @@ def run_finished_notify(*, run_id) -> EmailDelivery | None:
     if recipient is None:
         return None
     outcome = selectors.run_outcome(run)
+    summary = _review_text(run)
     with transaction.atomic():
-        RunNotification.objects.get_or_create(user=recipient, bill_run=run, outcome=outcome)
+        RunNotification.objects.get_or_create(
+            user=recipient, bill_run=run, outcome=outcome, defaults={"summary": summary}
+        )
         address = (recipient.email or "").strip()
         delivery, created = EmailDelivery.objects.get_or_create(
             bill_run=run,
@@ -87,6 +91,18 @@ def run_finished_notify(*, run_id) -> EmailDelivery | None:
         if created and delivery.status == DeliveryStatus.PENDING:
             _enqueue_send(delivery.pk)
     return delivery
+
+
+def _review_text(run) -> str:
+    """The run's review in brief for its notice; a review that cannot be
+    made takes back its own writes and leaves the notice without one."""
+    try:
+        with transaction.atomic():
+            found = review_summary(run, today=timezone.localdate())
+    except Exception:
+        logger.exception("reviewing bill run %s for its notice failed", run.number)
+        return ""
+    return found.text if found is not None else ""
 
 
 def build_run_email(delivery: EmailDelivery) -> EmailMultiAlternatives:

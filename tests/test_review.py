@@ -78,10 +78,10 @@ def test_the_previous_run_is_compared_account_by_account(history):
         Decimal("130.00"),
         Decimal("30.00"),
     )
-    assert review.percent_label(a.change, a.previous_total) == "+30.0%"
+    assert a.percent_change == "+30.0%"
     assert flags(a) == ["changed"]
     assert flags(lines["ACC-B"]) == []
-    assert review.percent_label(lines["ACC-B"].change, Decimal("200.00")) == "+0.0%"
+    assert lines["ACC-B"].percent_change == "+0.0%"
     c = lines["ACC-C"]
     assert (c.previous_total, c.total, c.change) == (Decimal("50.00"), None, Decimal("-50.00"))
     assert flags(c) == ["missing"]
@@ -95,7 +95,7 @@ def test_the_previous_run_is_compared_account_by_account(history):
     assert flags(d) == ["changed", "zero"]
     e = lines["ACC-E"]
     assert (e.previous_total, e.total) == (None, Decimal("80.00"))
-    assert review.percent_label(e.change, e.previous_total) == "new"
+    assert e.percent_change == "new"
     assert flags(e) == ["new"]
     assert flags(lines["ACC-F"]) == ["new", "negative"]
     assert lines["ACC-F"].total == Decimal("-20.00")
@@ -301,3 +301,48 @@ def test_the_tab_reads_a_constant_number_of_queries(client, viewer):
         document_row(bill_run=large_last, account=account)
         document_row(bill_run=large, account=account, amount="150.00")
     assert _review_queries(client, small) == _review_queries(client, large)
+
+
+def test_the_summary_names_the_flags_and_the_biggest_changes(history):
+    last, this = history
+    summary = review.review_summary(this, today=TODAY)
+    assert summary.against == last
+    assert summary.text == (
+        f"Review (against {last.number}): 1 not billed this time, 3 billed for the first time, "
+        "2 changed beyond the threshold, 1 zero total, 1 negative total (credit), "
+        "1 has adjustments."
+    )
+    assert [(line.account_number, line.change) for line in summary.biggest] == [
+        ("ACC-E", Decimal("80.00")),
+        ("ACC-G", Decimal("60.00")),
+        ("ACC-C", Decimal("-50.00")),
+    ]
+
+
+def test_the_post_confirmation_says_what_the_review_raised(client, clerk, history):
+    _, this = history
+    client.force_login(clerk)
+    html = client.get(reverse("billruns:detail", args=[this.number])).content.decode()
+    assert 'data-testid="post-totals">Totals: <strong>450.00 USD</strong>.' in html
+    start = html.index('data-testid="post-review"')
+    assert "2 changed beyond the threshold" in html[start : start + 600]
+    assert 'href="?tab=review#tabs">Open the Review tab' in html[start : start + 900]
+
+
+def test_the_notice_and_the_email_carry_the_review(clerk, history, mailoutbox):
+    from notifications import services
+    from notifications.models import RunNotification
+
+    last, this = history
+    this.created_by = clerk
+    this.save(update_fields=["created_by"])
+    delivery = services.run_finished_notify(run_id=this.pk)
+    notice = RunNotification.objects.get(bill_run=this)
+    assert notice.summary.startswith(f"Review (against {last.number}): 1 not billed this time")
+    email = services.build_run_email(delivery)
+    assert notice.summary in email.body
+    assert "  - ACC-E: — -> 80.00 USD (+80.00, new)" in email.body
+    assert "  - ACC-C: 50.00 USD -> — (-50.00, -100.0%)" in email.body
+    assert f"/billing/bill-runs/{this.number}/?tab=review#tabs" in email.body
+    html = email.alternatives[0][0]
+    assert "Biggest changes" in html and notice.summary in html
