@@ -323,7 +323,7 @@ def test_the_post_confirmation_says_what_the_review_raised(client, clerk, histor
     _, this = history
     client.force_login(clerk)
     html = client.get(reverse("billruns:detail", args=[this.number])).content.decode()
-    assert 'data-testid="post-totals">Totals: <strong>450.00 USD</strong>.' in html
+    assert 'data-testid="post-totals">Totals: <strong>450.00&nbsp;USD</strong>.' in html
     start = html.index('data-testid="post-review"')
     assert "2 changed beyond the threshold" in html[start : start + 600]
     assert 'href="?tab=review#tabs">Open the Review tab' in html[start : start + 900]
