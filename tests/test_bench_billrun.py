@@ -155,6 +155,9 @@ def test_it_times_the_run_without_and_with_usage_records_on_sqlite(tmp_path):
         results["generate_s"] / results["generate_without_usage_s"], abs=0.02
     )
     assert results["worker_peak_rss_without_usage_mb"] > 0
+    # the Review tab's pages, side by side with a run's page with no documents
+    assert results["review_write_s"] >= 0
+    assert results["review_tab_vs_empty"] > 0
     labels = [line.split("  ")[0] for line in table]
     assert {"import_usage", "generate, no usage records", "generate, usage ÷ no usage"} <= set(
         labels
