@@ -25,6 +25,7 @@ from notifications.models import DeliveryStatus, EmailDelivery, RunNotification
 logger = logging.getLogger(__name__)
 
 SEND_TASK = "notifications.tasks.send_run_email"
+REVIEW_TASK = "notifications.tasks.review_notice"
 
 # Attempts before a delivery is given up as failed. With the backoff below
 # (1, 2, 4, ... minutes, at most an hour between attempts) the eighth attempt
@@ -70,11 +71,14 @@ def run_finished_notify(*, run_id) -> EmailDelivery | None:
     if recipient is None:
         return None
     outcome = selectors.run_outcome(run)
-    summary = _review_text(run)
     with transaction.atomic():
-        RunNotification.objects.get_or_create(
-            user=recipient, bill_run=run, outcome=outcome, defaults={"summary": summary}
+        notice, created = RunNotification.objects.get_or_create(
+            user=recipient, bill_run=run, outcome=outcome
         )
+        if created:
+            # The review of a large run takes seconds: written by the queue
+            # after the run's transaction commits, never inside it.
+            transaction.on_commit(lambda: async_task(REVIEW_TASK, notice.pk, group="review_notice"))
         address = (recipient.email or "").strip()
         delivery, created = EmailDelivery.objects.get_or_create(
             bill_run=run,
@@ -93,16 +97,18 @@ def run_finished_notify(*, run_id) -> EmailDelivery | None:
     return delivery
 
 
-def _review_text(run) -> str:
-    """The run's review in brief for its notice; a review that cannot be
-    made takes back its own writes and leaves the notice without one."""
-    try:
-        with transaction.atomic():
-            found = review_summary(run, today=timezone.localdate())
-    except Exception:
-        logger.exception("reviewing bill run %s for its notice failed", run.number)
-        return ""
-    return found.text if found is not None else ""
+def notice_review_write(*, notification_id) -> RunNotification | None:
+    """Write the run's review in brief on its owner's notice (the task
+    REVIEW_TASK, queued when the notice is made). Idempotent: a notice that
+    has its summary keeps it; a run not settled leaves it empty."""
+    notice = RunNotification.objects.select_related("bill_run").filter(pk=notification_id).first()
+    if notice is None or notice.summary:
+        return notice
+    found = review_summary(notice.bill_run, today=timezone.localdate())
+    if found is not None:
+        RunNotification.objects.filter(pk=notice.pk, summary="").update(summary=found.text)
+        notice.summary = found.text
+    return notice
 
 
 def build_run_email(delivery: EmailDelivery) -> EmailMultiAlternatives:

@@ -11,6 +11,10 @@ def send_run_email(delivery_id):
     services.email_delivery_send(delivery_id=delivery_id)
 
 
+def review_notice(notification_id):
+    services.notice_review_write(notification_id=notification_id)
+
+
 def resend_pending_emails():
     services.email_deliveries_resend_due()
 

@@ -329,14 +329,17 @@ def test_the_post_confirmation_says_what_the_review_raised(client, clerk, histor
     assert 'href="?tab=review#tabs">Open the Review tab' in html[start : start + 900]
 
 
-def test_the_notice_and_the_email_carry_the_review(clerk, history, mailoutbox):
+def test_the_notice_and_the_email_carry_the_review(
+    clerk, history, django_capture_on_commit_callbacks
+):
     from notifications import services
     from notifications.models import RunNotification
 
     last, this = history
     this.created_by = clerk
     this.save(update_fields=["created_by"])
-    delivery = services.run_finished_notify(run_id=this.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery = services.run_finished_notify(run_id=this.pk)
     notice = RunNotification.objects.get(bill_run=this)
     assert notice.summary.startswith(f"Review (against {last.number}): 1 not billed this time")
     email = services.build_run_email(delivery)
