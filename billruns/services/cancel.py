@@ -4,8 +4,8 @@ that fails), and the removal of a Canceled or Error run."""
 
 import logging
 
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Subquery
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from billruns import leases
@@ -144,15 +144,7 @@ def _undo_generated(run, user):
     transaction, which holds the run's lock."""
     drafts = Document.objects.filter(bill_run=run, status=DocumentStatus.DRAFT)
     live_items = DocumentItem.objects.filter(document__in=drafts, document_canceled=False)
-    # Every item of a charge in one run carries the same previous value:
-    # the charge's charged-through date before the run.
-    Charge.objects.filter(id__in=live_items.values("charge_id")).update(
-        charged_through_date=Subquery(
-            live_items.filter(charge_id=OuterRef("pk"))
-            .order_by("service_start")
-            .values("previous_charged_through")[:1]
-        )
-    )
+    _restore_charged_through(run)
     # The items the run's adjustments reversed from their first day cover
     # their service again once those adjustments are canceled; they return
     # to the unique index after the run's own items have left it (a piece
@@ -170,6 +162,27 @@ def _undo_generated(run, user):
         canceled_at=timezone.now(),
         canceled_by=acting_user(user),
     )
+
+
+def _restore_charged_through(run):
+    """Each charge the run's Draft documents bill gets back the charged-through
+    date it had before the run: every item of a charge in one run carries that
+    value (``previous_charged_through``; the first one by service start is
+    read). One statement over the run's items: a correlated subquery per
+    charge found no index to use (the items' index on the charge is partial,
+    live charge items only) and scanned all items for each charge, hours for
+    a 100,000-account run (docs/benchmarks.md)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Charge._meta.db_table} SET charged_through_date = p.previous_charged_through "  # noqa: S608 (table names only)
+            "FROM (SELECT i.charge_id, i.previous_charged_through, "
+            "row_number() OVER (PARTITION BY i.charge_id ORDER BY i.service_start, i.id) AS n "
+            f"FROM {DocumentItem._meta.db_table} AS i JOIN {Document._meta.db_table} AS d "
+            "ON d.id = i.document_id "
+            "WHERE d.bill_run_id = %s AND d.status = %s AND i.document_canceled = %s) AS p "
+            f"WHERE p.n = 1 AND {Charge._meta.db_table}.id = p.charge_id",
+            [run.pk, DocumentStatus.DRAFT, False],
+        )
 
 
 def bill_run_delete(*, run, user) -> None:
