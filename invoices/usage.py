@@ -257,13 +257,14 @@ class _Staging:
             )
 
     @contextlib.contextmanager
-    def copying(self):
-        """On PostgreSQL, one COPY open while the file is read: the server
-        takes in a block while the next one is read and checked here (a COPY
-        per block waited for the server at its end, the two sides taking turns).
-        Nothing else can be sent on the connection meanwhile: the reading
-        queries nothing."""
-        if not self.postgresql:
+    def copying(self, *, open_for_file: bool):
+        """On PostgreSQL with ``open_for_file``, one COPY open while the file
+        is read: the server takes in a block while the next one is read and
+        checked here (a COPY per block waits for the server at its end, the
+        two sides taking turns). Nothing else can be sent on the connection
+        meanwhile, so a stream that reads the database (an upload's parts)
+        gets a COPY per block instead."""
+        if not (self.postgresql and open_for_file):
             yield
             return
         with (
@@ -283,9 +284,15 @@ class _Staging:
         if not self.block:
             return
         self.count += len(self.block)
-        if self.postgresql:
+        if self.copy is not None:
             with connection.wrap_database_errors:
                 self.copy.write("".join(self.block))
+        elif self.postgresql:
+            with (
+                connection.wrap_database_errors,
+                self.cursor.cursor.copy("COPY usage_import_rows FROM STDIN") as copy,
+            ):
+                copy.write("".join(self.block))
         else:
             self.cursor.executemany(
                 "INSERT INTO usage_import_rows VALUES (%s, %s, %s, %s, %s)", self.block
@@ -732,8 +739,10 @@ def _record(cursor, new: str, *, taken: bool = True) -> int:
 # --- The import ------------------------------------------------------------------
 
 
-def usage_import(*, stream: IO[bytes]) -> UsageImportSummary:
-    """Record the usage of an ``import_usage`` file read from ``stream``.
+def usage_import(*, stream: IO[bytes], stream_reads_database: bool = False) -> UsageImportSummary:
+    """Record the usage of an ``import_usage`` file read from ``stream``
+    (``stream_reads_database``: reading it queries the database, as an
+    upload's parts do; see ``_Staging.copying``).
 
     Transaction: one, all or nothing. The lines are checked as they are
     read, then against the database; on any problem UsageImportRefused is
@@ -752,7 +761,7 @@ def usage_import(*, stream: IO[bytes]) -> UsageImportSummary:
         with transaction.atomic(), connection.cursor() as cursor:
             _drop_temporary_tables(cursor)
             staging = _Staging(cursor)
-            with staging.copying():
+            with staging.copying(open_for_file=not stream_reads_database):
                 _stage(text, staging, problems)
             if problems.stopped:
                 raise problems.refusal()

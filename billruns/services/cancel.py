@@ -5,7 +5,7 @@ that fails), and the removal of a Canceled or Error run."""
 import logging
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F
 from django.utils import timezone
 
 from billruns import leases
@@ -40,17 +40,26 @@ def _cancel_blocker(run):
     # would roll the charge back under it, or leave an adjustment
     # correcting an item that is gone. Items written before this run's are
     # what this run started from, and canceling it returns to them.
-    run_items = DocumentItem.objects.filter(document__bill_run=run, document_canceled=False)
-    later = (
-        DocumentItem.objects.filter(document_canceled=False)
-        .exclude(document__bill_run=run)
-        .filter(Exists(run_items.filter(charge_id=OuterRef("charge_id"), id__lt=OuterRef("id"))))
-        .select_related("document__bill_run")
-        .order_by("document_id")
-        .first()
-    )
-    if later is not None:
-        other = later.document.bill_run.number if later.document.bill_run_id else later.document
+    # One pass: each charge's first item in this run, joined to the others'
+    # items (a correlated EXISTS per item was a nested loop over all items,
+    # quadratic in the book: docs/benchmarks.md).
+    items, documents = DocumentItem._meta.db_table, Document._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.document_id FROM {items} AS i "  # noqa: S608 (table names only)
+            "JOIN (SELECT j.charge_id, min(j.id) AS first_id "
+            f"FROM {items} AS j JOIN {documents} AS e ON e.id = j.document_id "
+            "WHERE e.bill_run_id = %s AND j.document_canceled = %s GROUP BY j.charge_id) AS f "
+            "ON f.charge_id = i.charge_id AND i.id > f.first_id "
+            f"JOIN {documents} AS d ON d.id = i.document_id "
+            "WHERE i.document_canceled = %s AND (d.bill_run_id IS NULL OR d.bill_run_id <> %s) "
+            "ORDER BY i.document_id LIMIT 1",
+            [run.pk, False, False, run.pk],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        later = Document.objects.select_related("bill_run").get(pk=row[0])
+        other = later.bill_run.number if later.bill_run_id else later
         return (
             f"{run.number} cannot be canceled: {other} has billed its charges again since. "
             f"Cancel {other} first."
