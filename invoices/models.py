@@ -327,6 +327,15 @@ class DocumentItem(models.Model):
                 name="item_period_ordered",
             ),
         ]
+        indexes = [
+            # The adjustments of an item, live or not: what the self foreign
+            # key checks for each deleted item (deleting a run's documents).
+            # Without it each check scanned all items, quadratic in the book
+            # (docs/benchmarks.md); it holds adjustments only.
+            models.Index(
+                fields=["adjusts"], condition=Q(adjusts__isnull=False), name="item_adjustments"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.charge_name} {self.service_start}..{self.service_end}"

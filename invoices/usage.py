@@ -5,8 +5,8 @@ for a period a document already billed is refused naming that document, so
 the import reads documents, and customers never imports invoices.
 
 The file is streamed: each line is checked on its own in Python as it is
-read (its cells) and written to a staging table (COPY on PostgreSQL,
-``executemany`` on SQLite); what needs other lines or the database (ids
+read (its cells) and written to a staging table (one COPY open for the
+whole file on PostgreSQL, ``executemany`` on SQLite); what needs other lines or the database (ids
 recorded before or twice in the file, the charges, the billed periods) is
 then checked set-based on the staging table, and the records are merged in
 with one ``INSERT ... SELECT``. Memory does not grow with the file: the
@@ -29,6 +29,7 @@ query parameter.
 """
 
 import codecs
+import contextlib
 import csv
 import datetime
 import io
@@ -239,6 +240,7 @@ class _Staging:
         self.cursor = cursor
         self.block = []
         self.count = 0
+        self.copy = None
         self.postgresql = connection.vendor == "postgresql"
         if self.postgresql:
             cursor.execute(
@@ -254,13 +256,38 @@ class _Staging:
                 "record_id text, charge_number text, date text, quantity integer)"
             )
 
+    @contextlib.contextmanager
+    def copying(self, *, open_for_file: bool):
+        """On PostgreSQL with ``open_for_file``, one COPY open while the file
+        is read: the server takes in a block while the next one is read and
+        checked here (a COPY per block waits for the server at its end, the
+        two sides taking turns). Nothing else can be sent on the connection
+        meanwhile, so a stream that reads the database (an upload's parts)
+        gets a COPY per block instead."""
+        if not (self.postgresql and open_for_file):
+            yield
+            return
+        with (
+            connection.wrap_database_errors,
+            self.cursor.cursor.copy("COPY usage_import_rows FROM STDIN") as copy,
+        ):
+            self.copy = copy
+            try:
+                yield
+            finally:
+                self.copy = None
+
     def flush(self):
-        """Write the block (PostgreSQL: lines of COPY's text format; SQLite:
-        tuples) and empty it in place: the reading loop holds the same list."""
+        """Write the block (PostgreSQL: lines of COPY's text format, into the
+        open COPY; SQLite: tuples) and empty it in place: the reading loop
+        holds the same list."""
         if not self.block:
             return
         self.count += len(self.block)
-        if self.postgresql:
+        if self.copy is not None:
+            with connection.wrap_database_errors:
+                self.copy.write("".join(self.block))
+        elif self.postgresql:
             with (
                 connection.wrap_database_errors,
                 self.cursor.cursor.copy("COPY usage_import_rows FROM STDIN") as copy,
@@ -712,8 +739,10 @@ def _record(cursor, new: str, *, taken: bool = True) -> int:
 # --- The import ------------------------------------------------------------------
 
 
-def usage_import(*, stream: IO[bytes]) -> UsageImportSummary:
-    """Record the usage of an ``import_usage`` file read from ``stream``.
+def usage_import(*, stream: IO[bytes], stream_reads_database: bool = False) -> UsageImportSummary:
+    """Record the usage of an ``import_usage`` file read from ``stream``
+    (``stream_reads_database``: reading it queries the database, as an
+    upload's parts do; see ``_Staging.copying``).
 
     Transaction: one, all or nothing. The lines are checked as they are
     read, then against the database; on any problem UsageImportRefused is
@@ -732,7 +761,8 @@ def usage_import(*, stream: IO[bytes]) -> UsageImportSummary:
         with transaction.atomic(), connection.cursor() as cursor:
             _drop_temporary_tables(cursor)
             staging = _Staging(cursor)
-            _stage(text, staging, problems)
+            with staging.copying(open_for_file=not stream_reads_database):
+                _stage(text, staging, problems)
             if problems.stopped:
                 raise problems.refusal()
             summary = _check_and_record(cursor, staging.count, problems)

@@ -27,7 +27,7 @@ def usage_upload_import(*, upload_id: int) -> None:
     upload_import(
         model=UsageUpload,
         upload_id=upload_id,
-        run_import=lambda stream: usage_import(stream=stream),
+        run_import=lambda stream: usage_import(stream=stream, stream_reads_database=True),
         refused=UsageImportRefused,
     )
 

@@ -168,3 +168,73 @@ def test_it_times_the_run_without_and_with_usage_records_on_sqlite(tmp_path):
     assert "BR-00000001" not in runs  # the run without usage, deleted
     assert runs["BR-00000002"] == "Posted"
     assert records == 2500
+
+
+@pytest.mark.parametrize("fraction", ["0", "1.5", "-0.1"])
+def test_it_refuses_a_changes_fraction_outside_0_to_1(fraction):
+    with pytest.raises(CommandError, match="--changes must be a fraction above 0 and at most 1"):
+        call_command("bench_billrun", "--accounts", "10", "--changes", fraction)
+
+
+def test_it_measures_changes_apart_from_usage():
+    with pytest.raises(CommandError, match="--changes and --usage-records are measured apart"):
+        call_command(
+            "bench_billrun", "--accounts", "10", "--changes", "0.1", "--usage-records", "5"
+        )
+
+
+@pytest.mark.slow
+def test_it_times_the_next_run_without_and_with_changes_on_sqlite(tmp_path):
+    # given an empty database in a file, which the benchmark's cluster shares
+    db = tmp_path / "db.sqlite3"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "billing_site.settings",
+        "DATABASE_URL": f"sqlite:///{db}",
+        "DEBUG": "1",
+    }
+
+    def manage(*argv):
+        return subprocess.run(
+            [sys.executable, "manage.py", *argv],
+            cwd=settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    assert manage("migrate", "-v", "0").returncode == 0
+
+    # when
+    bench = manage("bench_billrun", "--accounts", "100", "--changes", "0.1", "--json")
+
+    # then
+    assert bench.returncode == 0, bench.stderr
+    *table, last = bench.stdout.strip().splitlines()
+    results = json.loads(last)
+    # every 10th of the 200 subscriptions with a billed recurring charge (those of
+    # the accounts failing by design have none): price changes and removals alternately
+    changed = results["changed_subscriptions"]
+    assert 17 <= changed <= 20
+    assert results["price_changes"] + results["removals"] == changed
+    assert abs(results["price_changes"] - results["removals"]) <= 1
+    # the changes reverse and rebill what the first run billed: more items
+    assert results["items"] > results["items_without_changes"]
+    assert results["target_date"] == "2026-04-01"
+    assert results["generate_changes_vs_without"] == pytest.approx(
+        results["generate_s"] / results["generate_without_changes_s"], abs=0.02
+    )
+    labels = [line.split("  ")[0] for line in table]
+    assert {"generate, no changes", "changes", "generate, changes ÷ no changes"} <= set(labels)
+    with sqlite3.connect(db) as database:
+        runs = dict(database.execute("SELECT number, status FROM billruns_billrun"))
+        changes = database.execute("SELECT count(*) FROM customers_subscriptionchange").fetchone()
+        adjustments = database.execute(
+            "SELECT count(*) FROM invoices_documentitem WHERE adjusts_id IS NOT NULL"
+        ).fetchone()
+    assert runs["BR-00000001"] == "Posted"
+    assert "BR-00000002" not in runs  # the next run without changes, deleted
+    assert runs["BR-00000003"] == "Posted"
+    assert changes == (changed,)
+    assert adjustments[0] > 0

@@ -4,8 +4,8 @@ that fails), and the removal of a Canceled or Error run."""
 
 import logging
 
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Subquery
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from billruns import leases
@@ -40,17 +40,26 @@ def _cancel_blocker(run):
     # would roll the charge back under it, or leave an adjustment
     # correcting an item that is gone. Items written before this run's are
     # what this run started from, and canceling it returns to them.
-    run_items = DocumentItem.objects.filter(document__bill_run=run, document_canceled=False)
-    later = (
-        DocumentItem.objects.filter(document_canceled=False)
-        .exclude(document__bill_run=run)
-        .filter(Exists(run_items.filter(charge_id=OuterRef("charge_id"), id__lt=OuterRef("id"))))
-        .select_related("document__bill_run")
-        .order_by("document_id")
-        .first()
-    )
-    if later is not None:
-        other = later.document.bill_run.number if later.document.bill_run_id else later.document
+    # One pass: each charge's first item in this run, joined to the others'
+    # items (a correlated EXISTS per item was a nested loop over all items,
+    # quadratic in the book: docs/benchmarks.md).
+    items, documents = DocumentItem._meta.db_table, Document._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.document_id FROM {items} AS i "  # noqa: S608 (table names only)
+            "JOIN (SELECT j.charge_id, min(j.id) AS first_id "
+            f"FROM {items} AS j JOIN {documents} AS e ON e.id = j.document_id "
+            "WHERE e.bill_run_id = %s AND j.document_canceled = %s GROUP BY j.charge_id) AS f "
+            "ON f.charge_id = i.charge_id AND i.id > f.first_id "
+            f"JOIN {documents} AS d ON d.id = i.document_id "
+            "WHERE i.document_canceled = %s AND (d.bill_run_id IS NULL OR d.bill_run_id <> %s) "
+            "ORDER BY i.document_id LIMIT 1",
+            [run.pk, False, False, run.pk],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        later = Document.objects.select_related("bill_run").get(pk=row[0])
+        other = later.bill_run.number if later.bill_run_id else later
         return (
             f"{run.number} cannot be canceled: {other} has billed its charges again since. "
             f"Cancel {other} first."
@@ -144,15 +153,7 @@ def _undo_generated(run, user):
     transaction, which holds the run's lock."""
     drafts = Document.objects.filter(bill_run=run, status=DocumentStatus.DRAFT)
     live_items = DocumentItem.objects.filter(document__in=drafts, document_canceled=False)
-    # Every item of a charge in one run carries the same previous value:
-    # the charge's charged-through date before the run.
-    Charge.objects.filter(id__in=live_items.values("charge_id")).update(
-        charged_through_date=Subquery(
-            live_items.filter(charge_id=OuterRef("pk"))
-            .order_by("service_start")
-            .values("previous_charged_through")[:1]
-        )
-    )
+    _restore_charged_through(run)
     # The items the run's adjustments reversed from their first day cover
     # their service again once those adjustments are canceled; they return
     # to the unique index after the run's own items have left it (a piece
@@ -170,6 +171,27 @@ def _undo_generated(run, user):
         canceled_at=timezone.now(),
         canceled_by=acting_user(user),
     )
+
+
+def _restore_charged_through(run):
+    """Each charge the run's Draft documents bill gets back the charged-through
+    date it had before the run: every item of a charge in one run carries that
+    value (``previous_charged_through``; the first one by service start is
+    read). One statement over the run's items: a correlated subquery per
+    charge found no index to use (the items' index on the charge is partial,
+    live charge items only) and scanned all items for each charge, hours for
+    a 100,000-account run (docs/benchmarks.md)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Charge._meta.db_table} SET charged_through_date = p.previous_charged_through "  # noqa: S608 (table names only)
+            "FROM (SELECT i.charge_id, i.previous_charged_through, "
+            "row_number() OVER (PARTITION BY i.charge_id ORDER BY i.service_start, i.id) AS n "
+            f"FROM {DocumentItem._meta.db_table} AS i JOIN {Document._meta.db_table} AS d "
+            "ON d.id = i.document_id "
+            "WHERE d.bill_run_id = %s AND d.status = %s AND i.document_canceled = %s) AS p "
+            f"WHERE p.n = 1 AND {Charge._meta.db_table}.id = p.charge_id",
+            [run.pk, DocumentStatus.DRAFT, False],
+        )
 
 
 def bill_run_delete(*, run, user) -> None:

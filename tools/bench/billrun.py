@@ -20,9 +20,21 @@ pages); the figures compare its generation with the first's. The records
 go round the usage charges that the run bills (not those of the accounts
 that fail by design), spread over the days of the pieces it bills, so the
 run must bill all of them: the benchmark checks that it did.
+
+With ``changes`` F (issue 14), a first run on the target date is generated
+and posted; the next month's run is then measured twice over the same book,
+side by side: first with no change (then canceled and deleted: its pieces
+are due again), then after a fraction F of the subscriptions changed through
+the change services (``changes_apply``, the ``amend`` command's): on every
+``1/F``-th subscription in number order, its first billed recurring charge
+gets, alternately, a price change (the amount +10 %) or a removal, effective
+inside the period the first run billed, so the second run reverses and
+rebills what the first one billed of it (adjustments). The run with the
+changes is the one measured further.
 """
 
 import contextlib
+import datetime
 import io
 import os
 import signal
@@ -31,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -43,8 +56,19 @@ from django.utils import timezone
 from billruns import services
 from billruns.models import BillRun, RunStatus
 from core.fields import ExactSum
+from customers.changes.parsing import ChangeRequest
+from customers.changes.services import changes_apply
 from customers.importer import accounts_import
-from customers.models import Account, Charge, ChargeType, Pricing, Subscription, UsageRecord
+from customers.models import (
+    Account,
+    Charge,
+    ChargePrice,
+    ChargeType,
+    Pricing,
+    Subscription,
+    SubscriptionChange,
+    UsageRecord,
+)
 from invoices import sequences
 from invoices.models import CreditApplication, Document, DocumentItem, Payment
 from tools.bench.measure import percentile, process_group_peak_rss_mb
@@ -53,6 +77,12 @@ from tools.usage import benchmark_usage_csv, billed_span, quantity_total
 
 PAGE_SAMPLES = 40
 RUNS_FOR_PAGES = 1000
+# With --changes: the second run's target date, and the changes' effective
+# date (inside the period the first run billed, or the day after a later start).
+CHANGES_TARGET_DATE = datetime.date(2026, 4, 1)
+CHANGES_EFFECTIVE_DATE = datetime.date(2026, 2, 15)
+# Changes per changes_apply call (one transaction each).
+CHANGES_BATCH = 500
 
 
 class BenchmarkFailed(Exception):
@@ -68,6 +98,7 @@ def bench_billrun(
     timeout,
     progress,
     usage_records=None,
+    changes=None,
 ):
     """Run the benchmark; returns its figures (the keys of ``--json``).
     ``progress`` is called with a line after each step. ``usage_records``:
@@ -76,6 +107,11 @@ def bench_billrun(
         raise BenchmarkFailed("--accounts and --subscriptions-per-account must be at least 1.")
     if usage_records is not None and usage_records < 1:
         raise BenchmarkFailed("--usage-records must be at least 1.")
+    if changes is not None:
+        if not 0 < changes <= 1:
+            raise BenchmarkFailed("--changes must be a fraction above 0 and at most 1.")
+        if usage_records is not None:
+            raise BenchmarkFailed("--changes and --usage-records are measured apart.")
     if Account.objects.exists():
         if not force:
             raise BenchmarkFailed(
@@ -106,8 +142,17 @@ def bench_billrun(
             _without_usage_records(user, workers=workers, timeout=timeout, progress=progress)
         )
         results.update(_usage_import(usage_records, progress=progress))
+    target_date = BENCHMARK_TARGET_DATE
+    if changes is not None:
+        target_date = CHANGES_TARGET_DATE
+        results.update(
+            _first_run_and_unchanged(user, workers=workers, timeout=timeout, progress=progress)
+        )
+        results.update(_changes(changes, user, progress=progress))
 
-    run, generate_s, peak_rss = _generate(user, workers=workers, timeout=timeout)
+    run, generate_s, peak_rss = _generate(
+        user, workers=workers, timeout=timeout, target_date=target_date
+    )
     results.update(
         {
             "run": run.number,
@@ -117,6 +162,7 @@ def bench_billrun(
             "items": DocumentItem.objects.filter(document__bill_run=run).count(),
             "accounts_failed": run.accounts_failed,
             "generate_s": round(generate_s, 3),
+            "target_date": target_date.isoformat(),
             "accounts_per_s": round(accounts / generate_s, 1),
             "worker_peak_rss_mb": round(peak_rss, 1),
         }
@@ -126,6 +172,11 @@ def bench_billrun(
         _check_usage_billed(run, usage_records)
         results["generate_usage_vs_without"] = round(
             generate_s / results["generate_without_usage_s"], 2
+        )
+
+    if changes is not None:
+        results["generate_changes_vs_without"] = round(
+            generate_s / results["generate_without_changes_s"], 2
         )
 
     copy_s = _copy_baseline(run)
@@ -184,6 +235,23 @@ def report_lines(results):
     )
     if usage:
         rows.append(("generate, usage ÷ no usage", f"x{results['generate_usage_vs_without']}"))
+    if "changes" in results:
+        rows[-1:-1] = [
+            ("first run (posted)", f"{results['first_run_generate_s']} s"),
+            (
+                "generate, no changes",
+                f"{results['generate_without_changes_s']} s "
+                f"(worker peak RSS {results['worker_peak_rss_without_changes_mb']} MB)",
+            ),
+            (
+                "changes",
+                f"{results['changed_subscriptions']} subscriptions ({results['price_changes']} "
+                f"price changes, {results['removals']} removals) in {results['changes_apply_s']} s",
+            ),
+        ]
+        rows.append(
+            ("generate, changes ÷ no changes", f"x{results['generate_changes_vs_without']}")
+        )
     rows += [
         (
             "COPY floor",
@@ -227,6 +295,8 @@ def _wipe():
         DocumentItem.objects.all().delete()
         Document.objects.all().delete()
         BillRun.objects.all().delete()
+        ChargePrice.objects.all().delete()
+        SubscriptionChange.objects.all().delete()
         UsageRecord.objects.all().delete()  # before the charges: a trigger guards them
         Charge.objects.all().delete()
         Pricing.objects.all().delete()
@@ -250,7 +320,7 @@ def _bench_user():
     return user
 
 
-def _generate(user, *, workers, timeout):
+def _generate(user, *, workers, timeout, target_date=BENCHMARK_TARGET_DATE):
     env = {**os.environ, "Q_WORKERS": str(workers)}
     cluster = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
@@ -263,7 +333,7 @@ def _generate(user, *, workers, timeout):
     try:
         time.sleep(4)  # the cluster's workers start and begin polling
         started = time.perf_counter()
-        run = services.bill_run_create(target_date=BENCHMARK_TARGET_DATE, created_by=user)
+        run = services.bill_run_create(target_date=target_date, created_by=user)
         deadline = time.monotonic() + timeout
         while True:
             status = BillRun.objects.filter(pk=run.pk).values_list("status", flat=True)[0]
@@ -316,6 +386,102 @@ def _without_usage_records(user, *, workers, timeout, progress):
     _analyze()
     progress(f"canceled and deleted {run.number}")
     return figures
+
+
+def _first_run_and_unchanged(user, *, workers, timeout, progress):
+    """The first run (on the book's target date), posted; then the next
+    month's run with no change, timed, canceled and deleted, so that the run
+    after the changes bills the same pieces afresh."""
+    first, first_s, _ = _generate(user, workers=workers, timeout=timeout)
+    services.bill_run_post(run=first, user=user, wait=True)
+    progress(f"generated {first.number} in {first_s:.2f} s and posted it")
+    _analyze()
+    run, generate_s, peak_rss = _generate(
+        user, workers=workers, timeout=timeout, target_date=CHANGES_TARGET_DATE
+    )
+    figures = {
+        "first_run_generate_s": round(first_s, 3),
+        "generate_without_changes_s": round(generate_s, 3),
+        "worker_peak_rss_without_changes_mb": round(peak_rss, 1),
+        "invoices_without_changes": run.invoices_count,
+        "items_without_changes": DocumentItem.objects.filter(document__bill_run=run).count(),
+    }
+    progress(f"generated {run.number} without changes in {generate_s:.2f} s")
+    run = services.bill_run_cancel(run=run, user=user, wait=True)
+    if run.status != RunStatus.CANCELED:
+        raise BenchmarkFailed(f"{run.number} could not be canceled: it is {run.status}.")
+    services.bill_run_delete(run=run, user=user)
+    _analyze()
+    progress(f"canceled and deleted {run.number}")
+    return figures
+
+
+def _change_requests(fraction):
+    """The changes of ``--changes``: see the module."""
+    every = max(1, round(1 / fraction))
+    charges = (
+        Charge.objects.filter(
+            charge_type=ChargeType.RECURRING,
+            charged_through_date__isnull=False,
+            end_date__isnull=True,
+        )
+        .order_by("subscription__number", "number")
+        .values_list("subscription__number", "number", "amount", "start_date")
+        .iterator(chunk_size=10000)
+    )
+    seen = set()
+    index = 0
+    for subscription, number, amount, start in charges:
+        if subscription in seen:
+            continue
+        seen.add(subscription)
+        index += 1
+        if index % every:
+            continue
+        day = max(CHANGES_EFFECTIVE_DATE, start + datetime.timedelta(days=1))
+        path = f"changes[{len(seen)}]"
+        if (index // every) % 2:
+            new_amount = (amount * 11 / 10).quantize(Decimal("0.01"))
+            yield ChangeRequest(
+                path=path,
+                change_type="change_price",
+                charge=number,
+                effective_date=day,
+                amount=new_amount,
+            )
+        else:
+            yield ChangeRequest(
+                path=path, change_type="remove_charge", charge=number, effective_date=day
+            )
+
+
+def _changes(fraction, user, *, progress):
+    """Apply the changes of ``--changes`` through the change services."""
+    started = time.perf_counter()
+    applied = {"change_price": 0, "remove_charge": 0}
+    batch = []
+
+    def apply():
+        for change in changes_apply(requests=batch, user=user):
+            applied[change.change_type] += 1
+        batch.clear()
+
+    for request in _change_requests(fraction):
+        batch.append(request)
+        if len(batch) >= CHANGES_BATCH:
+            apply()
+    apply()
+    changes_s = time.perf_counter() - started
+    _analyze()
+    total = sum(applied.values())
+    progress(f"applied {total} changes in {changes_s:.2f} s")
+    return {
+        "changes": fraction,
+        "changed_subscriptions": total,
+        "price_changes": applied["change_price"],
+        "removals": applied["remove_charge"],
+        "changes_apply_s": round(changes_s, 3),
+    }
 
 
 def _billed_usage_charges():

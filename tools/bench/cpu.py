@@ -10,6 +10,11 @@ empty PostgreSQL database:
 
 prints one JSON line: seconds of CPU for the load and the generation, each
 split into Python and database, and the wall times.
+
+With ``CHANGES=F`` (issue 14, as ``bench_billrun --changes F``): the run is
+posted, and the next month's run is generated twice side by side, without
+changes (then canceled and deleted) and after a fraction F of the
+subscriptions changed (``gen2_*`` and ``gen2_changed_*``).
 """
 
 import datetime
@@ -62,9 +67,13 @@ def main(label):
         return services.bill_run_execute(run_id=run.pk)
 
     run, gen_py, gen_pg, gen_wall = measure(connection, generate)
+    more = {}
+    if os.environ.get("CHANGES"):
+        more = _changes(connection, run, float(os.environ["CHANGES"]))
     print(
         json.dumps(
             {
+                **more,
                 "tree": label,
                 "load_py": load_py,
                 "load_pg": load_pg,
@@ -77,6 +86,41 @@ def main(label):
             }
         )
     )
+
+
+def _changes(connection, first, fraction):
+    from billruns import services
+    from invoices.models import DocumentItem
+    from tools.bench.billrun import CHANGES_TARGET_DATE, _analyze, _bench_user, _changes
+
+    user = _bench_user()
+    services.bill_run_post(run=first, user=user, wait=True)
+    _analyze()
+
+    def generate():
+        run = services.bill_run_create(target_date=CHANGES_TARGET_DATE, enqueue=False)
+        return services.bill_run_execute(run_id=run.pk)
+
+    run, py, pg, wall = measure(connection, generate)
+    figures = {"gen2_py": py, "gen2_pg": pg, "gen2_wall": wall}
+    figures["gen2_items"] = DocumentItem.objects.filter(document__bill_run=run).count()
+    run = services.bill_run_cancel(run=run, user=user, wait=True)
+    services.bill_run_delete(run=run, user=user)
+    _analyze()
+    applied = _changes(fraction, user, progress=lambda line: None)
+    run, py, pg, wall = measure(connection, generate)
+    figures.update(
+        {
+            "changed_subscriptions": applied["changed_subscriptions"],
+            "changes_apply_s": applied["changes_apply_s"],
+            "gen2_changed_py": py,
+            "gen2_changed_pg": pg,
+            "gen2_changed_wall": wall,
+            "gen2_changed_items": DocumentItem.objects.filter(document__bill_run=run).count(),
+            "gen2_changed_status": run.status,
+        }
+    )
+    return figures
 
 
 if __name__ == "__main__":

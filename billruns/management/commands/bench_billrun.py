@@ -28,6 +28,14 @@ class Command(BaseCommand):
             help="add a usage charge to every other subscription and import N usage records; "
             "the run is timed without them and with them",
         )
+        parser.add_argument(
+            "--changes",
+            type=float,
+            default=None,
+            metavar="F",
+            help="post a first run, change a fraction F of the subscriptions (price changes and "
+            "removals), and time the next run without and with the changes",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -39,6 +47,7 @@ class Command(BaseCommand):
                 timeout=options["timeout"],
                 progress=self.stderr.write,
                 usage_records=options["usage_records"],
+                changes=options["changes"],
             )
         except BenchmarkFailed as failure:
             raise CommandError(str(failure)) from failure
