@@ -121,6 +121,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "invoices.context_processors.document_links",
+                "billruns.context_processors.subscription_change_links",
                 "notifications.context_processors.unread_notifications",
                 "notifications.context_processors.run_page_panels",
             ],

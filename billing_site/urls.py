@@ -16,6 +16,7 @@ urlpatterns = [
     path("billing/accounts/", include("customers.urls")),
     path("billing/usage/", include("invoices.usage_urls")),
     path("billing/subscriptions/", include("customers.subscription_urls")),
+    path("billing/subscriptions/", include("billruns.change_urls")),
     path("notifications/", include("notifications.urls")),
     path("admin/", admin.site.urls),
 ]

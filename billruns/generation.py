@@ -13,10 +13,12 @@ second run over the same accounts waits and then sees what the first billed.
 The partial unique index on items is the last line of defence.
 """
 
+import datetime
 import logging
 import re
 import uuid
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -273,25 +275,7 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
     )
     if not accounts:
         return []
-    # Active subscriptions, and those a change canceled: they bill what they
-    # owe before their cancel date and the adjustments their changes cause.
-    billed_subscriptions = Q(status=Status.ACTIVE) | Q(cancel_date__isnull=False)
-    subscriptions = Subscription.objects.filter(
-        billed_subscriptions, account_id__anyof=[a.id for a in accounts]
-    ).order_by("id")
-    if subscription_ids:
-        subscriptions = subscriptions.filter(id__in=subscription_ids)
-    subscriptions_by_account = defaultdict(list)
-    for subscription in subscriptions.values_list("id", "account_id", named=True):
-        subscriptions_by_account[subscription.account_id].append(subscription)
-    charges_by_subscription = defaultdict(list)
-    charges = Charge.objects.filter(
-        subscription_id__anyof=[s.id for subs in subscriptions_by_account.values() for s in subs]
-    ).order_by("id")
-    if subscription_ids:
-        charges = charges.filter(subscription_id__in=subscription_ids)
-    for charge in charges.values_list(*CHARGE_FIELDS, named=True):
-        charges_by_subscription[charge.subscription_id].append(charge)
+    subscriptions_by_account, charges_by_subscription = _billed_charges(accounts, subscription_ids)
 
     exclude = frozenset(run.exclude_charge_types)
     history = _history(charges_by_subscription)
@@ -354,6 +338,78 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
     if billed:
         _write_documents(run, billed, advanced_ar)
     return failures
+
+
+def _billed_charges(accounts, subscription_ids):
+    """The subscriptions a run bills of ``accounts`` (only
+    ``subscription_ids`` when given), by account, and their charges, by
+    subscription, in id order."""
+    # Active subscriptions, and those a change canceled: they bill what they
+    # owe before their cancel date and the adjustments their changes cause.
+    billed_subscriptions = Q(status=Status.ACTIVE) | Q(cancel_date__isnull=False)
+    subscriptions = Subscription.objects.filter(
+        billed_subscriptions, account_id__anyof=[a.id for a in accounts]
+    ).order_by("id")
+    if subscription_ids:
+        subscriptions = subscriptions.filter(id__in=subscription_ids)
+    subscriptions_by_account = defaultdict(list)
+    for subscription in subscriptions.values_list("id", "account_id", named=True):
+        subscriptions_by_account[subscription.account_id].append(subscription)
+    charges_by_subscription = defaultdict(list)
+    charges = Charge.objects.filter(
+        subscription_id__anyof=[s.id for subs in subscriptions_by_account.values() for s in subs]
+    ).order_by("id")
+    if subscription_ids:
+        charges = charges.filter(subscription_id__in=subscription_ids)
+    for charge in charges.values_list(*CHARGE_FIELDS, named=True):
+        charges_by_subscription[charge.subscription_id].append(charge)
+    return subscriptions_by_account, charges_by_subscription
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What ``_usage`` reads of a run: its target date."""
+
+    target_date: datetime.date
+
+
+def account_next_run(account_id, *, target_date):
+    """What a run with ``target_date`` over all of the account's
+    subscriptions would make for it now: its ``engine.AccountResult``
+    (failures, or the items of its one document), read exactly as a chunk
+    reads it (``_billed_charges``, ``_history``, ``_usage``) and priced by
+    the same ``engine.bill_account``; nothing is written. None for an
+    account a run does not bill (Canceled). Raises
+    ``engine.AccountComputationError`` as a chunk would fail the account.
+
+    The caller holds the account's lock (the change previews of
+    billruns/changes.py: inside the transaction that applied the change),
+    so the usage and items read are those a run would read."""
+    accounts = list(
+        Account.objects.filter(pk=account_id, status=Status.ACTIVE).values_list(
+            *ACCOUNT_FIELDS, named=True
+        )
+    )
+    if not accounts:
+        return None
+    subscriptions_by_account, charges_by_subscription = _billed_charges(accounts, [])
+    history = _history(charges_by_subscription)
+    usage = _usage(
+        accounts,
+        subscriptions_by_account,
+        charges_by_subscription,
+        _Target(target_date),
+        frozenset(),
+        history,
+    )
+    return engine.bill_account(
+        accounts[0],
+        subscriptions_by_account.get(account_id, []),
+        charges_by_subscription,
+        target_date=target_date,
+        usage=usage,
+        history=history,
+    )
 
 
 LIVE_ITEM_FIELDS = (

@@ -15,6 +15,7 @@ from billruns.models import BillRun, BillRunFailure, ReviewFlag, ReviewLine
 from billruns.review import line_flags
 from core.money import format_money, format_plain, format_signed_money
 from core.tables import BaseTable, PythonRowsMixin
+from invoices.models import ItemKind, adjustment_description
 from invoices.selectors import documents_items
 from invoices.tables import PHONE_HIDDEN, RunDocumentTable
 
@@ -344,7 +345,7 @@ class FailureTable(PythonRowsMixin, BaseTable):
 # A document's items in its expanded row: a list rather than a nested table
 # (the tab's rows stay one level of <tr>), laid out as columns by the CSS.
 ITEM_ROW = (
-    '<li class="run-item" data-testid="run-item"><span class="run-item-what">'
+    '<li class="run-item{row_class}" data-testid="{testid}"><span class="run-item-what">'
     '<span class="item-name">{name}</span><span class="item-refs">charge {charge}</span>'
     '<span class="item-period phone-only">{period}</span>{rating}</span>'
     '<span class="run-item-period phone-hidden">{period}</span>'
@@ -360,6 +361,7 @@ ITEMS_ROW = (
 
 
 NO_ITEMS = '<li class="muted">No items.</li>'
+ADJUSTMENT_MARK = '<span class="adjustment-mark">Adjustment</span> '
 
 
 def item_row_html(item):
@@ -371,8 +373,22 @@ def item_row_html(item):
     if item["quantity"] is not None:
         quantity = escape(f"{format_plain(item['quantity'])} {item['unit']}".rstrip())
     rating = f'<span class="rating">{escape(item["rating"])}</span>' if item["rating"] else ""
+    adjustment = item["kind"] == ItemKind.ADJUSTMENT
+    name = escape(item["charge_name"])
+    if adjustment:
+        name = ADJUSTMENT_MARK + escape(
+            adjustment_description(
+                charge_name=item["charge_name"],
+                unit=item["unit"],
+                start=start,
+                end=end,
+                amount=item["amount"],
+            )
+        )
     return ITEM_ROW.format(
-        name=escape(item["charge_name"]),
+        row_class=" adjustment-row" if adjustment else "",
+        testid="adjustment-item" if adjustment else "run-item",
+        name=name,
         charge=escape(item["charge__number"]),
         rating=rating,
         period=period,

@@ -13,7 +13,7 @@ from core.upload_views import UploadDetailView, UploadPageMixin, UploadStatusMix
 from customers.account_uploads import account_upload_create
 from customers.filters import AccountFilter
 from customers.forms import BillToContactForm
-from customers.models import Account, AccountUpload, Charge, Subscription
+from customers.models import Account, AccountUpload, Charge, ChargePrice, Subscription
 from customers.services import BillToContactRefused, account_bill_to_contact_change
 from customers.tables import AccountTable
 
@@ -126,8 +126,11 @@ class AccountUploadStatusView(UploadStatusMixin, AccountUploadDetailView):
 
 
 class SubscriptionDetailView(PermissionRequiredMixin, DetailView):
-    """A subscription, its charges and what each has billed. Read-only for
-    now: the changes a clerk makes here (INTERFACES.md, Pages) come later."""
+    """A subscription, its charges with what each has billed and its price
+    segments, and its changes. The forms that change it preview with the
+    bill run engine, so they are billruns' (billruns/change_views.py); this
+    page links to them through the context processor
+    ``billruns.context_processors.subscription_change_links``."""
 
     permission_required = "customers.view_account"
     template_name = "customers/subscription_detail.html"
@@ -144,9 +147,20 @@ class SubscriptionDetailView(PermissionRequiredMixin, DetailView):
         charges = list(
             charges_shown()
             .filter(subscription=subscription)
-            .prefetch_related("pricing__tiers", Prefetch("items", queryset=billed_items()))
+            .prefetch_related(
+                "pricing__tiers",
+                Prefetch("items", queryset=billed_items()),
+                Prefetch(
+                    "prices",
+                    queryset=ChargePrice.objects.select_related("pricing").order_by(
+                        "effective_date", "id"
+                    ),
+                ),
+                "prices__pricing__tiers",
+            )
         )
-        context.update(charges=charges)
+        changes = subscription.changes.select_related("charge", "made_by").order_by("-id")
+        context.update(charges=charges, changes=changes)
         return context
 
 

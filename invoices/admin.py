@@ -8,10 +8,6 @@ document is read-only. Payments and credit applications move balances, so
 they are recorded through services too and are read-only here.
 """
 
-import uuid
-from decimal import Decimal
-
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
@@ -24,11 +20,10 @@ from core.admin import ReadOnlyAdminMixin, ReadOnlyInline
 from core.money import format_plain
 from invoices import admin_customers  # noqa: F401 - registers subscriptions, charges, usage
 from invoices.admin_actions import PostDocumentsAdminMixin, post_selected_documents
-from invoices.forms import PaymentForm
+from invoices.forms import CreditMemoApplyForm, PaymentForm
 from invoices.models import (
     CreditApplication,
     CreditMemo,
-    Document,
     DocumentDelivery,
     DocumentItem,
     DocumentStatus,
@@ -149,45 +144,6 @@ class DocumentDeliveryInline(ReadOnlyInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("requested_by")
-
-
-class CreditMemoApplyForm(forms.Form):
-    """Input for ``credit_memo_apply``. The list offers the account's open
-    Posted invoices in the credit memo's currency, but the number is taken as
-    typed: the service checks status, account, currency and balances under its
-    locks, so an invoice paid or canceled meanwhile gets its clear refusal."""
-
-    invoice = forms.CharField(label="Invoice", max_length=32, widget=forms.Select)
-    amount = forms.DecimalField(max_digits=18, decimal_places=2, min_value=Decimal("0.01"))
-    # Made when the form is drawn: submitting it twice applies the credit once.
-    request_key = forms.UUIDField(required=False, widget=forms.HiddenInput)
-
-    def __init__(self, *args, credit_memo, **kwargs):
-        super().__init__(*args, **kwargs)
-        open_invoices = Invoice.objects.filter(
-            account_id=credit_memo.account_id,
-            currency=credit_memo.currency,
-            status=DocumentStatus.POSTED,
-            balance__gt=0,
-        ).order_by("invoice_date", "pk")
-        self.fields["invoice"].widget.choices = [("", "---------")] + [
-            (
-                invoice.number,
-                f"{invoice.number} of {invoice.invoice_date}: "
-                f"{invoice.balance} {invoice.currency} open",
-            )
-            for invoice in open_invoices
-        ]
-        if not self.is_bound:
-            self.initial.setdefault("amount", credit_memo.balance)
-            self.initial.setdefault("request_key", uuid.uuid4())
-
-    def clean_invoice(self):
-        number = self.cleaned_data["invoice"].strip()
-        invoice_id = Document.objects.filter(number=number).values_list("pk", flat=True).first()
-        if invoice_id is None:
-            raise forms.ValidationError(f"There is no invoice {number}.")
-        return invoice_id
 
 
 class DocumentAdmin(PostDocumentsAdminMixin, admin.ModelAdmin):

@@ -1,11 +1,12 @@
 import uuid
+from decimal import Decimal
 
 from django import forms
 from django.utils import timezone
 
 from core.dates import PaymentDateField
 from core.forms import DATE_INPUT
-from invoices.models import PaymentMethod
+from invoices.models import Document, DocumentStatus, Invoice, PaymentMethod
 
 
 class PaymentForm(forms.Form):
@@ -33,3 +34,44 @@ class PaymentForm(forms.Form):
             self.initial.setdefault("payment_date", timezone.localdate())
             if balance is not None:
                 self.initial.setdefault("amount", balance)
+
+
+class CreditMemoApplyForm(forms.Form):
+    """Input for ``credit_memo_apply``. The list offers the account's open
+    Posted invoices in the credit memo's currency (the admin's action and the
+    credit memo's page), but the number is taken as
+    typed: the service checks status, account, currency and balances under its
+    locks, so an invoice paid or canceled meanwhile gets its clear refusal."""
+
+    invoice = forms.CharField(label="Invoice", max_length=32, widget=forms.Select)
+    amount = forms.DecimalField(max_digits=18, decimal_places=2, min_value=Decimal("0.01"))
+    # Made when the form is drawn: submitting it twice applies the credit once.
+    request_key = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, credit_memo, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        open_invoices = Invoice.objects.filter(
+            account_id=credit_memo.account_id,
+            currency=credit_memo.currency,
+            status=DocumentStatus.POSTED,
+            balance__gt=0,
+        ).order_by("invoice_date", "pk")
+        self.fields["invoice"].widget.choices = [("", "---------")] + [
+            (
+                invoice.number,
+                f"{invoice.number} of {invoice.invoice_date}: "
+                f"{invoice.balance} {invoice.currency} open",
+            )
+            for invoice in open_invoices
+        ]
+        if not self.is_bound:
+            self.initial.setdefault("amount", credit_memo.balance)
+            self.initial.setdefault("request_key", uuid.uuid4())
+
+    def clean_invoice(self):
+        number = self.cleaned_data["invoice"].strip()
+        invoice_id = Document.objects.filter(number=number).values_list("pk", flat=True).first()
+        if invoice_id is None:
+            raise forms.ValidationError(f"There is no invoice {number}.")
+        return invoice_id

@@ -215,6 +215,35 @@ class ItemKind(models.TextChoices):
     ADJUSTMENT = "adjustment", "Adjustment"
 
 
+def _day(day, *, year: bool) -> str:
+    return f"{day.day} {day:%b}" + (f" {day.year}" if year else "")
+
+
+def service_days(start, end) -> str:
+    """An item's service period for a reader, its last day inclusive:
+    ``11 Mar – 31 Mar 2026``, ``11 Dec 2025 – 10 Jan 2026``, ``11 Mar 2026``."""
+    if start == end:
+        return _day(start, year=True)
+    return f"{_day(start, year=start.year != end.year)} – {_day(end, year=True)}"
+
+
+def adjustment_description(*, charge_name: str, unit: str, start, end, amount) -> str:
+    """What an adjustment item says on documents, run tabs and PDFs, in the
+    spirit of Stripe's proration lines (the rules leave the wording open):
+    a credit for service no longer billed on the item it corrects is
+    "Unused time on Pro plan, 11 Mar – 31 Mar 2026"; a charge back (the
+    corrected item was itself a credit) "Remaining time on ..."; a usage
+    item's correction (its usage before the change rated again) "Usage on
+    ... rated again". ``start``..``end``: the service it corrects, ``end``
+    inclusive."""
+    period = service_days(start, end)
+    if unit:
+        return f"Usage on {charge_name} rated again, {period}"
+    if amount > 0:
+        return f"Remaining time on {charge_name}, {period}"
+    return f"Unused time on {charge_name}, {period}"
+
+
 class DocumentItem(models.Model):
     """One billed service period of one charge, on an invoice or credit memo.
 
@@ -339,6 +368,24 @@ class DocumentItem(models.Model):
 
     def __str__(self):
         return f"{self.charge_name} {self.service_start}..{self.service_end}"
+
+    @property
+    def is_adjustment(self) -> bool:
+        return self.kind == ItemKind.ADJUSTMENT
+
+    @property
+    def description(self) -> str:
+        """The item's first line on documents: its charge's name, or an
+        adjustment's sentence (``adjustment_description``)."""
+        if not self.is_adjustment:
+            return self.charge_name
+        return adjustment_description(
+            charge_name=self.charge_name,
+            unit=self.unit,
+            start=self.service_start,
+            end=self.service_end,
+            amount=self.amount,
+        )
 
 
 class PaymentMethod(models.TextChoices):

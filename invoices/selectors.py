@@ -76,6 +76,7 @@ def documents_items(document_ids):
             "unit_price",
             "amount",
             "rating",
+            "kind",
         )
     )
     for row in rows:

@@ -11,4 +11,9 @@ urlpatterns = [
     path("<number:number>/pdf/", views.document_pdf_view, name="pdf"),
     path("<number:number>/post/", views.document_post_view, name="post"),
     path("<number:number>/payments/", views.payment_create_view, name="payment_create"),
+    path(
+        "<number:number>/applications/",
+        views.credit_application_create_view,
+        name="credit_application_create",
+    ),
 ]

@@ -12,12 +12,13 @@ from django_tables2.paginators import LazyPaginator
 from core.exports import BoundedExportMixin
 from core.upload_views import UploadDetailView, UploadPageMixin, UploadStatusMixin
 from invoices.filters import DocumentFilter, UsageRecordFilter
-from invoices.forms import PaymentForm
-from invoices.models import Document, DocumentStatus, UsageUpload
+from invoices.forms import CreditMemoApplyForm, PaymentForm
+from invoices.models import Document, DocumentStatus, TenantSettings, UsageUpload
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
 from invoices.selectors import document_items, document_payments, usage_records
 from invoices.services import (
     DocumentActionRefused,
+    credit_memo_apply,
     document_post,
     document_post_refusal,
     payment_record,
@@ -62,7 +63,19 @@ class DocumentDetailView(PermissionRequiredMixin, DetailView):
             and document.balance > 0
             and user.has_perm("invoices.add_payment")
         )
+        may_apply = (
+            not document.is_invoice
+            and document.status == DocumentStatus.POSTED
+            and document.balance > 0
+            and user.has_perm("invoices.add_creditapplication")
+        )
+        advanced_ar = TenantSettings.current().advanced_ar_settlement
+        apply_form = kwargs.get("apply_form")
+        if apply_form is None and may_apply and advanced_ar:
+            apply_form = CreditMemoApplyForm(credit_memo=document)
         context.update(
+            apply_form=apply_form,
+            apply_needs_advanced_ar=may_apply and not advanced_ar,
             items=items,
             payments_table=PaymentTable(payments),
             can_post=document.status == DocumentStatus.DRAFT
@@ -70,8 +83,8 @@ class DocumentDetailView(PermissionRequiredMixin, DetailView):
             and not document_post_refusal(document),
             payment_form=kwargs.get("payment_form")
             or (PaymentForm(balance=document.balance) if can_pay else None),
-            credits_applied=document.credits_applied.select_related("credit_memo"),
-            applications_made=document.applications_made.select_related("invoice"),
+            credits_applied=document.credits_applied.select_related("credit_memo", "applied_by"),
+            applications_made=document.applications_made.select_related("invoice", "applied_by"),
             deliveries=document.deliveries.select_related("requested_by"),
         )
         return context
@@ -111,6 +124,38 @@ def payment_create_view(request, number):
             f"Payment of {payment.amount} {document.currency} recorded on {document.number}.",
         )
     return redirect("invoices:detail", number=document.number)
+
+
+@require_POST
+@login_required
+@permission_required("invoices.add_creditapplication", raise_exception=True)
+def credit_application_create_view(request, number):
+    """Apply part of a Posted credit memo to an open Posted invoice of its
+    account and currency (``credit_memo_apply``: both rows locked in id
+    order, balances checked under the locks, once per form)."""
+    credit_memo = get_object_or_404(Document, number=number)
+    form = CreditMemoApplyForm(request.POST, credit_memo=credit_memo)
+    if form.is_valid():
+        try:
+            application = credit_memo_apply(
+                credit_memo_id=credit_memo.pk,
+                invoice_id=form.cleaned_data["invoice"],
+                amount=form.cleaned_data["amount"],
+                user=request.user,
+                request_key=form.cleaned_data["request_key"],
+            )
+        except DocumentActionRefused as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(
+                request,
+                f"{application.amount} {credit_memo.currency} of {credit_memo.number} applied "
+                f"to {application.invoice.number}.",
+            )
+            return redirect("invoices:detail", number=credit_memo.number)
+    view = DocumentDetailView(request=request, kwargs={"number": number}, object=credit_memo)
+    context = view.get_context_data(object=credit_memo, apply_form=form)
+    return render(request, view.template_name, context, status=400)
 
 
 @require_GET
