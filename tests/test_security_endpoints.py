@@ -186,7 +186,12 @@ ACTIONS = [
     "billruns:schedule_cancel",
     "invoices:post",
     "invoices:payment_create",
+    "invoices:credit_application_create",
     "customers:account_bill_to_contact",
+    "subscription_changes:add_charge",
+    "subscription_changes:change_price",
+    "subscription_changes:remove_charge",
+    "subscription_changes:cancel",
     "usage:list",
     "customers:account_import",
 ]
