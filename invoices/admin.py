@@ -33,7 +33,7 @@ from invoices.models import (
     TenantSettings,
 )
 from invoices.selectors import PAYMENT_ORDER
-from invoices.services import DocumentActionRefused, credit_memo_apply, payment_record
+from invoices.services import DocumentActionRefused, payment_record
 
 
 @admin.register(TenantSettings)
@@ -341,23 +341,9 @@ class CreditMemoAdmin(DocumentAdmin):
         if request.method == "POST":
             form = CreditMemoApplyForm(request.POST, credit_memo=credit_memo)
             if form.is_valid():
-                try:
-                    application = credit_memo_apply(
-                        credit_memo_id=credit_memo.pk,
-                        invoice_id=form.cleaned_data["invoice"],
-                        amount=form.cleaned_data["amount"],
-                        user=request.user,
-                        request_key=form.cleaned_data["request_key"],
-                    )
-                except DocumentActionRefused as refusal:
-                    form.add_error(None, str(refusal))
-                else:
-                    self.message_user(
-                        request,
-                        f"{application.amount} {credit_memo.currency} of {credit_memo.number} "
-                        f"applied to {application.invoice.number}.",
-                        messages.SUCCESS,
-                    )
+                done = form.apply(request.user)
+                if done:
+                    self.message_user(request, done, messages.SUCCESS)
                     return HttpResponseRedirect(change_url)
         elif not self.can_apply(credit_memo):
             self.message_user(

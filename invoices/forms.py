@@ -7,6 +7,7 @@ from django.utils import timezone
 from core.dates import PaymentDateField
 from core.forms import DATE_INPUT
 from invoices.models import Document, DocumentStatus, Invoice, PaymentMethod
+from invoices.services import DocumentActionRefused, credit_memo_apply
 
 
 class PaymentForm(forms.Form):
@@ -51,6 +52,7 @@ class CreditMemoApplyForm(forms.Form):
     def __init__(self, *args, credit_memo, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+        self.credit_memo = credit_memo
         open_invoices = Invoice.objects.filter(
             account_id=credit_memo.account_id,
             currency=credit_memo.currency,
@@ -75,3 +77,23 @@ class CreditMemoApplyForm(forms.Form):
         if invoice_id is None:
             raise forms.ValidationError(f"There is no invoice {number}.")
         return invoice_id
+
+    def apply(self, user) -> str | None:
+        """Apply the valid form's credit (the page's and the admin's action)
+        and say what was applied; a refusal (DocumentActionRefused) becomes a
+        form error and None is returned."""
+        try:
+            application = credit_memo_apply(
+                credit_memo_id=self.credit_memo.pk,
+                invoice_id=self.cleaned_data["invoice"],
+                amount=self.cleaned_data["amount"],
+                user=user,
+                request_key=self.cleaned_data["request_key"],
+            )
+        except DocumentActionRefused as refusal:
+            self.add_error(None, str(refusal))
+            return None
+        return (
+            f"{application.amount} {self.credit_memo.currency} of {self.credit_memo.number} "
+            f"applied to {application.invoice.number}."
+        )

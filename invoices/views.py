@@ -18,7 +18,6 @@ from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
 from invoices.selectors import document_items, document_payments, usage_records
 from invoices.services import (
     DocumentActionRefused,
-    credit_memo_apply,
     document_post,
     document_post_refusal,
     payment_record,
@@ -136,22 +135,9 @@ def credit_application_create_view(request, number):
     credit_memo = get_object_or_404(Document, number=number)
     form = CreditMemoApplyForm(request.POST, credit_memo=credit_memo)
     if form.is_valid():
-        try:
-            application = credit_memo_apply(
-                credit_memo_id=credit_memo.pk,
-                invoice_id=form.cleaned_data["invoice"],
-                amount=form.cleaned_data["amount"],
-                user=request.user,
-                request_key=form.cleaned_data["request_key"],
-            )
-        except DocumentActionRefused as refusal:
-            form.add_error(None, str(refusal))
-        else:
-            messages.success(
-                request,
-                f"{application.amount} {credit_memo.currency} of {credit_memo.number} applied "
-                f"to {application.invoice.number}.",
-            )
+        done = form.apply(request.user)
+        if done:
+            messages.success(request, done)
             return redirect("invoices:detail", number=credit_memo.number)
     view = DocumentDetailView(request=request, kwargs={"number": number}, object=credit_memo)
     context = view.get_context_data(object=credit_memo, apply_form=form)
