@@ -224,6 +224,30 @@ class BillRunSubscription(models.Model):
         return f"{self.billrun_id}: {self.subscription_id}"
 
 
+class BillRunTaxRate(models.Model):
+    """The run's snapshot of one tenant tax rate (BILLING_RULES.md, Taxes: a
+    run uses the rates in force when it starts), written when the run starts
+    generating (``services.execution.bill_run_start``): a rate changed while
+    the run is Processing, or after, never alters what it computes."""
+
+    # The unique constraint below leads with the run: it serves the join.
+    bill_run = models.ForeignKey(
+        BillRun, on_delete=models.CASCADE, related_name="tax_rates", db_index=False
+    )
+    code = models.CharField(max_length=20)
+    name = models.CharField(max_length=255)
+    rate = ExactDecimalField(max_digits=7, decimal_places=4, help_text="Percent.")
+
+    class Meta:
+        ordering = ["bill_run", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["bill_run", "code"], name="one_tax_rate_per_run_code")
+        ]
+
+    def __str__(self):
+        return f"{self.code} {self.rate}%"
+
+
 class ChunkStatus(models.TextChoices):
     PENDING = "pending"
     DONE = "done"

@@ -100,8 +100,16 @@ class Document(models.Model):
         max_length=16, choices=DocumentStatus.choices, default=DocumentStatus.DRAFT
     )
     currency = models.CharField(max_length=3)
+    # Taxes (issue 15): the subtotal is the sum of the items, signed as
+    # computed; ``amount`` is the total, subtotal plus the tax lines
+    # (``taxes``), its absolute value for a credit memo.
+    subtotal = ExactDecimalField(
+        **MONEY, default=Decimal("0.00"), help_text="The sum of the items, signed as computed."
+    )
     amount = ExactDecimalField(
-        **MONEY, help_text="Invoice: net total (may be negative). Credit memo: the credit."
+        **MONEY,
+        help_text="The total, subtotal plus taxes. Invoice: may be negative. "
+        "Credit memo: the credit.",
     )
     balance = ExactDecimalField(**MONEY, help_text="Open balance.")
     invoice_date = models.DateField()
@@ -386,6 +394,38 @@ class DocumentItem(models.Model):
             end=self.service_end,
             amount=self.amount,
         )
+
+
+# A tax rate: percent, 0 to 100, at most 4 places (customers.TaxRate).
+TAX_RATE = {"max_digits": 7, "decimal_places": 4}
+
+
+class DocumentTax(models.Model):
+    """One tax line of a document (BILLING_RULES.md, Taxes): the account's
+    tax code in its position, with the name and rate the document was
+    computed with (the run's snapshot), and the amount signed as computed:
+    a credit memo's tax line is negative, as its items' sum."""
+
+    # The unique constraint below leads with the document: it serves the join.
+    document = models.ForeignKey(
+        Document, on_delete=models.CASCADE, related_name="taxes", db_index=False
+    )
+    position = models.PositiveSmallIntegerField()
+    code = models.CharField(max_length=20)
+    name = models.CharField(max_length=255)
+    rate = ExactDecimalField(**TAX_RATE, help_text="Percent.")
+    amount = ExactDecimalField(**MONEY, help_text="Signed, as computed.")
+
+    class Meta:
+        ordering = ["document", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["document", "position"], name="one_tax_line_per_position"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.code} {self.rate}%: {self.amount}"
 
 
 class PaymentMethod(models.TextChoices):
