@@ -3,7 +3,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -202,7 +202,7 @@ PERIOD_MONTHS = {
 # A billed charge's terms (BILLING_RULES.md, Subscription changes): once its
 # charged-through date is set they change only through a subscription change
 # (customers.changes), never by hand (the admin refuses). Its account's bill
-# cycle day is frozen with them. (The rules' ``taxable`` has no column yet.)
+# cycle day is frozen with them.
 BILLED_TERMS = (
     "charge_type",
     "currency",
@@ -212,6 +212,7 @@ BILLED_TERMS = (
     "period",
     "start_date",
     "end_date",
+    "taxable",
 )
 
 
@@ -262,6 +263,12 @@ class Charge(models.Model):
         null=True,
         blank=True,
         help_text="End (exclusive) of the last billed period; empty until first billed.",
+    )
+    # db_default too: rows written in SQL (COPY, tools) are taxable unless told.
+    taxable = models.BooleanField(
+        default=True,
+        db_default=True,
+        help_text="Its items count in the taxable base of the account's tax lines.",
     )
 
     class Meta:
@@ -354,6 +361,85 @@ class Charge(models.Model):
                 problems["pricing"] = "Only a usage charge has a pricing."
         if problems:
             raise ValidationError(problems)
+
+
+# --- Taxes (issue 15) ----------------------------------------------------------
+
+# A tax rate is a percentage: 0 to 100, at most 4 places (7.25, 0.8625).
+TAX_RATE = {"max_digits": 7, "decimal_places": 4}
+TAX_CODE_MAX_LENGTH = 20
+TAX_CODE_PATTERN = r"^[A-Z0-9_-]{1,20}$"
+validate_tax_code = RegexValidator(
+    TAX_CODE_PATTERN,
+    "A tax code is 1 to 20 characters: capital letters A-Z, digits, _ and -.",
+)
+
+
+class TaxRate(models.Model):
+    """A tenant-wide tax rate (BILLING_RULES.md, Taxes). Changed only through
+    ``customers.services.tax_rate_set``, which records every change."""
+
+    code = models.CharField(
+        max_length=TAX_CODE_MAX_LENGTH, unique=True, validators=[validate_tax_code]
+    )
+    name = models.CharField(max_length=255)
+    rate = ExactDecimalField(
+        **TAX_RATE,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+        help_text="Percent, 0 to 100, at most 4 decimal places.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rate__gte=0, rate__lte=100), name="tax_rate_0_100"),
+        ]
+
+    def __str__(self):
+        return f"{self.code} {self.name}"
+
+
+class TaxRateChange(models.Model):
+    """One change of a tax rate: who, when, its name and rate before and after
+    (``old_rate`` empty when it was created)."""
+
+    tax_rate = models.ForeignKey(TaxRate, on_delete=models.PROTECT, related_name="changes")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    changed_at = models.DateTimeField(default=timezone.now)
+    old_name = models.CharField(max_length=255, blank=True, default="")
+    new_name = models.CharField(max_length=255)
+    old_rate = ExactDecimalField(**TAX_RATE, null=True, blank=True)
+    new_rate = ExactDecimalField(**TAX_RATE)
+
+    class Meta:
+        ordering = ["tax_rate_id", "changed_at", "id"]
+
+    def __str__(self):
+        return f"{self.tax_rate_id}: {self.old_rate} -> {self.new_rate}"
+
+
+class AccountTaxCode(models.Model):
+    """An account's tax code, in the order of the import's ``tax_codes``: its
+    documents' tax lines follow that order."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="tax_codes")
+    tax_rate = models.ForeignKey(TaxRate, on_delete=models.PROTECT, related_name="accounts")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["account_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "tax_rate"], name="account_tax_code_once"),
+            models.UniqueConstraint(
+                fields=["account", "position"], name="account_tax_code_position_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.account_id}: {self.tax_rate_id} ({self.position})"
 
 
 # --- Subscription changes (issue 14) -------------------------------------------
