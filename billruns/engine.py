@@ -20,6 +20,7 @@ from decimal import Decimal
 from billruns import periods
 from customers import pricing
 from customers.models import PERIOD_MONTHS, ChargeType
+from invoices import taxes
 from invoices.models import Document, DocumentItem, DocumentType, ItemKind
 
 MISSING_CONTACT = "Bill-to contact is missing"
@@ -163,10 +164,18 @@ class AccountResult:
     due_date: datetime.date | None = None
     # Each billed charge's charged-through date after this run.
     charged_through: dict = field(default_factory=dict)
+    # The document's tax lines (invoices.taxes.TaxLine), in the order of the
+    # account's tax codes.
+    taxes: list = field(default_factory=list)
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((item.amount for item in self.items), Decimal("0.00"))
 
     @property
     def total(self) -> Decimal:
-        return sum((item.amount for item in self.items), Decimal("0.00"))
+        """The subtotal plus the tax lines: what decides the document's type."""
+        return self.subtotal + sum((line.amount for line in self.taxes), Decimal("0.00"))
 
     def document_type(self, *, advanced_ar_settlement: bool) -> str:
         if self.total < 0 and advanced_ar_settlement:
@@ -449,11 +458,13 @@ def bill_account(
     usage=NO_USAGE,
     exclude=frozenset(),
     history=NO_HISTORY,
+    rates=(),
 ) -> AccountResult:
     """Everything ``account`` owes up to ``target_date`` over ``subscriptions``,
     but the charges of the types in ``exclude``; ``usage`` holds the usage
     charges' quantities and pricings (``Usage``), ``history`` the changed
-    charges' price segments and live items (``History``).
+    charges' price segments and live items (``History``), ``rates`` the
+    account's tax rates in the order of its tax codes (``document_taxes``).
 
     An account without a bill-to contact gets that one failure and nothing
     else; otherwise each subscription with a charge in a foreign currency
@@ -498,13 +509,32 @@ def bill_account(
                     f"Could not compute the amounts of charge {charge.name}: {exc}"
                 ) from exc
             result.charged_through[charge.id] = plan.charged_through
+    if result.items:
+        result.taxes = document_taxes(result.items, charges_by_subscription, rates)
     total = result.total
     if abs(total) >= DOCUMENT_AMOUNT_LIMIT:
         # Refused here, for this account alone: the database would refuse the
         # whole chunk's write ("numeric field overflow").
         result.failures.append(AccountFailure(None, document_too_large_reason(total)))
         result.items.clear()
+        result.taxes = []
     return result
+
+
+def document_taxes(items, charges_by_subscription, rates):
+    """The tax lines of one document of ``items`` at the account's ``rates``
+    (``invoices.taxes.Rate``, in the order of its tax codes): the taxable
+    base is the items of taxable charges, an adjustment following its
+    charge (BILLING_RULES.md, Taxes)."""
+    if not rates:
+        return []
+    taxable = {
+        charge.id: charge.taxable
+        for subscription_id in {item.subscription_id for item in items}
+        for charge in charges_by_subscription.get(subscription_id, ())
+    }
+    _, lines, _ = taxes.tax_lines(((item.amount, taxable[item.charge_id]) for item in items), rates)
+    return lines
 
 
 ONE_DAY = periods.ONE_DAY

@@ -29,12 +29,21 @@ from billruns import engine
 from billruns.models import BillRun, BillRunChunk, BillRunFailure, ChunkStatus, RunStatus
 from core import bulk, locks
 from customers import selectors as customer_selectors
-from customers.models import Account, Charge, ChargePrice, ChargeType, Status, Subscription
-from invoices import sequences
+from customers.models import (
+    Account,
+    Charge,
+    ChargePrice,
+    ChargeType,
+    Status,
+    Subscription,
+    TaxRate,
+)
+from invoices import sequences, taxes
 from invoices.models import (
     Document,
     DocumentItem,
     DocumentStatus,
+    DocumentTax,
     DocumentType,
     ItemKind,
     TenantSettings,
@@ -55,6 +64,10 @@ WRITE_BATCH_SIZE = 2000
 
 ACCOUNT_IN_ANOTHER_RUN = (
     "Account is being billed by {run}, which is still processing; retry once that run has completed"
+)
+TAX_CODE_NOT_IN_RUN = (
+    "Tax code {codes} has no rate in this run (created after the run started); "
+    "retry the account in a new run"
 )
 
 
@@ -81,6 +94,7 @@ CHARGE_FIELDS = (
     "start_date",
     "end_date",
     "charged_through_date",
+    "taxable",
 )
 
 
@@ -286,15 +300,11 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
     failures = []
     billed = []
     busy = _accounts_in_other_runs(run, [account.id for account in accounts])
+    rates, untaxed = _account_rates(run_tax_rates(run), [account.id for account in accounts])
     for account in accounts:
-        if account.id in busy:
-            failures.append(
-                BillRunFailure(
-                    bill_run=run,
-                    account_id=account.id,
-                    reason=ACCOUNT_IN_ANOTHER_RUN.format(run=busy[account.id]),
-                )
-            )
+        if account.id in busy or account.id in untaxed:
+            reason = untaxed.get(account.id) or ACCOUNT_IN_ANOTHER_RUN.format(run=busy[account.id])
+            failures.append(BillRunFailure(bill_run=run, account_id=account.id, reason=reason))
             continue
         # Everything computed for one account (its due date too) is computed
         # here, so that what goes wrong with one account fails it alone.
@@ -307,6 +317,7 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
                 usage=usage,
                 exclude=exclude,
                 history=history,
+                rates=rates.get(account.id, ()),
             )
             if result.items and not result.failures:
                 result.due_date = engine.due_date(account, run.invoice_date)
@@ -338,6 +349,40 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
     if billed:
         _write_documents(run, billed, advanced_ar)
     return failures
+
+
+def run_tax_rates(run):
+    """The run's snapshot of the tenant's tax rates, taken when it started
+    (``services.execution``): {code: ``invoices.taxes.Rate``}. One query."""
+    return {
+        code: taxes.Rate(code, name, rate)
+        for code, name, rate in run.tax_rates.values_list("code", "name", "rate")
+    }
+
+
+def current_tax_rates():
+    """The tenant's tax rates as they are now, as ``run_tax_rates`` gives a
+    run's: what a run starting now would use."""
+    return {
+        code: taxes.Rate(code, name, rate)
+        for code, name, rate in TaxRate.objects.values_list("code", "name", "rate")
+    }
+
+
+def _account_rates(snapshot, account_ids):
+    """Each account's tax rates, in the order of its tax codes, from
+    ``snapshot`` (one query for all of ``account_ids``); and the reason of
+    each account one of whose codes the snapshot lacks (a rate created after
+    the run started): it fails rather than be billed without that tax."""
+    rates = {}
+    untaxed = {}
+    for account_id, codes in customer_selectors.account_tax_codes(account_ids).items():
+        missing = [code for code in codes if code not in snapshot]
+        if missing:
+            untaxed[account_id] = TAX_CODE_NOT_IN_RUN.format(codes=", ".join(missing))
+        else:
+            rates[account_id] = [snapshot[code] for code in codes]
+    return rates, untaxed
 
 
 def _billed_charges(accounts, subscription_ids):
@@ -402,6 +447,9 @@ def account_next_run(account_id, *, target_date):
         frozenset(),
         history,
     )
+    rates, untaxed = _account_rates(current_tax_rates(), [account_id])
+    if untaxed:
+        raise engine.AccountComputationError(untaxed[account_id])
     return engine.bill_account(
         accounts[0],
         subscriptions_by_account.get(account_id, []),
@@ -409,6 +457,7 @@ def account_next_run(account_id, *, target_date):
         target_date=target_date,
         usage=usage,
         history=history,
+        rates=rates.get(account_id, ()),
     )
 
 
@@ -547,6 +596,7 @@ def _write_documents(run, billed, advanced_ar):
                 "account_id": account.id,
                 "bill_run_id": run.id,
                 "currency": account.currency,
+                "subtotal": result.subtotal,
                 "amount": amount,
                 "balance": amount,
                 "invoice_date": run.invoice_date,
@@ -589,7 +639,34 @@ def _write_documents(run, billed, advanced_ar):
         _insert_with_copy(documents, items)
     else:
         _insert_with_bulk_create(documents, items)
+    _insert_taxes(documents, billed)
     set_charged_through(sorted(charged_through.items()))
+
+
+def _insert_taxes(documents, billed):
+    """The tax lines of the documents just inserted (they have their ids):
+    COPY on PostgreSQL, bulk_create elsewhere, as their items."""
+    rows = [
+        {
+            "document_id": document["id"],
+            "position": position,
+            "code": line.code,
+            "name": line.name,
+            "rate": line.rate,
+            "amount": line.amount,
+        }
+        for document, (_, result) in zip(documents, billed, strict=True)
+        for position, line in enumerate(result.taxes)
+    ]
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            bulk.copy_rows(cursor, DocumentTax, rows, with_pk=False)
+    else:
+        DocumentTax.objects.bulk_create(
+            [DocumentTax(**row) for row in rows], batch_size=WRITE_BATCH_SIZE
+        )
 
 
 def _insert_with_copy(documents, items):

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from core.fields import ExactDecimalField
 from core.money import format_percent_change
-from customers.models import MONEY, Account, ChargeType, Subscription
+from customers.models import MONEY, TAX_RATE, Account, ChargeType, Subscription
 
 
 def charge_types_label(values) -> str:
@@ -236,7 +236,7 @@ class BillRunTaxRate(models.Model):
     )
     code = models.CharField(max_length=20)
     name = models.CharField(max_length=255)
-    rate = ExactDecimalField(max_digits=7, decimal_places=4, help_text="Percent.")
+    rate = ExactDecimalField(**TAX_RATE, help_text="Percent.")
 
     class Meta:
         ordering = ["bill_run", "code"]

@@ -2,7 +2,6 @@
 
 import datetime
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.db.models import Count, F, Max, Min, Q
 
@@ -14,6 +13,7 @@ from invoices.models import (
     DocumentDelivery,
     DocumentItem,
     DocumentStatus,
+    DocumentTax,
     DocumentType,
     TenantSettings,
 )
@@ -28,10 +28,10 @@ def _date(value):
     return value.isoformat() if value else None
 
 
-def document_as_dict(document, items):
-    """A document and its items as ``billrun show --json --documents`` prints
-    them; ``items`` carry ``charge_number`` (annotated by ``run_summary``)."""
-    subtotal = sum((item.amount for item in items), Decimal("0"))
+def document_as_dict(document, items, taxes=()):
+    """A document, its tax lines (in position order) and its items as
+    ``billrun show --json --documents`` prints them; ``items`` carry
+    ``charge_number`` (annotated by ``run_summary``)."""
     return {
         "type": document.document_type,
         "number": document.number,
@@ -44,9 +44,13 @@ def document_as_dict(document, items):
         "due_date": _date(document.due_date),
         # Signed as computed: a credit memo's subtotal is negative, its
         # amount the positive credit.
-        "subtotal": f"{subtotal:.2f}",
-        # Tax lines come with taxes (issue 15); until then no document has any.
-        "taxes": [],
+        "subtotal": f"{document.subtotal:.2f}",
+        # One line per tax code of the account, in their order, 0.00 lines
+        # included; signed as computed (a credit memo's are negative).
+        "taxes": [
+            {"code": tax.code, "rate": plain_decimal(tax.rate), "amount": f"{tax.amount:.2f}"}
+            for tax in taxes
+        ],
         "items": [
             {
                 "subscription": item.subscription.number,
@@ -110,8 +114,18 @@ def run_summary(run: BillRun, *, documents=False) -> dict:
             .order_by("document_id", "id")
         ):
             items_by_document.setdefault(item.document_id, []).append(item)
+        taxes_by_document = {}
+        for tax in DocumentTax.objects.filter(document__bill_run=run).order_by(
+            "document_id", "position"
+        ):
+            taxes_by_document.setdefault(tax.document_id, []).append(tax)
         summary["documents"] = [
-            document_as_dict(document, items_by_document.get(document.id, [])) for document in docs
+            document_as_dict(
+                document,
+                items_by_document.get(document.id, []),
+                taxes_by_document.get(document.id, []),
+            )
+            for document in docs
         ]
     return summary
 

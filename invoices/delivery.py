@@ -16,9 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import locks
-from core.money import format_money
+from core.money import format_money, format_plain
 from invoices.models import DeliveryStatus, Document, DocumentDelivery, DocumentStatus
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
+from invoices.selectors import document_taxes
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,22 @@ def document_email_subject(document: Document) -> str:
     return f"{kind} {document.number} from {settings.BILLING_ISSUER.splitlines()[0]}"
 
 
+def _tax_lines(document: Document) -> list[str]:
+    """The subtotal and each tax line with its rate, as the document shows
+    them (a credit memo's as credits); none for a document without tax."""
+    taxes = document_taxes(document)
+    if not taxes:
+        return []
+    return [
+        f"Subtotal: {format_money(document.shown_subtotal, document.currency)}",
+        *(
+            f"{tax.name} ({tax.code}, {format_plain(tax.rate)}%): "
+            f"{format_money(tax.shown, document.currency)}"
+            for tax in taxes
+        ),
+    ]
+
+
 def _body(document: Document) -> str:
     amount = format_money(document.amount, document.currency)
     if document.is_invoice:
@@ -54,6 +71,7 @@ def _body(document: Document) -> str:
             f"Please find attached invoice {document.number} dated "
             f"{document.invoice_date.isoformat()}.",
             "",
+            *_tax_lines(document),
             f"Amount: {amount}",
             f"Due date: {document.due_date.isoformat()}",
         ]
@@ -62,6 +80,7 @@ def _body(document: Document) -> str:
             f"Please find attached credit memo {document.number} dated "
             f"{document.invoice_date.isoformat()}.",
             "",
+            *_tax_lines(document),
             f"Credit: {amount}",
         ]
     lines += ["", f"Account {document.account.number}, {document.account.name}"]

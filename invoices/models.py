@@ -8,7 +8,7 @@ from django.urls import reverse
 from core.deliveries import DeliveryStatus
 from core.fields import ExactDecimalField
 from core.uploads import FileUpload, FileUploadPart, upload_status_constraint
-from customers.models import MONEY, USAGE_QUANTITY, Account, Charge, Subscription
+from customers.models import MONEY, TAX_RATE, USAGE_QUANTITY, Account, Charge, Subscription
 
 
 class TenantSettings(models.Model):
@@ -187,6 +187,12 @@ class Document(models.Model):
             and self.balance == Decimal("0")
             and self.amount > 0
         )
+
+    @property
+    def shown_subtotal(self):
+        """The subtotal as the document shows it: a credit memo's as a
+        positive credit, as its total."""
+        return self.subtotal if self.is_invoice else -self.subtotal
 
     @property
     def display_status(self):
@@ -394,10 +400,6 @@ class DocumentItem(models.Model):
             end=self.service_end,
             amount=self.amount,
         )
-
-
-# A tax rate: percent, 0 to 100, at most 4 places (customers.TaxRate).
-TAX_RATE = {"max_digits": 7, "decimal_places": 4}
 
 
 class DocumentTax(models.Model):

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from invoices.models import Document, DocumentStatus
-from invoices.selectors import document_items
+from invoices.selectors import document_items, document_taxes
 
 # A Draft or Canceled document's PDF carries its status across every page and
 # in its footer: a PDF travels alone, without the page's status badge.
@@ -43,6 +43,7 @@ def document_pdf_html(document: Document) -> str:
         {
             "document": document,
             "items": document_items(document),
+            "taxes": document_taxes(document),
             "issuer": settings.BILLING_ISSUER,
             "mark": PDF_MARKS.get(document.status, ""),
         },

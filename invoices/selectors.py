@@ -57,6 +57,17 @@ def document_items(document):
     return document.items.select_related("subscription", "charge")
 
 
+def document_taxes(document):
+    """``document``'s tax lines in the order of its account's tax codes, each
+    with ``shown``: the amount as the document shows it, the credit memo's
+    negative tax as a positive credit (as its total). One query."""
+    sign = 1 if document.is_invoice else -1
+    lines = list(document.taxes.order_by("position"))
+    for line in lines:
+        line.shown = sign * line.amount
+    return lines
+
+
 def documents_items(document_ids):
     """The items of the documents ``document_ids`` (a page of a run's tab),
     as {document id: [item values]} in item order: one query, only the

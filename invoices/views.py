@@ -15,7 +15,7 @@ from invoices.filters import DocumentFilter, UsageRecordFilter
 from invoices.forms import CreditMemoApplyForm, PaymentForm
 from invoices.models import Document, DocumentStatus, TenantSettings, UsageUpload
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
-from invoices.selectors import document_items, document_payments, usage_records
+from invoices.selectors import document_items, document_payments, document_taxes, usage_records
 from invoices.services import (
     DocumentActionRefused,
     document_post,
@@ -76,6 +76,7 @@ class DocumentDetailView(PermissionRequiredMixin, DetailView):
             apply_form=apply_form,
             apply_needs_advanced_ar=may_apply and not advanced_ar,
             items=items,
+            taxes=document_taxes(document),
             payments_table=PaymentTable(payments),
             can_post=document.status == DocumentStatus.DRAFT
             and user.has_perm("invoices.post_document")

@@ -15,6 +15,7 @@ from billruns.models import (
     BillRun,
     BillRunChunk,
     BillRunFailure,
+    BillRunTaxRate,
     ChunkStatus,
     RunStatus,
 )
@@ -24,7 +25,7 @@ from billruns.services.counters import COUNTER_FIELDS, _refresh_counters
 from billruns.services.posting import _auto_post
 from billruns.signals import bill_run_completed, bill_run_failed
 from core import locks
-from customers.models import Account, Charge, Status
+from customers.models import Account, Charge, Status, TaxRate
 from invoices.models import Document, DocumentItem
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def bill_run_start(*, run_id, enqueue_chunks=True):
             run.save(update_fields=["status", "started_at", "heartbeat_at"])
             try:
                 with transaction.atomic():
+                    _snapshot_tax_rates(run)
                     pending = _write_chunks(run)
             except Exception as exc:
                 logger.exception("bill run %s: selection failed", run.number)
@@ -92,6 +94,17 @@ def bill_run_start(*, run_id, enqueue_chunks=True):
             if not pending:
                 transaction.on_commit(lambda: bill_run_finish_if_done(run_id=run_id))
     return pending
+
+
+def _snapshot_tax_rates(run):
+    """The tenant's tax rates as they are now, kept on the run
+    (``BillRunTaxRate``): every chunk computes its tax lines with them, so a
+    rate changed while the run is Processing, or later, never alters it
+    (BILLING_RULES.md, Taxes)."""
+    BillRunTaxRate.objects.bulk_create(
+        BillRunTaxRate(bill_run=run, code=code, name=name, rate=rate)
+        for code, name, rate in TaxRate.objects.values_list("code", "name", "rate")
+    )
 
 
 def _write_chunks(run):
