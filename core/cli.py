@@ -52,6 +52,21 @@ def whole_number(low: int, high: int, what: str):
     return parse
 
 
+def checked(parse, metavar: str | None = None):
+    """An argument type from a function that returns the value of a text or
+    raises ValueError saying why it is none (a tax rate's code or rate): the
+    reason becomes argparse's "argument RATE: <reason>", exit 2."""
+
+    def parse_argument(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse_argument.__name__ = metavar or parse.__name__
+    return parse_argument
+
+
 class ReaderMayLeave:
     """A command's standard output whose reader may stop reading: a write
     or flush after that is dropped instead of raising BrokenPipeError, and

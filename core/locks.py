@@ -17,7 +17,7 @@ instead of deadlocking:
    import; their charges are written (so locked) only after the accounts;
 6. documents, in id order: posting, payments, credit applications, emailing;
 7. rows locked alone, by a transaction that locks nothing else: a run
-   email's delivery, the tenant settings.
+   email's delivery, the tenant settings, a tax rate (its change).
 
 One exception, safe by construction: a chunk's last statement adds its
 accounts to its run's counter, which locks the run's row after the chunk's
@@ -49,6 +49,7 @@ LOCK_ORDER = (
     "invoices.Document",
     "notifications.EmailDelivery",
     "invoices.TenantSettings",
+    "customers.TaxRate",
 )
 
 

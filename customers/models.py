@@ -1,3 +1,4 @@
+import re
 import unicodedata
 from decimal import Decimal
 
@@ -367,12 +368,53 @@ class Charge(models.Model):
 
 # A tax rate is a percentage: 0 to 100, at most 4 places (7.25, 0.8625).
 TAX_RATE = {"max_digits": 7, "decimal_places": 4}
+TAX_RATE_PLACES = TAX_RATE["decimal_places"]
+TAX_RATE_MAX = Decimal(100)
 TAX_CODE_MAX_LENGTH = 20
 TAX_CODE_PATTERN = r"^[A-Z0-9_-]{1,20}$"
+TAX_CODE_RE = re.compile(TAX_CODE_PATTERN)
+# How a rate is written (the command, the admin): a plain decimal, no
+# exponent; its sign, places and range are tax_rate_problem's to judge.
+TAX_RATE_TEXT_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 validate_tax_code = RegexValidator(
     TAX_CODE_PATTERN,
     "A tax code is 1 to 20 characters: capital letters A-Z, digits, _ and -.",
 )
+
+
+def tax_code_problem(value) -> str | None:
+    """Why ``value`` cannot be a tax code, or None."""
+    if not isinstance(value, str) or not TAX_CODE_RE.fullmatch(value):
+        shown = repr(value[:40]) if isinstance(value, str) else type(value).__name__
+        return f"must be 1 to 20 characters of A-Z, 0-9, _ and - (such as VAT20), not {shown}"
+    return None
+
+
+def tax_rate_problem(rate: Decimal) -> str | None:
+    """Why ``rate`` (a Decimal) cannot be a tax rate, or None: a percent from
+    0 to 100 with at most 4 decimal places, as written (20.00000 is refused
+    rather than rounded)."""
+    if not isinstance(rate, Decimal) or not rate.is_finite():
+        return f"must be a percent such as 7.25, not {rate!r}"
+    if not 0 <= rate <= TAX_RATE_MAX:
+        return f"must be a percent from 0 to 100, not {rate}"
+    if rate.as_tuple().exponent < -TAX_RATE_PLACES:
+        return f"has at most {TAX_RATE_PLACES} decimal places, not {rate}"
+    return None
+
+
+def tax_rate_parse(text: str) -> Decimal:
+    """The rate ``text`` writes (``"7.25"``, surrounding spaces dropped), or
+    ValueError saying why it is not one."""
+    written = text.strip() if isinstance(text, str) else text
+    if not isinstance(written, str) or not TAX_RATE_TEXT_RE.fullmatch(written):
+        shown = repr(written[:40]) if isinstance(written, str) else type(written).__name__
+        raise ValueError(f"must be a percent written as a plain decimal such as 7.25, not {shown}")
+    rate = Decimal(written)  # the pattern admits only plain decimals
+    problem = tax_rate_problem(rate)
+    if problem:
+        raise ValueError(problem)
+    return rate
 
 
 class TaxRate(models.Model):

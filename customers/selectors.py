@@ -7,7 +7,14 @@ from decimal import Decimal
 from django.db import connection
 
 from core.fields import SUM_SPLIT
-from customers.models import USAGE_QUANTITY, Charge, Pricing, PricingTier, UsageRecord
+from customers.models import (
+    USAGE_QUANTITY,
+    AccountTaxCode,
+    Charge,
+    Pricing,
+    PricingTier,
+    UsageRecord,
+)
 from customers.pricing import Tier
 
 Piece = tuple[int, datetime.date, datetime.date]
@@ -109,3 +116,18 @@ def account_has_billed_charges(account_id: int) -> bool:
     return Charge.objects.filter(
         subscription__account_id=account_id, charged_through_date__isnull=False
     ).exists()
+
+
+def account_tax_codes(account_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The tax codes of each account of ``account_ids``, in their order (the
+    order of the import's ``tax_codes``, which the documents' tax lines
+    follow), in one query; an account without codes is absent."""
+    codes: dict[int, list[str]] = {}
+    rows = (
+        AccountTaxCode.objects.filter(account_id__anyof=list(account_ids))
+        .order_by("account_id", "position")
+        .values_list("account_id", "tax_rate__code")
+    )
+    for account_id, code in rows:
+        codes.setdefault(account_id, []).append(code)
+    return codes

@@ -1,12 +1,25 @@
-"""Writes on accounts from the pages, and pricings (the import is customers/importer/)."""
+"""Writes on accounts from the pages, pricings and tax rates (the import is
+customers/importer/)."""
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from customers.models import Account, Pricing, PricingTier
+from core import locks
+from core.users import acting_user
+from customers.models import (
+    Account,
+    Pricing,
+    PricingTier,
+    TaxRate,
+    TaxRateChange,
+    tax_code_problem,
+    tax_rate_parse,
+    tax_rate_problem,
+)
 from customers.pricing import Tier, pricing_problems, tier_bounds
 
 # The column's length (EmailField's default), checked before the database would.
@@ -92,3 +105,98 @@ def pricing_tiers_write(*, pricing: Pricing, tiers: Sequence[Tier]) -> None:
         )
         for tier, (lower, _) in zip(tiers, tier_bounds(tiers), strict=True)
     )
+
+
+# --- tax rates (issue 15) ----------------------------------------------------------
+
+
+class TaxRateRefused(Exception):
+    """The code, rate or name given cannot make a tax rate; nothing changed."""
+
+
+TAX_NAME_MAX_LENGTH = TaxRate._meta.get_field("name").max_length
+
+
+def tax_name_problem(name) -> str | None:
+    """Why ``name`` cannot be a tax rate's name, or None."""
+    if not isinstance(name, str) or not name.strip():
+        return "must not be empty"
+    if len(name.strip()) > TAX_NAME_MAX_LENGTH:
+        return f"must be at most {TAX_NAME_MAX_LENGTH} characters long"
+    if "\x00" in name:
+        return "must not contain NUL characters"
+    return None
+
+
+def _rate_value(rate) -> Decimal:
+    if isinstance(rate, str):
+        try:
+            return tax_rate_parse(rate)
+        except ValueError as exc:
+            raise TaxRateRefused(f"rate: {exc}") from None
+    if isinstance(rate, int) and not isinstance(rate, bool):
+        rate = Decimal(rate)
+    problem = tax_rate_problem(rate)
+    if problem:
+        raise TaxRateRefused(f"rate: {problem}")
+    return rate
+
+
+def tax_rate_set(code: str, rate, *, name: str | None = None, user=None) -> TaxRate:
+    """Creates the tax rate ``code`` (its name ``name``, or its code when
+    none is given) or changes its rate and, when given, its name; returns it.
+
+    ``rate`` is a percent from 0 to 100 with at most 4 places, a Decimal or
+    the text of one (``"7.25"``); anything else, a bad code or name is
+    refused (TaxRateRefused) and nothing is written. Every creation and
+    every change is recorded (``TaxRateChange``: who, when, the name and
+    rate before and after); setting what a rate already is changes and
+    records nothing. The rate's row is locked for the change (core.locks:
+    a row locked alone), so two changes at once are recorded one after the
+    other, each with the values the other left. A run uses the rates as it
+    finds them when it starts generating (BILLING_RULES.md, Taxes)."""
+    problem = tax_code_problem(code)
+    if problem:
+        raise TaxRateRefused(f"code: {problem}")
+    rate = _rate_value(rate)
+    if name is not None:
+        problem = tax_name_problem(name)
+        if problem:
+            raise TaxRateRefused(f"name: {problem}")
+        name = name.strip()
+    user = acting_user(user)
+    with transaction.atomic():
+        current = locks.locked(TaxRate.objects.filter(code=code)).first()
+        if current is None:
+            try:
+                with transaction.atomic():
+                    created = TaxRate.objects.create(code=code, name=name or code, rate=rate)
+                    TaxRateChange.objects.create(
+                        tax_rate=created,
+                        changed_by=user,
+                        changed_at=created.updated_at,
+                        new_name=created.name,
+                        new_rate=rate,
+                    )
+                return created
+            except IntegrityError:
+                # Created meanwhile by another transaction: change it instead.
+                current = locks.locked(TaxRate.objects.filter(code=code)).get()
+        new_name = current.name if name is None else name
+        if new_name == current.name and rate == current.rate:
+            return current
+        change = TaxRateChange(
+            tax_rate=current,
+            changed_by=user,
+            old_name=current.name,
+            new_name=new_name,
+            old_rate=current.rate,
+            new_rate=rate,
+        )
+        current.name = new_name
+        current.rate = rate
+        current.save(update_fields=["name", "rate", "updated_at"])
+        change.changed_at = current.updated_at
+        change.save()
+    current.refresh_from_db()
+    return current
