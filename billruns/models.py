@@ -122,6 +122,9 @@ class BillRun(models.Model):
     invoices_count = models.PositiveIntegerField(default=0)
     credit_memos_count = models.PositiveIntegerField(default=0)
     totals = models.JSONField(default=dict, blank=True)
+    # The part of ``totals`` that is tax, per currency, counted the same way
+    # (invoices' tax lines less credit memos' credits of tax): {"USD": "12.34"}.
+    tax_totals = models.JSONField(default=dict, blank=True)
     has_errors = models.BooleanField(default=False)
     error_message = models.TextField(blank=True)
     last_post_error = models.TextField(blank=True)

@@ -32,6 +32,20 @@ def totals_lines(totals, *, currency_first=True):
     return lines if currency_first else [(amount, currency) for currency, amount in lines]
 
 
+def totals_with_tax(totals, tax_totals):
+    """A run's totals as (currency, total, tax) triples sorted by currency,
+    money written as pages write it; tax is "" in a currency without any tax
+    line (``BillRun.tax_totals``)."""
+    return [
+        (
+            currency,
+            amount,
+            format_money(Decimal(tax_totals[currency])) if currency in tax_totals else "",
+        )
+        for currency, amount in totals_lines(totals)
+    ]
+
+
 def run_owner(record):
     """Who a run belongs to: its schedule's name, else its creator."""
     if record.schedule_id:

@@ -33,7 +33,7 @@ from billruns.tables import (
     FailureTable,
     ReviewTable,
     RunDocumentsTable,
-    totals_lines,
+    totals_with_tax,
 )
 from core.exports import BoundedExportMixin
 from invoices.models import DocumentStatus, DocumentType
@@ -218,7 +218,7 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
             else "",
             tabs=TABS.values(),
             active_tab=self.tab,
-            totals=totals_lines(run.totals),
+            totals=totals_with_tax(run.totals, run.tax_totals),
             events=events,
             retries=run.retries.only("number", "status"),
             in_progress=in_progress,

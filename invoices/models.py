@@ -195,6 +195,12 @@ class Document(models.Model):
         return self.subtotal if self.is_invoice else -self.subtotal
 
     @property
+    def shown_tax(self):
+        """The sum of the tax lines as the document shows them (a credit
+        memo's as a credit): the total less the subtotal, no query."""
+        return self.amount - self.shown_subtotal
+
+    @property
     def display_status(self):
         return "Paid" if self.is_paid else self.status
 

@@ -59,6 +59,11 @@ class DocumentTable(BaseTable):
     invoice_date = tables.DateColumn(format="Y-m-d", verbose_name="Date", attrs=PHONE_HIDDEN)
     due_date = tables.DateColumn(format="Y-m-d", verbose_name="Due date", attrs=PHONE_HIDDEN)
     currency = tables.Column(attrs=PHONE_HIDDEN)
+    # Taxes (issue 15): the subtotal and the sum of the tax lines, as the
+    # document shows them (a credit memo's as a credit); the amount is the
+    # total, subtotal plus tax.
+    subtotal = MoneyColumn(accessor="shown_subtotal", phone_hidden=True, orderable=False)
+    tax = MoneyColumn(accessor="shown_tax", phone_hidden=True, orderable=False)
     amount = MoneyColumn()
     balance = MoneyColumn(phone_hidden=True)
     status = tables.Column()
@@ -75,6 +80,8 @@ class DocumentTable(BaseTable):
             "invoice_date",
             "due_date",
             "currency",
+            "subtotal",
+            "tax",
             "amount",
             "balance",
             "status",

@@ -38,7 +38,11 @@ def run_email_context(run: BillRun, outcome: str) -> dict:
         "run": run,
         "outcome": Outcome(outcome),
         "outcome_label": Outcome(outcome).label,
-        "totals": sorted(run.totals.items()),
+        # (currency, total, the tax in it or None): BillRun.tax_totals.
+        "totals": [
+            (currency, amount, run.tax_totals.get(currency))
+            for currency, amount in sorted(run.totals.items())
+        ],
         "failures": shown,
         "more_failures": failures_total - len(shown),
         "run_url": run_absolute_url(run),

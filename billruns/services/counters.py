@@ -8,7 +8,7 @@ from django.db.models import Count
 
 from billruns.models import BillRunFailure
 from core.fields import ExactSum
-from invoices.models import Document, DocumentStatus, DocumentType
+from invoices.models import Document, DocumentStatus, DocumentTax, DocumentType
 
 
 def _document_counters(run):
@@ -27,15 +27,38 @@ def _document_counters(run):
     return counts, {currency: f"{total:.2f}" for currency, total in sorted(totals.items())}
 
 
+def _tax_totals(run):
+    """Per currency, the tax in the run's totals: its documents' tax lines
+    (not canceled), signed as computed, which is how ``totals`` counts them
+    (an invoice's tax adds, a credit memo's, negative, takes off). One query;
+    a currency appears only when some document of it has a tax line."""
+    rows = (
+        DocumentTax.objects.filter(document__bill_run=run)
+        .exclude(document__status=DocumentStatus.CANCELED)
+        .values("document__currency")
+        .annotate(total=ExactSum("amount"))
+        .order_by("document__currency")
+    )
+    return {row["document__currency"]: f"{row['total']:.2f}" for row in rows}
+
+
 def _refresh_counters(run):
     counts, totals = _document_counters(run)
     run.invoices_count = counts[DocumentType.INVOICE]
     run.credit_memos_count = counts[DocumentType.CREDIT_MEMO]
     run.totals = totals
+    run.tax_totals = _tax_totals(run)
     run.accounts_failed = (
         BillRunFailure.objects.filter(bill_run=run).values("account_id").distinct().count()
     )
     run.has_errors = run.accounts_failed > 0
 
 
-COUNTER_FIELDS = ["invoices_count", "credit_memos_count", "totals", "accounts_failed", "has_errors"]
+COUNTER_FIELDS = [
+    "invoices_count",
+    "credit_memos_count",
+    "totals",
+    "tax_totals",
+    "accounts_failed",
+    "has_errors",
+]
