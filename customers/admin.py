@@ -15,12 +15,20 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin
 
-from core.admin import ProtectedDeleteMixin
+from core.admin import ProtectedDeleteMixin, ReadOnlyInline
 from core.locks import lock_one
-from customers.models import Account, Pricing, PricingTier, Subscription
+from customers.models import (
+    Account,
+    AccountTaxCode,
+    Pricing,
+    PricingTier,
+    Subscription,
+    TaxRate,
+    TaxRateChange,
+)
 from customers.pricing import Tier, pricing_problems
 from customers.selectors import account_has_billed_charges
-from customers.services import pricing_tiers_write
+from customers.services import pricing_tiers_write, tax_rate_set
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -50,6 +58,35 @@ class AccountForm(forms.ModelForm):
         return cleaned
 
 
+class AccountTaxCodeFormSet(forms.BaseInlineFormSet):
+    """The account's tax codes in their order: each code once, each position
+    once (the formset's unique checks); saved as a whole by AccountAdmin."""
+
+    def kept(self) -> list[TaxRate]:
+        """The tax rates kept, in the order of their positions."""
+        rows = [
+            (form.cleaned_data["position"], form.cleaned_data["tax_rate"])
+            for form in self.forms
+            if form.cleaned_data
+            and not form.cleaned_data.get("DELETE")
+            and form.cleaned_data.get("tax_rate") is not None
+        ]
+        return [tax_rate for _, tax_rate in sorted(rows, key=lambda row: row[0])]
+
+
+class AccountTaxCodeInline(admin.TabularInline):
+    """The account's tax codes: its documents' tax lines follow their order
+    (position 1 first)."""
+
+    model = AccountTaxCode
+    formset = AccountTaxCodeFormSet
+    fields = ["position", "tax_rate"]
+    ordering = ["position"]
+    extra = 1
+    verbose_name = "tax code"
+    verbose_name_plural = "tax codes (a run taxes the account's documents at these rates)"
+
+
 @admin.register(Account)
 class AccountAdmin(ProtectedDeleteMixin, admin.ModelAdmin):
     form = AccountForm
@@ -68,13 +105,35 @@ class AccountAdmin(ProtectedDeleteMixin, admin.ModelAdmin):
     search_fields = ["number", "name", "bill_to_email"]
     date_hierarchy = "created_at"
     show_full_result_count = False
-    inlines = [SubscriptionInline]
+    inlines = [AccountTaxCodeInline, SubscriptionInline]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and account_has_billed_charges(obj.pk):
             fields.append("bill_cycle_day")
         return fields
+
+    def save_formset(self, request, form, formset, change):
+        if not isinstance(formset, AccountTaxCodeFormSet):
+            return super().save_formset(request, form, formset, change)
+        # Rewritten as a whole, positions 1, 2, ... in the order given: a
+        # swap of two positions saved row by row would collide with the
+        # unique position. Under the account's lock (core.locks), as a run
+        # reads the account's codes after locking it.
+        account = form.instance
+        lock_one(Account, account.pk)
+        before = list(account.tax_codes.order_by("position").values_list("tax_rate_id", flat=True))
+        kept = formset.kept()
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        if [tax_rate.pk for tax_rate in kept] == before:
+            return None
+        formset.deleted_objects = list(account.tax_codes.all())
+        account.tax_codes.all().delete()
+        formset.new_objects = AccountTaxCode.objects.bulk_create(
+            AccountTaxCode(account=account, tax_rate=tax_rate, position=i)
+            for i, tax_rate in enumerate(kept, start=1)
+        )
+        return None
 
     @admin.display(description="Batch", ordering="batch")
     def batch_label(self, account):
@@ -150,3 +209,47 @@ class PricingAdmin(ProtectedDeleteMixin, admin.ModelAdmin):
                 # What formset.save() would have said, for the admin's history.
                 formset.new_objects = list(form.instance.tiers.all())
                 formset.changed_objects, formset.deleted_objects = [], []
+
+
+# --- Taxes (issue 15) ---------------------------------------------------------
+
+
+class TaxRateChangeInline(ReadOnlyInline):
+    """Every change of the rate, with who made it (read-only)."""
+
+    model = TaxRateChange
+    fields = ["changed_at", "changed_by", "old_name", "new_name", "old_rate", "new_rate"]
+    ordering = ["-changed_at", "-id"]
+    show_change_link = False
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(admin.ModelAdmin):
+    """Tax rates, created and changed through ``tax_rate_set``, which records
+    each change with the operator who made it. Never deleted: the history of
+    its changes keeps it (an account stops using a rate when its code is
+    taken off the account)."""
+
+    list_display = ["code", "name", "rate", "updated_at"]
+    search_fields = ["code", "name"]
+    fields = ["code", "name", "rate", "updated_at"]
+    readonly_fields = ["updated_at"]
+    inlines = [TaxRateChangeInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields.insert(0, "code")
+        return fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        saved = tax_rate_set(obj.code, obj.rate, name=obj.name, user=request.user)
+        obj.pk, obj.name, obj.rate, obj.updated_at = (
+            saved.pk,
+            saved.name,
+            saved.rate,
+            saved.updated_at,
+        )

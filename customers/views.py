@@ -63,6 +63,7 @@ class AccountDetailView(PermissionRequiredMixin, DetailView):
             contact_form = BillToContactForm(initial={"bill_to_email": account.bill_to_email})
         context.update(
             subscriptions=subscriptions,
+            tax_codes=account.tax_codes.select_related("tax_rate").order_by("position"),
             documents=documents,
             failures=failures,
             contact_form=contact_form,

@@ -213,6 +213,7 @@ class ChargeInline(PricingTiersMixin, admin.TabularInline):
         "period",
         "start_date",
         "end_date",
+        "taxable",
         "charged_through_date",
     ]
     # Bill runs advance the charged-through date and canceling a run rolls it
@@ -262,9 +263,10 @@ class ChargeAdmin(PricingTiersMixin, BilledReadOnlyMixin, admin.ModelAdmin):
         "period",
         "start_date",
         "end_date",
+        "taxable",
         "charged_through_date",
     ]
-    list_filter = ["charge_type", "period", "currency"]
+    list_filter = ["charge_type", "period", "currency", "taxable"]
     list_select_related = ["subscription__account", "pricing"]
     search_fields = ["number", "name", "subscription__number", "subscription__account__number"]
     autocomplete_fields = ["subscription"]
@@ -287,6 +289,7 @@ class ChargeAdmin(PricingTiersMixin, BilledReadOnlyMixin, admin.ModelAdmin):
         "period",
         "start_date",
         "end_date",
+        "taxable",
         "charged_through_date",
         "billing",
         "price_segments",

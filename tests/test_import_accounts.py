@@ -327,9 +327,10 @@ REFUSALS = [
     ((*ACCOUNT, "colour"), "red", "unknown field"),
     ((*SUB, "plan"), "gold", "unknown field"),
     ((*FEE, "quantity"), 2, "must be a decimal string"),
-    # Taxes come with their own issue: until then these are not fields.
-    ((*FEE, "taxable"), False, "unknown field"),
-    ((*ACCOUNT, "tax_codes"), ["VAT20"], "unknown field"),
+    ((*FEE, "taxable"), "false", "must be true or false, not a string"),
+    ((*FEE, "taxable"), 0, "must be true or false, not a number"),
+    ((*ACCOUNT, "tax_codes"), "VAT20", "must be an array of tax codes"),
+    ((*ACCOUNT, "tax_codes"), {"VAT20": 1}, "must be an array of tax codes"),
     ((*ACCOUNT, "bill_cycle_day"), True, "must be an integer, not a boolean"),
     ((*ACCOUNT, "bill_cycle_day"), "1", "must be an integer, not a string"),
     ((*ACCOUNT, "bill_cycle_day"), 1.0, "must be an integer, not a number"),

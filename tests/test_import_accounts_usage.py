@@ -2,7 +2,7 @@
 charge's number and quantity, and usage charges with their unit and pricing.
 
 The first release's fields are tests/test_import_accounts.py; taxes
-(``taxable``, ``tax_codes``) are not fields yet."""
+(``taxable``, ``tax_codes``) are tests/test_taxes.py's."""
 
 import copy
 import datetime
@@ -22,7 +22,6 @@ from tests.test_import_accounts import (
     changed,
     import_document,
     path_of,
-    run_import,
 )
 
 SECOND = Path(__file__).parent / "data" / "second"
@@ -439,8 +438,7 @@ REFUSALS = [
         "a per_unit pricing has one unit_price, not tiers",
     ),
     ((*STORAGE, P, "flat_fee"), "1.00", "unknown field"),
-    # Taxes come with their own issue: until then these are not fields.
-    ((*SEATS, "taxable"), False, "unknown field"),
+    ((*SEATS, "taxable"), "no", "must be true or false, not a string"),
 ]
 
 
@@ -571,13 +569,18 @@ def test_it_imports_the_second_release_books_less_their_taxes(tmp_path, book):
 
 
 @pytest.mark.django_db
-def test_the_second_release_books_with_taxes_are_refused_until_taxes_exist():
-    # when
-    code, _, err = run_import(SECOND / "second-handmade.book.json")
+def test_the_second_release_books_tax_codes_need_their_rates(tmp_path):
+    # given no tax rate at all
 
-    # then
+    # when the book is imported without its rates
+    document = json.loads((SECOND / "second-handmade.book.json").read_text())
+    document.pop("tax_rates")
+    code, _, err = import_document(tmp_path, document)
+
+    # then each code is refused where the file gives it, and nothing is imported
     assert code == 1
     assert err[:2] == [
-        "(top level).tax_rates: unknown field",
-        "accounts[2].tax_codes: unknown field",
+        "accounts[2].tax_codes[0]: no tax rate has the code VAT20 (tax_rate --list shows them)",
+        "accounts[3].tax_codes[0]: no tax rate has the code STATE (tax_rate --list shows them)",
     ]
+    assert stored_counts() == (0, 0, 0)

@@ -9,7 +9,16 @@ from django.core.management import call_command
 from django.db.models import F, Q
 
 from billruns.models import BillRunFailure
-from customers.models import Account, Charge, Pricing, Subscription, UsageRecord
+from customers.models import (
+    Account,
+    AccountTaxCode,
+    Charge,
+    Pricing,
+    Subscription,
+    TaxRate,
+    UsageRecord,
+)
+from customers.selectors import account_tax_codes
 from invoices.models import DocumentItem
 from tests.factories import AccountFactory
 from tools.seed_demo import USAGE_END, demo_document
@@ -213,3 +222,19 @@ def test_a_bill_run_over_the_demo_shows_quantities_and_rated_usage(seeded, super
         records = by_charge.get(item.charge_id, [])
         in_piece = [q for d, q in records if item.service_start <= d <= item.service_end]
         assert item.quantity == sum(in_piece, Decimal(0))
+
+
+def test_it_has_vat_stacked_us_rates_exempt_accounts_and_untaxed_fees(seeded):
+    rates = dict(TaxRate.objects.values_list("code", "rate"))
+    assert rates == {"VAT20": Decimal("20"), "US-CA": Decimal("7.25"), "US-SF": Decimal("0.8625")}
+    codes = account_tax_codes(Account.objects.values_list("id", flat=True))
+    assert ["VAT20"] in codes.values()
+    assert ["US-CA", "US-SF"] in codes.values()
+    assert Account.objects.exclude(id__in=codes).exists()
+    assert AccountTaxCode.objects.count() == sum(len(c) for c in codes.values())
+    fees = Charge.objects.filter(name="Setup fee")
+    assert fees.exists() and not fees.filter(taxable=True).exists()
+    taxed_plan_beside_untaxed_fee = Charge.objects.filter(
+        taxable=True, charge_type="recurring", subscription__charges__in=fees
+    )
+    assert taxed_plan_beside_untaxed_fee.exists()

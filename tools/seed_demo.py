@@ -25,8 +25,8 @@ from decimal import Decimal
 from django.db import connection, transaction
 
 from customers.importer import ImportRefused, accounts_import
-from customers.models import Account, Charge, ChargeType, Status
-from customers.services import PricingRefused
+from customers.models import Account, Charge, ChargeType, Status, TaxRate
+from customers.services import PricingRefused, tax_rate_set
 from invoices.usage import HEADER, UsageImportRefused, usage_import
 from tools.usage import API_CALLS_PRICING
 
@@ -113,6 +113,18 @@ STORAGE_READING_DAY = 15
 FAILING_EVERY = 50
 NO_EMAIL_SLOT = 4
 FOREIGN_CURRENCY_SLOT = 5
+# Taxes (BILLING_RULES.md, Taxes): a European VAT, and a US state and city
+# rate stacked on one account. Accounts in euros or pounds pay VAT, in US
+# dollars the state and city rates, in the other currencies nothing (as
+# does every EXEMPT_EVERY-th account: exempt); setup fees are not taxed.
+DEMO_TAX_RATES = [
+    ("VAT20", "20", "VAT 20 %"),
+    ("US-CA", "7.25", "California sales tax"),
+    ("US-SF", "0.8625", "San Francisco district tax"),
+]
+TAX_CODES = {"EUR": ["VAT20"], "GBP": ["VAT20"], "USD": ["US-CA", "US-SF"]}
+EXEMPT_EVERY = 10
+UNTAXED_CHARGES = frozenset({"Setup fee"})
 # pg_advisory_xact_lock key of the demo's seeding ("demo"): two at once take
 # turns, and the second finds the first one's accounts.
 PG_SEED_LOCK = 0x64656D6F
@@ -155,6 +167,7 @@ def seed_demo(*, accounts: int, seed: int) -> SeedSummary | None:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PG_SEED_LOCK])
         if Account.objects.exists():
             return None
+        _tax_rates()
         try:
             imported = accounts_import(document=demo_document(accounts=accounts, seed=seed))
             recorded = usage_import(stream=io.BytesIO(_usage_file(seed=seed).encode()))
@@ -180,7 +193,30 @@ def demo_document(*, accounts: int, seed: int) -> dict:
     subscriptions = (sub for account in document["accounts"] for sub in account["subscriptions"])
     for n, subscription in enumerate(subscriptions, start=1):
         subscription["number"] = f"S{n:08d}"
+    _taxes(document)
     return document
+
+
+def _tax_rates() -> None:
+    """The demo's tax rates, those not there yet (an operator's own rate of
+    the same code is left as it is)."""
+    existing = set(TaxRate.objects.values_list("code", flat=True))
+    for code, rate, name in DEMO_TAX_RATES:
+        if code not in existing:
+            tax_rate_set(code, rate, name=name)
+
+
+def _taxes(document: dict) -> None:
+    """Each account's tax codes by its currency, and setup fees untaxed;
+    drawn from no random number, so the rest of the demo stays as it was."""
+    for index, account in enumerate(document["accounts"]):
+        codes = TAX_CODES.get(account["currency"], [])
+        if codes and index % EXEMPT_EVERY != EXEMPT_EVERY - 1:
+            account["tax_codes"] = list(codes)
+        for subscription in account["subscriptions"]:
+            for charge in subscription["charges"]:
+                if charge["name"] in UNTAXED_CHARGES:
+                    charge["taxable"] = False
 
 
 def _money(rng: random.Random, low: int, high: int) -> Decimal:

@@ -252,6 +252,7 @@ def _add_charge(request: ChangeRequest, user) -> SubscriptionChange:
         "period": charge.period or None,
         "start_date": _date(charge.start_date),
         "end_date": _date(charge.end_date),
+        "taxable": charge.taxable,
     }
     if pricing is None:
         after.update(amount=_money(charge.amount), quantity=_decimal(charge.quantity))

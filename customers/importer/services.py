@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 
 from customers.importer.parsing import parse_import_json, read_import_file
-from customers.importer.validation import check_unique_numbers, document_rows
+from customers.importer.validation import check_tax_codes, check_unique_numbers, document_rows
 from customers.importer.values import ValueChecks
 from customers.importer.writing import (
     ACCOUNT_NUMBER_FORMAT,
@@ -66,11 +66,12 @@ def accounts_import(*, document: Any, consume: bool = False) -> ImportSummary:
             check_unique_numbers(problems, accounts, Account, "account")
             check_unique_numbers(problems, subscriptions, Subscription, "subscription")
             check_unique_numbers(problems, charges, Charge, "charge")
+            tax_rate_ids = check_tax_codes(problems, accounts)
             problems.raise_if_any()
             assign_numbers(accounts, Account, ACCOUNT_NUMBER_FORMAT)
             assign_numbers(subscriptions, Subscription, SUBSCRIPTION_NUMBER_FORMAT)
             assign_charge_numbers(charges)
-            insert_rows(accounts)
+            insert_rows(accounts, tax_rate_ids)
     return ImportSummary(len(accounts), len(subscriptions), len(charges))
 
 

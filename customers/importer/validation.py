@@ -18,7 +18,14 @@ from django.db import connection
 
 from customers.importer.problems import Problems
 from customers.importer.values import AMOUNT_LIMIT, ValueChecks, type_name
-from customers.models import BillingPeriod, ChargeType, PricingModel, Status
+from customers.models import (
+    BillingPeriod,
+    ChargeType,
+    PricingModel,
+    Status,
+    TaxRate,
+    tax_code_problem,
+)
 from customers.pricing import EXACT, PRICING_MODELS, ZERO, Tier, plain, pricing_problems
 
 ACCOUNT_FIELDS = frozenset(
@@ -32,10 +39,10 @@ ACCOUNT_FIELDS = frozenset(
         "payment_term_days",
         "status",
         "subscriptions",
+        "tax_codes",
     }
 )
 SUBSCRIPTION_FIELDS = frozenset({"number", "start_date", "status", "charges"})
-# ``taxable`` (and an account's ``tax_codes``) come with taxes.
 CHARGE_FIELDS = frozenset(
     {
         "number",
@@ -49,6 +56,7 @@ CHARGE_FIELDS = frozenset(
         "end_date",
         "unit",
         "pricing",
+        "taxable",
     }
 )
 PRICING_FIELDS = frozenset({"model", "unit_price", "tiers"})
@@ -73,6 +81,9 @@ class Row:
     path: str
     values: dict[str, Any]
     children: list["Row"] = field(default_factory=list)
+    # An account's tax codes, in the file's order (checked against the
+    # database with the numbers: check_tax_codes).
+    tax_codes: tuple[str, ...] = ()
 
 
 # (checks, the record's object, its path, its model values, its account's model values)
@@ -95,9 +106,46 @@ def _account_fields(check, obj, path, values, account):
     values["status"] = check.choice(obj, "status", path, choices=STATUSES, default=ACTIVE)
 
 
-# One rule for the fields that stand alone, in one call: this runs per
-# account of a 100,000-account file.
-ACCOUNT_RULES: tuple[Rule, ...] = (_account_fields,)
+def _account_tax_codes(check, obj, path, values, account):
+    """``tax_codes``: a list of distinct tax codes (each must name a rate:
+    ``check_tax_codes``); absent or null, none. Kept out of the account's
+    model values (``_account_row`` moves them to the row)."""
+    codes = obj.get("tax_codes")
+    values["tax_codes"] = ()
+    if codes is None:
+        return
+    where = f"{path}.tax_codes"
+    if not isinstance(codes, list):
+        check.problems.add(
+            where, f'must be an array of tax codes such as ["VAT20"], not {type_name(codes)}'
+        )
+        return
+    seen: dict[str, int] = {}
+    valid = True
+    for i, code in enumerate(codes):
+        if not isinstance(code, str):
+            check.problems.add(f"{where}[{i}]", f"must be a string, not {type_name(code)}")
+            valid = False
+            continue
+        problem = tax_code_problem(code)
+        if problem:
+            check.problems.add(f"{where}[{i}]", problem)
+            valid = False
+            continue
+        first = seen.setdefault(code, i)
+        if first != i:
+            check.problems.add(
+                f"{where}[{i}]",
+                f"tax code {code} appears more than once (first at {where}[{first}])",
+            )
+            valid = False
+    if valid:
+        values["tax_codes"] = tuple(codes)
+
+
+# The fields that stand alone in one call: this runs per account of a
+# 100,000-account file.
+ACCOUNT_RULES: tuple[Rule, ...] = (_account_fields, _account_tax_codes)
 
 
 # --- a subscription ----------------------------------------------------------------
@@ -282,12 +330,25 @@ def _tiers(check: ValueChecks, pricing: dict, where: str) -> tuple[Tier, ...]:
     return tuple(tiers)
 
 
+def _charge_taxable(check, obj, path, values, account):
+    """``taxable``: true or false; absent or null, true."""
+    taxable = obj.get("taxable")
+    if taxable is None:
+        values["taxable"] = True
+        return
+    if not isinstance(taxable, bool):
+        check.problems.add(f"{path}.taxable", f"must be true or false, not {type_name(taxable)}")
+        taxable = True
+    values["taxable"] = taxable
+
+
 CHARGE_RULES: tuple[Rule, ...] = (
     _charge_number,
     _charge_type_period_and_dates,
     _charge_currency,
     _charge_name,
     _charge_terms,
+    _charge_taxable,
 )
 
 
@@ -317,6 +378,7 @@ def _row(
 def _account_row(check: ValueChecks, obj: Any, path: str) -> Row | None:
     row = _row(check, obj, path, ACCOUNT_FIELDS, ACCOUNT_RULES, None)
     if row is not None:
+        row.tax_codes = row.values.pop("tax_codes")
         for i, sub in enumerate(check.array(obj, "subscriptions", path)):
             sub_path = f"{path}.subscriptions[{i}]"
             row.children.append(_subscription_row(check, sub, sub_path, row.values))
@@ -447,3 +509,23 @@ def check_unique_numbers(problems: Problems, rows: list[Row], model, noun: str) 
                 "already exists (numbers must differ in more than case)"
             )
         problems.add(f"{row.path}.number", message)
+
+
+# --- across records: tax codes -----------------------------------------------------
+
+
+def check_tax_codes(problems: Problems, accounts: list[Row]) -> dict[str, int]:
+    """Report the accounts' tax codes that name no tax rate, at their paths;
+    return the id of each code that does (one query for the whole file)."""
+    wanted = {code for row in accounts for code in row.tax_codes}
+    if not wanted:
+        return {}
+    ids = dict(TaxRate.objects.filter(code__in=sorted(wanted)).values_list("code", "id"))
+    for row in accounts:
+        for i, code in enumerate(row.tax_codes):
+            if code not in ids:
+                problems.add(
+                    f"{row.path}.tax_codes[{i}]",
+                    f"no tax rate has the code {code} (tax_rate --list shows them)",
+                )
+    return ids
