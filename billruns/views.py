@@ -36,7 +36,7 @@ from billruns.tables import (
     totals_lines,
 )
 from core.exports import BoundedExportMixin
-from invoices.models import DocumentStatus, DocumentType
+from invoices.models import Document, DocumentStatus, DocumentType
 
 RUNNING = {RunStatus.PENDING, RunStatus.PROCESSING}
 # Statuses a worker moves on by itself: the page keeps polling while in one.
@@ -166,7 +166,10 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
         if self.tab.key == "failures":
             return run.failures.select_related("account", "subscription")
         kind = DocumentType.CREDIT_MEMO if self.tab.key == "credit-memos" else DocumentType.INVOICE
-        return run.documents.filter(document_type=kind).select_related("account")
+        # (all_objects: a preview's tabs list its Preview documents)
+        return Document.all_objects.filter(bill_run=run, document_type=kind).select_related(
+            "account"
+        )
 
     def get_export_filename(self, export_format):
         return f"{self.object.number}-{self.tab.key}.{export_format}"

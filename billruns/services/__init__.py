@@ -11,6 +11,7 @@
 - ``retry``: ``bill_run_retry``;
 - ``sweeper``: ``bill_runs_sweep``, ``bill_runs_sweep_leases``;
 - ``email``: ``bill_run_email``;
+- ``previews``: ``previews_sweep`` (previews older than 7 days deleted);
 - ``common``: what they share (the refusal, the run's lock and transition,
   the queue, the announcement).
 
@@ -40,6 +41,7 @@ from billruns.services.execution import (
     bill_run_start,
 )
 from billruns.services.posting import bill_run_continue_posting, bill_run_post
+from billruns.services.previews import previews_sweep
 from billruns.services.retry import bill_run_retry
 from billruns.services.sweeper import bill_runs_sweep, bill_runs_sweep_leases
 
@@ -65,4 +67,5 @@ __all__ = [
     "bill_runs_sweep",
     "bill_runs_sweep_leases",
     "charge_types_to_exclude",
+    "previews_sweep",
 ]
