@@ -306,6 +306,11 @@ def review_state(run, against_number: str = "") -> ReviewState:
                 f"{against.number} is not earlier than {run.number}; "
                 "compared with the previous run."
             )
+        elif against.preview:
+            refused = (
+                f"{against.number} is a preview: only a real run can be compared; "
+                "compared with the previous run."
+            )
         elif against.status not in COMPARABLE:
             refused = (
                 f"{against.number} is {against.get_status_display()}: only a Completed or Posted "

@@ -151,12 +151,13 @@ class Document(models.Model):
         db_index=False,
     )
 
-    objects = RealDocumentManager()
     # Previews included: only for reads of one run's own documents.
     all_objects = models.Manager()
+    objects = RealDocumentManager()
 
     class Meta:
         ordering = ["-id"]
+        default_manager_name = "objects"
         base_manager_name = "all_objects"
         constraints = [
             models.UniqueConstraint(fields=["number"], name="document_number_unique"),
@@ -381,12 +382,13 @@ class DocumentItem(models.Model):
         db_index=False,
     )
 
-    objects = RealItemManager()
     # Previews included: only for reads of one run's own items.
     all_objects = models.Manager()
+    objects = RealItemManager()
 
     class Meta:
         ordering = ["id"]
+        default_manager_name = "objects"
         base_manager_name = "all_objects"
         constraints = [
             # No piece billed twice: among live items, one charge item per

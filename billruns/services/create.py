@@ -114,6 +114,7 @@ def bill_run_create(
     retry_of=None,
     request_key=None,
     preview=False,
+    preview_note="",
     enqueue=True,
 ) -> BillRun:
     """Create a Pending run and, unless ``enqueue`` is false, queue it.
@@ -242,7 +243,9 @@ def bill_run_create(
                 to_status=RunStatus.PENDING,
                 user=created_by,
                 at=run.created_at,
-                note="Retry of " + retry_of.number if retry_of else ("Preview" if preview else ""),
+                note="Retry of " + retry_of.number
+                if retry_of
+                else (preview_note or "Preview" if preview else ""),
             )
             if enqueue:
                 _enqueue("billruns.tasks.start_bill_run", run.pk)
@@ -254,3 +257,23 @@ def bill_run_create(
             return BillRun.objects.get(schedule=schedule, occurrence=occurrence)
         raise
     return run
+
+
+def bill_run_create_from_preview(*, preview, created_by, request_key=None) -> BillRun:
+    """The real run with the parameters of ``preview`` (its *Create this
+    run*): the same dates, selection and excluded charge types; created and
+    queued as ``bill_run_create`` does, and checked again (an account closed
+    since is refused). ``preview`` stays as it is."""
+    if not preview.preview:
+        raise BillRunActionRefused(f"{preview.number} is not a preview.")
+    return bill_run_create(
+        target_date=preview.target_date,
+        invoice_date=preview.invoice_date,
+        batches=preview.batches,
+        bill_cycle_days=preview.bill_cycle_days,
+        account=preview.account,
+        subscriptions=list(preview.subscriptions.order_by("id")),
+        exclude_charge_types=preview.exclude_charge_types,
+        created_by=created_by,
+        request_key=request_key,
+    )
