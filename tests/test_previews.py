@@ -298,6 +298,12 @@ def test_a_preview_is_out_of_every_list_total_and_check_of_real_documents(client
     export = client.get(reverse("invoices:list") + "?_export=csv")
     assert export.status_code == 200 and b"Preview" not in export.content
     assert not account.documents.exists()
+    # nor does an account's page list the preview's documents or failures
+    failing = BillRunFailure.objects.get(bill_run=preview).account
+    for shown in (account, failing):
+        url = reverse("customers:account_detail", args=[shown.number])
+        html = client.get(url).content.decode()
+        assert preview.number not in html
     # a later usage record in the previewed period is not late
     from invoices.usage import usage_record_billed_on
 
