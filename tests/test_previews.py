@@ -520,3 +520,51 @@ def test_a_schedules_page_previews_its_next_run(client, superuser):
     assert preview.schedule_id is None  # (not one of the schedule's runs)
     schedule.refresh_from_db()
     assert schedule.events.filter(kind="fired").count() == 0
+
+
+@pytest.mark.django_db
+def test_a_paused_schedule_has_no_next_run_to_preview(client, superuser):
+    from billruns import schedules
+
+    schedule = schedules.schedule_create(
+        owner=superuser, name="Monthly", repeats="monthly", day_of_month=1, start_date=FEB
+    )
+    schedules.schedule_pause(schedule=schedule, user=superuser)
+    client.force_login(superuser)
+    page = client.get(reverse("billruns:schedule_detail", args=[schedule.pk])).content.decode()
+    assert 'data-testid="preview-next-run"' not in page
+    response = client.post(reverse("billruns:schedule_preview", args=[schedule.pk]), follow=True)
+    assert "has no next run to preview: it is paused" in response.content.decode()
+    assert not BillRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_failing_preview_leaves_no_documents_and_a_real_run_is_no_preview(settings):
+    settings.BILLRUN_CHUNK_SIZE = 1  # (the run is still Processing after its first chunk)
+    book()
+    preview = services.bill_run_create(target_date=MAR, preview=True, enqueue=False)
+    for chunk_id in services.bill_run_start(run_id=preview.pk, enqueue_chunks=False):
+        services.bill_run_process_chunk(chunk_id=chunk_id)
+        break
+    assert Document.all_objects.filter(bill_run=preview).exists()
+    failed = services.bill_run_fail(run_id=preview.pk, message="stopped")
+    assert failed.status == RunStatus.ERROR and failed.invoices_count == 0
+    assert not Document.all_objects.filter(bill_run=preview).exists()
+    real = execute(MAR)
+    with pytest.raises(services.BillRunActionRefused, match="is not a preview"):
+        services.bill_run_create_from_preview(preview=real, created_by=None)
+
+
+@pytest.mark.django_db
+def test_list_and_show_mark_a_preview():
+    book()
+    preview = execute(MAR, preview=True)
+    execute(MAR)
+    out = io.StringIO()
+    call_command("billrun", "list", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert [line.endswith("(preview)") for line in lines] == [False, True]
+    out = io.StringIO()
+    call_command("billrun", "show", preview.number, "--documents", stdout=out)
+    assert "(preview)" in out.getvalue().splitlines()[0]
+    assert "(no number)" in out.getvalue()
