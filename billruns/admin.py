@@ -76,6 +76,7 @@ class BillRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "number",
         "status",
+        "preview",
         "has_errors",
         "target_date",
         "invoice_date",
@@ -88,14 +89,23 @@ class BillRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "credit_memos_count",
         "created_at",
     ]
-    list_filter = ["status", "has_errors", "auto_post"]
+    list_filter = ["status", "preview", "has_errors", "auto_post"]
     list_select_related = ["account", "schedule", "created_by"]
     search_fields = ["number", "account__number", "schedule__name"]
     date_hierarchy = "created_at"
     fieldsets = [
         (
             None,
-            {"fields": ["number", "status", "has_errors", "error_message", "last_post_error"]},
+            {
+                "fields": [
+                    "number",
+                    "status",
+                    "preview",
+                    "has_errors",
+                    "error_message",
+                    "last_post_error",
+                ]
+            },
         ),
         (
             "Selection",

@@ -11,9 +11,17 @@ Concurrency: the chunk locks its accounts (in id order, so two runs over
 overlapping accounts cannot deadlock) before it reads their charges, so a
 second run over the same accounts waits and then sees what the first billed.
 The partial unique index on items is the last line of defence.
+
+A preview (``run.preview``; INTERFACES.md, Previews) goes through the same
+chunks and the same reads and engine, and branches in two places only: it
+reads its accounts without locking them (a real run over the same accounts
+never waits for it), and ``_write_documents`` writes Preview documents
+(no number) and preview items, and moves no charged-through date nor marks
+any item reversed. Its items are out of the partial unique indexes.
 """
 
 import datetime
+import itertools
 import logging
 import re
 import uuid
@@ -260,7 +268,7 @@ def _accounts_in_other_runs(run, account_ids):
     write, so of two runs reaching one account, the second sees the first's
     documents. One indexed query, and none at all while no other run is
     Processing (the usual case)."""
-    others = BillRun.objects.filter(status=RunStatus.PROCESSING).exclude(pk=run.pk)
+    others = BillRun.objects.filter(status=RunStatus.PROCESSING, preview=False).exclude(pk=run.pk)
     if not others.exists():
         return {}
     return dict(
@@ -282,11 +290,12 @@ def _bill_accounts(run, account_ids, subscription_ids, advanced_ar, errors):
     # once they hold the lock. Rows come as named tuples: a chunk reads tens
     # of thousands of charges, and model instances would cost more than the
     # billing itself.
-    accounts = list(
-        locks.locked(
-            Account.objects.filter(id__anyof=account_ids, status=Status.ACTIVE)
-        ).values_list(*ACCOUNT_FIELDS, named=True)
-    )
+    selected = Account.objects.filter(id__anyof=account_ids, status=Status.ACTIVE)
+    if not run.preview:
+        # (A preview locks nothing: it reads what is committed, and writes
+        # nothing a real run reads.)
+        selected = locks.locked(selected)
+    accounts = list(selected.values_list(*ACCOUNT_FIELDS, named=True))
     if not accounts:
         return []
     subscriptions_by_account, charges_by_subscription = _billed_charges(accounts, subscription_ids)
@@ -579,12 +588,18 @@ def _usage(accounts, subscriptions_by_account, charges_by_subscription, run, exc
 
 def _write_documents(run, billed, advanced_ar):
     types = [result.document_type(advanced_ar_settlement=advanced_ar) for _, result in billed]
-    numbers = {
-        DocumentType.INVOICE: iter(sequences.allocate("INV", types.count(DocumentType.INVOICE))),
-        DocumentType.CREDIT_MEMO: iter(
-            sequences.allocate("CM", types.count(DocumentType.CREDIT_MEMO))
-        ),
-    }
+    if run.preview:  # no number taken: a preview's documents have none
+        numbers = dict.fromkeys(DocumentType, itertools.repeat(None))
+    else:
+        numbers = {
+            DocumentType.INVOICE: iter(
+                sequences.allocate("INV", types.count(DocumentType.INVOICE))
+            ),
+            DocumentType.CREDIT_MEMO: iter(
+                sequences.allocate("CM", types.count(DocumentType.CREDIT_MEMO))
+            ),
+        }
+    status = DocumentStatus.PREVIEW if run.preview else DocumentStatus.DRAFT
     now = timezone.now()
     documents = []
     for (account, result), document_type in zip(billed, types, strict=True):
@@ -602,6 +617,7 @@ def _write_documents(run, billed, advanced_ar):
                 "invoice_date": run.invoice_date,
                 "due_date": result.due_date,
                 "created_at": now,
+                "status": status,
             }
         )
     items = []
@@ -626,11 +642,14 @@ def _write_documents(run, billed, advanced_ar):
                     "kind": item.kind,
                     "adjusts_id": item.adjusts_id,
                     "pricing_id": item.pricing_id,
+                    "preview": run.preview,
                 }
             )
             if item.reverses_whole:
                 reversed_whole.append(item.adjusts_id)
         charged_through.update(result.charged_through)
+    if run.preview:
+        reversed_whole, charged_through = [], {}
     if reversed_whole:
         # Before the new items: a piece billed again from the same first day
         # as the item reversed whole needs that item out of the unique index.
@@ -640,7 +659,8 @@ def _write_documents(run, billed, advanced_ar):
     else:
         _insert_with_bulk_create(documents, items)
     _insert_taxes(documents, billed)
-    set_charged_through(sorted(charged_through.items()))
+    if charged_through:
+        set_charged_through(sorted(charged_through.items()))
 
 
 def _insert_taxes(documents, billed):

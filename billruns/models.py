@@ -58,6 +58,27 @@ ALLOWED_ACTIONS = {
     RunStatus.CANCELED: {Action.DELETE},
 }
 
+# The table for a preview run (INTERFACES.md, Previews; docs/billing-rules.md):
+# it runs through the same statuses to Completed (or Error), but it is never
+# posted, emailed (only a Posted run is) or retried; it may be deleted in any
+# status but Processing (a chunk is writing its documents), and canceling it
+# deletes it (bill_run_cancel). PostInProgress, Posted and CancelInProgress
+# are never entered.
+PREVIEW_ALLOWED_ACTIONS = {
+    RunStatus.PENDING: {Action.START, Action.CANCEL, Action.DELETE},
+    RunStatus.PROCESSING: {Action.FINISH, Action.FAIL},
+    RunStatus.COMPLETED: {Action.CANCEL, Action.DELETE},
+    RunStatus.ERROR: {Action.DELETE},
+    RunStatus.POST_IN_PROGRESS: set(),
+    RunStatus.POSTED: set(),
+    RunStatus.CANCEL_IN_PROGRESS: set(),
+    RunStatus.CANCELED: {Action.DELETE},
+}
+
+# How long a preview is kept: the task queue deletes older ones
+# (billruns.services.previews.previews_sweep, once an hour).
+PREVIEW_KEEP_DAYS = 7
+
 # Statuses in which one of the run's documents may be posted on its own (on
 # its page, in the admin): once the run is done generating and while it is
 # not being canceled. A run still Processing may yet end in Error, and a run
@@ -90,6 +111,11 @@ class BillRun(models.Model):
     # types): their pieces stay due for a later run. Sorted values of
     # customers.ChargeType; empty: every type.
     exclude_charge_types = models.JSONField(default=list, blank=True)
+    # A preview (INTERFACES.md, Previews): the same engine and chunks as the
+    # real run, but its documents are Preview ones (no numbers), it moves no
+    # charged-through date and holds no lock a real run waits for; it is
+    # never posted, emailed or retried (PREVIEW_ALLOWED_ACTIONS).
+    preview = models.BooleanField(default=False)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -171,6 +197,9 @@ class BillRun(models.Model):
             models.Index(fields=["status", "-id"], name="billrun_status"),
             models.Index(fields=["target_date"], name="billrun_target_date"),
             models.Index(fields=["created_at"], name="billrun_created_at"),
+            models.Index(
+                fields=["created_at"], condition=Q(preview=True), name="billrun_preview_created"
+            ),
         ]
         permissions = [
             ("post_billrun", "Can post bill runs"),
@@ -186,7 +215,8 @@ class BillRun(models.Model):
         return reverse("billruns:detail", args=[self.number])
 
     def allows(self, action):
-        return action in ALLOWED_ACTIONS[RunStatus(self.status)]
+        table = PREVIEW_ALLOWED_ACTIONS if self.preview else ALLOWED_ACTIONS
+        return action in table[RunStatus(self.status)]
 
     @property
     def exclude_charge_types_label(self):

@@ -48,14 +48,18 @@ PICKER_SIZE = 50
 def _accounts_touched(run):
     """Two subqueries: the accounts a run billed (a document not canceled)
     and those it failed."""
-    billed = Document.objects.filter(bill_run=run).exclude(status=DocumentStatus.CANCELED)
+    # all_objects: the Review tab of a preview reads its Preview documents
+    # (a preview is never the previous run of another: earlier_runs).
+    billed = Document.all_objects.filter(bill_run=run).exclude(status=DocumentStatus.CANCELED)
     failed = BillRunFailure.objects.filter(bill_run=run)
     return billed.values("account_id"), failed.values("account_id")
 
 
 def earlier_runs(run):
     """The runs that may be compared with ``run``, latest first."""
-    return BillRun.objects.filter(id__lt=run.id, status__in=COMPARABLE).order_by("-id")
+    return BillRun.objects.filter(id__lt=run.id, status__in=COMPARABLE, preview=False).order_by(
+        "-id"
+    )
 
 
 def previous_run(run):
@@ -300,6 +304,11 @@ def review_state(run, against_number: str = "") -> ReviewState:
         elif against.id >= run.id:
             refused = (
                 f"{against.number} is not earlier than {run.number}; "
+                "compared with the previous run."
+            )
+        elif against.preview:
+            refused = (
+                f"{against.number} is a preview: only a real run can be compared; "
                 "compared with the previous run."
             )
         elif against.status not in COMPARABLE:

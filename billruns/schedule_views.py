@@ -24,6 +24,7 @@ from django_tables2 import SingleTableView
 from billruns import schedules
 from billruns.models import BillRun, Schedule
 from billruns.schedule_forms import ScheduleForm
+from billruns.services import InvalidRunParameters
 from core.exports import BoundedExportMixin
 from core.tables import BaseTable
 
@@ -202,6 +203,8 @@ def schedule_detail_view(request, pk):
         "can_change": can_change,
         "can_pause": can_change and active,
         "can_resume": can_change and schedule.status == Schedule.Status.PAUSED,
+        "can_preview": bool(active and schedule.next_run_at)
+        and request.user.has_perm("billruns.add_billrun"),
     }
     return render(request, "schedules/schedule_detail.html", context)
 
@@ -283,3 +286,19 @@ def schedule_cancel_view(request, pk):
         ),
         done,
     )
+
+
+@require_POST
+@login_required
+@permission_required("billruns.add_billrun", raise_exception=True)
+def schedule_preview_view(request, pk):
+    """*Preview the next run*: a preview with the parameters the schedule's
+    next run will fire with, computed now; its page follows it."""
+    schedule = get_object_or_404(Schedule, pk=pk)
+    try:
+        run = schedules.schedule_preview_next_run(schedule=schedule, user=request.user)
+    except (schedules.ScheduleActionRefused, InvalidRunParameters) as refusal:
+        messages.error(request, str(refusal))
+        return redirect("billruns:schedule_detail", pk=schedule.pk)
+    messages.success(request, f"{run.number} previews the next run of {schedule.name}.")
+    return redirect("billruns:detail", number=run.number)

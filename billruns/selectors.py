@@ -83,8 +83,7 @@ def run_summary(run: BillRun, *, documents=False) -> dict:
         "retry_of": run.retry_of.number if run.retry_of_id else None,
         "auto_post": run.auto_post,
         "exclude_charge_types": sorted(run.exclude_charge_types),
-        # No run is a preview yet: issue 17 makes previews, and this key real.
-        "preview": False,
+        "preview": run.preview,
         "accounts_selected": run.accounts_selected,
         "accounts_processed": run.accounts_processed,
         "accounts_failed": run.accounts_failed,
@@ -105,10 +104,13 @@ def run_summary(run: BillRun, *, documents=False) -> dict:
     if run.last_post_error:
         summary["last_post_error"] = run.last_post_error
     if documents:
-        docs = list(Document.objects.filter(bill_run=run).select_related("account").order_by("id"))
+        # all_objects: a preview's show lists its Preview documents.
+        docs = list(
+            Document.all_objects.filter(bill_run=run).select_related("account").order_by("id")
+        )
         items_by_document = {}
         for item in (
-            DocumentItem.objects.filter(document__bill_run=run)
+            DocumentItem.all_objects.filter(document__bill_run=run)
             .select_related("subscription")
             .annotate(charge_number=F("charge__number"))
             .order_by("document_id", "id")
@@ -158,7 +160,7 @@ class DocumentCounts:
 def run_document_counts(run: BillRun) -> DocumentCounts:
     """One grouped count over the run's documents (index document_run_status)."""
     rows = (
-        Document.objects.filter(bill_run=run)
+        Document.all_objects.filter(bill_run=run)
         .values_list("document_type", "status")
         .annotate(n=Count("id"))
         .order_by()

@@ -19,8 +19,13 @@ listeners follow:
   ``notifications.receivers`` does.
 
 Every signal is sent with ``sender=BillRun`` and ``run``: the BillRun as it
-is after the change. Listeners must be idempotent: the sweeper may announce
-a run's end that a dead worker left unannounced.
+is after the change. A preview (``run.preview``) announces its completion,
+failure and end too (its owner's in-app notice); it is never posted, and
+canceling it deletes it without ``bill_run_canceled``. A listener that
+reaches outside (emails, webhooks) must skip a preview: previews send no
+email and no webhook (INTERFACES.md, Previews). Listeners must be
+idempotent: the sweeper may announce a run's end that a dead worker left
+unannounced.
 """
 
 from django.dispatch import Signal

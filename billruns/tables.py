@@ -70,14 +70,22 @@ def alert_icon():
     return get_template("includes/alert_icon.html").render()
 
 
-def status_html(run):
-    """The status badge, and the alert icon for a run with failures."""
+PREVIEW_BADGE = mark_safe(  # noqa: S308 (a constant)
+    '<span class="badge badge-preview" data-testid="preview-badge" '
+    'title="A preview: it consumed nothing and can be neither posted nor emailed">Preview</span>'
+)
+
+
+def status_html(run, *, preview_badge=True):
+    """The status badge, the preview badge of a preview (once per row or
+    page: ``preview_badge``), and the alert icon for a run with failures."""
     alert = alert_icon() if run.has_errors and run.status in ALERT_STATUSES else ""
     return format_html(
         '<span class="status-cell"><span class="badge badge-{}" data-testid="billrun-status">'
-        "{}</span>{}</span>",
+        "{}</span>{}{}</span>",
         run.status.lower(),
         run.get_status_display(),
+        PREVIEW_BADGE if run.preview and preview_badge else "",
         alert,
     )
 
@@ -277,7 +285,7 @@ class BillRunTable(PythonRowsMixin, BaseTable):
             DETAIL_ROW,
             pk=record.pk,
             colspan=self._colspan,
-            status=status_html(record),
+            status=status_html(record, preview_badge=False),
             selection=selection_html(record),
             target_date=record.target_date.isoformat(),
             invoice_date=record.invoice_date.isoformat(),
@@ -425,9 +433,11 @@ class RunDocumentsTable(PythonRowsMixin, RunDocumentTable):
         attrs={"th": {"class": "col-expand"}, "td": {"class": "col-expand"}},
     )
     # DocumentTable's links, with their URLs reversed once per page.
+    # A preview's documents have no number and no page of their own.
     number = tables.Column(
         linkify=lambda table, record: table.url_of("invoices:detail", record.number),
         attrs={"td": {"class": "nowrap"}},
+        default="Preview",
     )
     account = tables.Column(
         accessor="account__number",
@@ -456,7 +466,11 @@ class RunDocumentsTable(PythonRowsMixin, RunDocumentTable):
         return documents_items([record.pk for record in records])
 
     def render_expand(self, record):
-        return expand_button(f"document-items-{record.pk}", record.number, "document-expand")
+        return expand_button(
+            f"document-items-{record.pk}",
+            record.number or "the preview document",
+            "document-expand",
+        )
 
     def render_detail_row(self, record):
         """The hidden row after a document's row: its items."""

@@ -47,3 +47,7 @@ def sweep_bill_runs():
         lease_seconds=settings.BILLRUN_LEASE_SECONDS,
         pending_grace_seconds=PENDING_GRACE_SECONDS,
     )
+
+
+def sweep_previews():
+    services.previews_sweep()

@@ -17,12 +17,20 @@ from django_tables2.paginators import LazyPaginator
 from billruns import review, selectors
 from billruns.filters import BillRunFilter
 from billruns.forms import BillRunForm
-from billruns.models import Action, BillRun, ReviewFlag, ReviewLine, RunStatus
+from billruns.models import (
+    PREVIEW_KEEP_DAYS,
+    Action,
+    BillRun,
+    ReviewFlag,
+    ReviewLine,
+    RunStatus,
+)
 from billruns.services import (
     BillRunActionRefused,
     InvalidRunParameters,
     bill_run_cancel,
     bill_run_create,
+    bill_run_create_from_preview,
     bill_run_delete,
     bill_run_email,
     bill_run_post,
@@ -36,7 +44,7 @@ from billruns.tables import (
     totals_with_tax,
 )
 from core.exports import BoundedExportMixin
-from invoices.models import DocumentStatus, DocumentType
+from invoices.models import Document, DocumentStatus, DocumentType
 
 RUNNING = {RunStatus.PENDING, RunStatus.PROCESSING}
 # Statuses a worker moves on by itself: the page keeps polling while in one.
@@ -166,7 +174,10 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
         if self.tab.key == "failures":
             return run.failures.select_related("account", "subscription")
         kind = DocumentType.CREDIT_MEMO if self.tab.key == "credit-memos" else DocumentType.INVOICE
-        return run.documents.filter(document_type=kind).select_related("account")
+        # (all_objects: a preview's tabs list its Preview documents)
+        return Document.all_objects.filter(bill_run=run, document_type=kind).select_related(
+            "account"
+        )
 
     def get_export_filename(self, export_format):
         return f"{self.object.number}-{self.tab.key}.{export_format}"
@@ -194,7 +205,12 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
             selectors.run_post_preview(run, today=timezone.localdate()) if may_post else None
         )
         has_posted = counts.count(status=DocumentStatus.POSTED) > 0
-        may_cancel = run.allows(Action.CANCEL) and user.has_perm("billruns.cancel_billrun")
+        # A preview is deleted rather than canceled (canceling one deletes it).
+        may_cancel = (
+            not run.preview
+            and run.allows(Action.CANCEL)
+            and user.has_perm("billruns.cancel_billrun")
+        )
         emails = None
         requested_at = None
         if run.status == RunStatus.POSTED:
@@ -242,6 +258,9 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
             can_delete=run.allows(Action.DELETE) and user.has_perm("billruns.delete_billrun"),
             can_email=run.status == RunStatus.POSTED and user.has_perm("billruns.email_billrun"),
             resend_request=uuid.uuid4(),
+            can_create_run=run.preview and user.has_perm("billruns.add_billrun"),
+            preview_keep_days=PREVIEW_KEEP_DAYS,
+            create_request=uuid.uuid4(),
         )
         if self.tab.key == "review":
             context.update(self.review_context())
@@ -295,13 +314,22 @@ billrun_progress_view = require_GET(BillRunLiveView.as_view())
 @permission_required("billruns.add_billrun", raise_exception=True)
 def billrun_create_view(request):
     form = BillRunForm(request.POST or None)
+    # The form's second button, Preview: the same parameters, as a preview.
+    preview = request.method == "POST" and "preview" in request.POST
     if request.method == "POST" and form.is_valid():
+        arguments = form.service_arguments()
+        if preview:
+            # A key of its own: the form's Back then Create makes the real run.
+            arguments["request_key"] = f"preview-{arguments['request_key']}"
         try:
-            run = bill_run_create(created_by=request.user, **form.service_arguments())
+            run = bill_run_create(created_by=request.user, preview=preview, **arguments)
         except InvalidRunParameters as invalid:
             form.add_service_errors(invalid.errors)
         else:
-            messages.success(request, f"{run.number} is created and queued.")
+            if preview:
+                messages.success(request, f"{run.number} previews this run; nothing is consumed.")
+            else:
+                messages.success(request, f"{run.number} is created and queued.")
             return redirect("billruns:detail", number=run.number)
     status = 400 if form.is_bound else 200
     return render(request, "billruns/billrun_form.html", {"form": form}, status=status)
@@ -336,11 +364,37 @@ def billrun_post_view(request, number):
 @login_required
 @permission_required("billruns.cancel_billrun", raise_exception=True)
 def billrun_cancel_view(request, number):
+    run = get_object_or_404(BillRun, number=number)
+    if run.preview:
+        # Canceling a preview deletes it: back to the list.
+        try:
+            bill_run_cancel(run=run, user=request.user, wait=False)
+        except BillRunActionRefused as refusal:
+            messages.error(request, str(refusal))
+            return redirect("billruns:detail", number=run.number)
+        messages.success(request, f"{run.number} is canceled and deleted (a preview).")
+        return redirect("billruns:list")
     return _run_action(
         request,
         number,
         lambda run: bill_run_cancel(run=run, user=request.user, wait=False),
         lambda run, result: f"{run.number} is being canceled.",
+    )
+
+
+@require_POST
+@login_required
+@permission_required("billruns.add_billrun", raise_exception=True)
+def billrun_create_from_preview_view(request, number):
+    """A preview's *Create this run*: the real run with its parameters."""
+    key = request.POST.get("request_key", "").strip()[:36] or None
+    return _run_action(
+        request,
+        number,
+        lambda run: bill_run_create_from_preview(
+            preview=run, created_by=request.user, request_key=key and f"from-preview-{key}"
+        ),
+        lambda run, result: f"{result.number} is created with the parameters of {run.number}.",
     )
 
 

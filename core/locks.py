@@ -53,6 +53,16 @@ LOCK_ORDER = (
 )
 
 
+# Rows of these tables are locked FOR NO KEY UPDATE (PostgreSQL), not FOR
+# UPDATE. The two conflict alike with each other and with every other lock of
+# the row (a chunk, a cancel's re-check, a usage import, an UPDATE), but NO
+# KEY UPDATE lets through the KEY SHARE lock a foreign key's check takes
+# when a row referring to the account is inserted: a preview run writing its
+# documents and failures for an account (billruns/generation.py), which
+# takes no account lock, then never makes a real run's chunk wait for it.
+NO_KEY_UPDATE = frozenset({"customers.Account"})
+
+
 def locked(queryset, *, skip_locked=False):
     """``queryset``, to be locked when it is evaluated: in id order, only the
     rows of its own table; with ``skip_locked``, rows another transaction
@@ -61,7 +71,9 @@ def locked(queryset, *, skip_locked=False):
     label = queryset.model._meta.label
     if label not in LOCK_ORDER:
         raise ValueError(f"{label} has no place in core.locks.LOCK_ORDER; give it one.")
-    return queryset.order_by("pk").select_for_update(of=("self",), skip_locked=skip_locked)
+    return queryset.order_by("pk").select_for_update(
+        of=("self",), skip_locked=skip_locked, no_key=label in NO_KEY_UPDATE
+    )
 
 
 def lock_one(model, pk):

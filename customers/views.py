@@ -55,9 +55,12 @@ class AccountDetailView(PermissionRequiredMixin, DetailView):
             Prefetch("charges", queryset=charges_shown()), "charges__pricing__tiers"
         )
         documents = account.documents.select_related("bill_run").order_by("-id")[:RECENT_ROWS]
-        failures = account.bill_run_failures.select_related("bill_run", "subscription").order_by(
-            "-id"
-        )[:RECENT_ROWS]
+        # (a preview's failures are no run's: left out, as its documents are)
+        failures = (
+            account.bill_run_failures.filter(bill_run__preview=False)
+            .select_related("bill_run", "subscription")
+            .order_by("-id")[:RECENT_ROWS]
+        )
         contact_form = kwargs.get("contact_form")
         if contact_form is None and self.request.user.has_perm("customers.change_account"):
             contact_form = BillToContactForm(initial={"bill_to_email": account.bill_to_email})

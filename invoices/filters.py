@@ -7,7 +7,11 @@ from customers.models import Account, UsageRecord
 from invoices.models import Document, DocumentStatus, DocumentType
 
 PAID = "Paid"
-STATUS_CHOICES = [*DocumentStatus.choices, (PAID, "Paid")]
+# (Preview is no status of a real document: previews are never listed.)
+STATUS_CHOICES = [
+    *((value, label) for value, label in DocumentStatus.choices if value != DocumentStatus.PREVIEW),
+    (PAID, "Paid"),
+]
 
 
 class DocumentFilter(django_filters.FilterSet):

@@ -70,6 +70,26 @@ class DocumentStatus(models.TextChoices):
     DRAFT = "Draft"
     POSTED = "Posted"
     CANCELED = "Canceled"
+    # A preview run's document (INTERFACES.md, Previews): no number, never
+    # posted, emailed or paid, and out of every list, total and export of
+    # real documents (RealDocumentManager).
+    PREVIEW = "Preview"
+
+
+class RealDocumentManager(models.Manager):
+    """The default manager: real documents only, previews left out.
+
+    A preview run's documents live in the same table (so that the engine
+    writes them with the same code, and the run's tabs and review read them
+    with the same queries), but nothing outside their own run may see them:
+    every list, export, total, admin page, account page and guard goes
+    through this manager (or through a related manager, which Django builds
+    from it: ``account.documents``), so new code excludes previews without
+    thinking of them. The few reads of one run's own documents, preview or
+    not, name ``Document.all_objects`` (docs/billing-rules.md, Previews)."""
+
+    def get_queryset(self):
+        return super().get_queryset().exclude(status=DocumentStatus.PREVIEW)
 
 
 class Document(models.Model):
@@ -80,7 +100,9 @@ class Document(models.Model):
     # Unique through the constraint below: a plain unique index, without the
     # second (LIKE) index PostgreSQL gets for unique=True, which every posting
     # would have to update too.
-    number = models.CharField(max_length=32)
+    # Null on a preview's document only (check document_number_unless_preview):
+    # a preview takes no number from the sequences.
+    number = models.CharField(max_length=32, null=True, blank=True)
     # Both foreign keys lead composite indexes below, which serve their joins
     # too; a separate index each would only slow down generating and posting.
     account = models.ForeignKey(
@@ -137,10 +159,21 @@ class Document(models.Model):
         db_index=False,
     )
 
+    # Previews included: only for reads of one run's own documents.
+    all_objects = models.Manager()
+    objects = RealDocumentManager()
+
     class Meta:
         ordering = ["-id"]
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
         constraints = [
             models.UniqueConstraint(fields=["number"], name="document_number_unique"),
+            models.CheckConstraint(
+                condition=Q(status=DocumentStatus.PREVIEW, number__isnull=True)
+                | (~Q(status=DocumentStatus.PREVIEW) & Q(number__isnull=False)),
+                name="document_number_unless_preview",
+            ),
             models.CheckConstraint(
                 condition=Q(document_type__in=DocumentType.values), name="document_type_valid"
             ),
@@ -170,10 +203,15 @@ class Document(models.Model):
         permissions = [("post_document", "Can post invoices and credit memos")]
 
     def __str__(self):
-        return self.number
+        return self.number or f"Preview {self.get_document_type_display().lower()} {self.pk}"
 
     def get_absolute_url(self):
-        return reverse("invoices:detail", args=[self.number])
+        # A preview's document has no page of its own (it has no number).
+        return reverse("invoices:detail", args=[self.number]) if self.number else ""
+
+    @property
+    def is_preview(self):
+        return self.status == DocumentStatus.PREVIEW
 
     @property
     def is_invoice(self):
@@ -205,12 +243,12 @@ class Document(models.Model):
         return "Paid" if self.is_paid else self.status
 
 
-class InvoiceManager(models.Manager):
+class InvoiceManager(RealDocumentManager):
     def get_queryset(self):
         return super().get_queryset().filter(document_type=DocumentType.INVOICE)
 
 
-class CreditMemoManager(models.Manager):
+class CreditMemoManager(RealDocumentManager):
     def get_queryset(self):
         return super().get_queryset().filter(document_type=DocumentType.CREDIT_MEMO)
 
@@ -262,6 +300,16 @@ def adjustment_description(*, charge_name: str, unit: str, start, end, amount) -
     if amount > 0:
         return f"Remaining time on {charge_name}, {period}"
     return f"Unused time on {charge_name}, {period}"
+
+
+class RealItemManager(models.Manager):
+    """The default manager of items: a preview's items left out (as
+    RealDocumentManager), so that a charge's items (``charge.items``), the
+    live items a run reads, the usage import's late check and the cancel
+    guard never see them."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(preview=False)
 
 
 class DocumentItem(models.Model):
@@ -321,6 +369,11 @@ class DocumentItem(models.Model):
         "canceling the document restores it.",
     )
     document_canceled = models.BooleanField(default=False)
+    # Mirrors the document's Preview status, as document_canceled mirrors
+    # Canceled: a preview's items stay out of both partial unique indexes
+    # below, so a preview never collides with (nor, on PostgreSQL, waits
+    # on or blocks) a real run's items for the same pieces.
+    preview = models.BooleanField(default=False)
     # Subscription changes (issue 14; BILLING_RULES.md, Subscription changes
     # and adjustments): a charge item bills one piece; an adjustment item
     # corrects one charge item (``adjusts``) from the day it went stale, its
@@ -349,21 +402,29 @@ class DocumentItem(models.Model):
         db_index=False,
     )
 
+    # Previews included: only for reads of one run's own items.
+    all_objects = models.Manager()
+    objects = RealItemManager()
+
     class Meta:
         ordering = ["id"]
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
         constraints = [
             # No piece billed twice: among live items, one charge item per
             # charge and service start that an adjustment has not reversed
             # whole; and each charge item corrected by at most one live
-            # adjustment.
+            # adjustment. A preview's items are not live.
             models.UniqueConstraint(
                 fields=["charge", "service_start"],
-                condition=Q(document_canceled=False, kind="charge", fully_reversed=False),
+                condition=Q(
+                    document_canceled=False, kind="charge", fully_reversed=False, preview=False
+                ),
                 name="one_live_charge_item_per_start",
             ),
             models.UniqueConstraint(
                 fields=["adjusts"],
-                condition=Q(document_canceled=False, adjusts__isnull=False),
+                condition=Q(document_canceled=False, adjusts__isnull=False, preview=False),
                 name="one_live_adjustment_per_item",
             ),
             models.CheckConstraint(

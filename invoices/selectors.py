@@ -74,7 +74,8 @@ def documents_items(document_ids):
     columns a row shows, the charge's number through a join."""
     by_document = {document_id: [] for document_id in document_ids}
     rows = (
-        DocumentItem.objects.filter(document_id__in=list(document_ids))
+        # all_objects: a preview run's tab shows its Preview documents' items.
+        DocumentItem.all_objects.filter(document_id__in=list(document_ids))
         .order_by("document_id", "id")
         .values(
             "document_id",

@@ -422,10 +422,12 @@ def _day(value) -> str:
 
 
 def _live(alias: str) -> str:
-    """``alias`` is an item on a document that is not canceled, written as
-    the partial indexes on items say it (SQLite uses a partial index only for
-    a condition it can match to the index's own)."""
-    return f"{alias}.document_canceled = {'false' if connection.vendor == 'postgresql' else '0'}"
+    """``alias`` is an item on a document that is not canceled, nor a
+    preview's (a preview bills nothing: usage in its periods is not late),
+    written as the partial indexes on items say it (SQLite uses a partial
+    index only for a condition it can match to the index's own)."""
+    false = "false" if connection.vendor == "postgresql" else "0"
+    return f"{alias}.document_canceled = {false} AND {alias}.preview = {false}"
 
 
 def _find_charges(cursor) -> None:

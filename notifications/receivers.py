@@ -13,6 +13,7 @@ logger = logging.getLogger(__name__)
 
 
 def on_bill_run_finished(sender, run, **kwargs):
+    # A preview's end too: its owner's in-app notice (no email: services).
     # A problem here must not undo the run's end (a finished run is finished
     # whatever happens to its email): the savepoint takes back this
     # listener's writes alone, and the problem is logged.
@@ -26,5 +27,5 @@ def on_bill_run_finished(sender, run, **kwargs):
 def on_bill_run_posted(sender, run, **kwargs):
     # A run created with auto-email emails its documents once posted
     # (BILLING_RULES.md); the emails go out after the posting commits.
-    if run.auto_email:
+    if run.auto_email and not run.preview:  # (a preview is never posted)
         documents.run_documents_email_after_commit(run_id=run.pk)

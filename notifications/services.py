@@ -62,7 +62,8 @@ def run_finished_notify(*, run_id) -> EmailDelivery | None:
     unique keys, and the send is queued only by the call that created the
     delivery (a lost queue message is the re-sender's job). A run without an
     owner (nobody created it) notifies nobody; an owner without an email
-    address gets the notice and a delivery recorded as skipped.
+    address gets the notice and a delivery recorded as skipped. A preview's
+    owner gets the notice only: no email, no delivery.
 
     Transaction: one, short, for both rows; the task is queued after commit.
     """
@@ -79,6 +80,9 @@ def run_finished_notify(*, run_id) -> EmailDelivery | None:
             # The review of a large run takes seconds: written by the queue
             # after the run's transaction commits, never inside it.
             transaction.on_commit(lambda: async_task(REVIEW_TASK, notice.pk, group="review_notice"))
+        if run.preview:
+            # A preview emails nobody (INTERFACES.md, Previews): the notice only.
+            return None
         address = (recipient.email or "").strip()
         delivery, created = EmailDelivery.objects.get_or_create(
             bill_run=run,

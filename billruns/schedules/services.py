@@ -242,6 +242,35 @@ def schedule_fire(*, schedule_id, now=None):
     return run
 
 
+def schedule_preview_next_run(*, schedule, user):
+    """A preview of the schedule's next run (INTERFACES.md, Previews): the
+    parameters it will fire with, computed now, as an ad hoc preview run
+    (its *Create this run* makes an ad hoc run; the schedule fires its own).
+    Refused (ScheduleActionRefused) when the schedule has no next run.
+    Changes nothing of the schedule and writes no history: a preview is no
+    occurrence."""
+    occurrence = schedule.next_run_at
+    if schedule.status != Schedule.Status.ACTIVE or occurrence is None:
+        why = (
+            "it makes no more runs"
+            if schedule.status == Schedule.Status.ACTIVE
+            else f"it is {schedule.get_status_display().lower()}"
+        )
+        raise ScheduleActionRefused(f"{schedule.name} has no next run to preview: {why}.")
+    on = run_date(schedule, occurrence)
+    return bill_run_create(
+        target_date=on + datetime.timedelta(days=schedule.target_date_offset_days),
+        invoice_date=on + datetime.timedelta(days=schedule.invoice_date_offset_days),
+        batches=schedule.batches,
+        bill_cycle_days=bill_cycle_days_for(schedule, on),
+        exclude_charge_types=schedule.exclude_charge_types,
+        created_by=user,
+        preview=True,
+        preview_note=f"Preview of the run of {schedule.name} at "
+        f"{occurrence_label(schedule, occurrence)}",
+    )
+
+
 def _create_run(schedule, occurrence):
     on = run_date(schedule, occurrence)
     try:

@@ -1,6 +1,7 @@
 """Everything that changes a bill run, one module per flow:
 
-- ``create``: a new Pending run (``bill_run_create``);
+- ``create``: a new Pending run (``bill_run_create``; a preview's real run:
+  ``bill_run_create_from_preview``);
 - ``execution``: start, chunks, finish, fail (``bill_run_start``,
   ``bill_run_process_chunk``, ``bill_run_finish_if_done``, ``bill_run_fail``,
   ``bill_run_execute``);
@@ -11,6 +12,7 @@
 - ``retry``: ``bill_run_retry``;
 - ``sweeper``: ``bill_runs_sweep``, ``bill_runs_sweep_leases``;
 - ``email``: ``bill_run_email``;
+- ``previews``: ``previews_sweep`` (previews older than 7 days deleted);
 - ``common``: what they share (the refusal, the run's lock and transition,
   the queue, the announcement).
 
@@ -28,6 +30,7 @@ from billruns.services.create import (
     CHARGE_TYPE_VALUES,
     InvalidRunParameters,
     bill_run_create,
+    bill_run_create_from_preview,
     charge_types_to_exclude,
 )
 from billruns.services.email import bill_run_email
@@ -40,6 +43,7 @@ from billruns.services.execution import (
     bill_run_start,
 )
 from billruns.services.posting import bill_run_continue_posting, bill_run_post
+from billruns.services.previews import previews_sweep
 from billruns.services.retry import bill_run_retry
 from billruns.services.sweeper import bill_runs_sweep, bill_runs_sweep_leases
 
@@ -53,6 +57,7 @@ __all__ = [
     "bill_run_continue_canceling",
     "bill_run_continue_posting",
     "bill_run_create",
+    "bill_run_create_from_preview",
     "bill_run_delete",
     "bill_run_email",
     "bill_run_execute",
@@ -65,4 +70,5 @@ __all__ = [
     "bill_runs_sweep",
     "bill_runs_sweep_leases",
     "charge_types_to_exclude",
+    "previews_sweep",
 ]

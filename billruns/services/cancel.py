@@ -52,9 +52,11 @@ def _cancel_blocker(run):
             "WHERE e.bill_run_id = %s AND j.document_canceled = %s GROUP BY j.charge_id) AS f "
             "ON f.charge_id = i.charge_id AND i.id > f.first_id "
             f"JOIN {documents} AS d ON d.id = i.document_id "
-            "WHERE i.document_canceled = %s AND (d.bill_run_id IS NULL OR d.bill_run_id <> %s) "
+            # (a preview's items bill nothing: never a reason to refuse)
+            "WHERE i.document_canceled = %s AND i.preview = %s "
+            "AND (d.bill_run_id IS NULL OR d.bill_run_id <> %s) "
             "ORDER BY i.document_id LIMIT 1",
-            [run.pk, False, False, run.pk],
+            [run.pk, False, False, False, run.pk],
         )
         row = cursor.fetchone()
     if row is not None:
@@ -75,11 +77,17 @@ def bill_run_cancel(*, run, user, wait=True) -> BillRun:
     documents become Canceled and the charged-through dates they advanced
     are rolled back, in one transaction under the run's lock, so two cancels
     racing roll back once. Canceled is announced (``bill_run_canceled``) in
-    the transaction that makes it so.
+    the transaction that makes it so. A preview (Pending or Completed) is
+    deleted instead, unannounced; the run returned is then no longer stored.
     """
     with transaction.atomic():
         locked = locks.lock_one(BillRun, run.pk)
         _require(locked, Action.CANCEL)
+        if locked.preview:
+            # Canceling a preview deletes it: it consumed nothing to give back.
+            _delete_preview(locked, user)
+            locked.status = RunStatus.CANCELED
+            return locked
         if locked.status == RunStatus.PENDING:
             locked.canceled_at = timezone.now()
             locked.canceled_by = acting_user(user)
@@ -150,7 +158,13 @@ def _continue_canceling(run_id, user):
 def _undo_generated(run, user):
     """Cancel the run's Draft documents and roll back exactly the
     charged-through dates they advanced. Runs inside the caller's
-    transaction, which holds the run's lock."""
+    transaction, which holds the run's lock. A preview that fails moved
+    nothing: its documents are deleted."""
+    if run.preview:
+        documents = Document.all_objects.filter(bill_run=run)
+        DocumentItem.all_objects.filter(document__in=documents).delete()
+        documents.delete()
+        return
     drafts = Document.objects.filter(bill_run=run, status=DocumentStatus.DRAFT)
     live_items = DocumentItem.objects.filter(document__in=drafts, document_canceled=False)
     _restore_charged_through(run)
@@ -194,13 +208,42 @@ def _restore_charged_through(run):
         )
 
 
+def _delete_preview(run, user):
+    """Delete a preview with its documents and items, in the caller's
+    transaction, which holds its lock. Nothing else refers to them: a
+    preview is never posted, paid, emailed or retried."""
+    logger.info("preview %s deleted by %s", run.number, user)
+    documents = Document.all_objects.filter(bill_run=run)
+    DocumentItem.all_objects.filter(document__in=documents).delete()
+    documents.delete()
+    run.delete()
+
+
+def _delete_stale_previews(run):
+    """Delete the previews whose adjustments correct items of ``run``, a
+    Canceled or Error run being deleted: those previews were computed over
+    items that no longer bill anything (and their items would PROTECT the
+    run's). Runs in the caller's transaction, which holds ``run``'s lock."""
+    stale = (
+        BillRun.objects.filter(preview=True, documents__items__adjusts__document__bill_run=run)
+        .distinct()
+        .order_by("id")
+    )
+    for preview in list(stale):
+        _delete_preview(preview, None)
+
+
 def bill_run_delete(*, run, user) -> None:
     """Remove a Canceled or Error run with its canceled documents. A run
     holding a document that is not Canceled is refused: a posted document is
-    never deleted."""
+    never deleted. A preview is deleted in any status but Processing, with
+    its Preview documents."""
     with transaction.atomic():
         locked = locks.lock_one(BillRun, run.pk)
         _require(locked, Action.DELETE)
+        if locked.preview:
+            _delete_preview(locked, user)
+            return
         kept = (
             Document.objects.filter(bill_run=locked)
             .exclude(status=DocumentStatus.CANCELED)
@@ -220,5 +263,6 @@ def bill_run_delete(*, run, user) -> None:
             )
         logger.info("bill run %s deleted by %s", locked.number, user)
         # Documents are PROTECT from their run: only these, all canceled, go.
+        _delete_stale_previews(locked)
         Document.objects.filter(bill_run=locked).delete()
         locked.delete()

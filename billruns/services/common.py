@@ -17,7 +17,14 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from billruns import leases
-from billruns.models import ALLOWED_ACTIONS, Action, BillRun, BillRunEvent, RunStatus
+from billruns.models import (
+    ALLOWED_ACTIONS,
+    PREVIEW_ALLOWED_ACTIONS,
+    Action,
+    BillRun,
+    BillRunEvent,
+    RunStatus,
+)
 from billruns.signals import bill_run_finished
 from core import locks
 from core.users import acting_user
@@ -40,13 +47,36 @@ def _record(run, to_status, user, note=""):
     run.status = to_status
 
 
-def _statuses_allowing(action):
-    return [status.label for status, actions in ALLOWED_ACTIONS.items() if action in actions]
+def _statuses_allowing(action, table=ALLOWED_ACTIONS):
+    return [status.label for status, actions in table.items() if action in actions]
+
+
+# What a preview never does, and what the clerk does instead.
+PREVIEW_REFUSALS = {
+    Action.POST: "posted",
+    Action.RETRY: "retried",
+}
+
+
+def preview_refusal(run, what):
+    """The refusal of ``what`` (posted, emailed, retried) for a preview."""
+    return (
+        f"{run.number} is a preview: a preview is never {what}. "
+        "Create this run to make the real one."
+    )
 
 
 def _require(run, action):
     if not run.allows(action):
-        allowed = " or ".join(_statuses_allowing(action))
+        if run.preview and action in PREVIEW_REFUSALS:
+            raise BillRunActionRefused(preview_refusal(run, PREVIEW_REFUSALS[action]))
+        table = PREVIEW_ALLOWED_ACTIONS if run.preview else ALLOWED_ACTIONS
+        allowed = " or ".join(_statuses_allowing(action, table))
+        if run.preview:
+            raise BillRunActionRefused(
+                f"{run.number} is a {RunStatus(run.status).label} preview: "
+                f"a preview can be {_past_tense(action)} only when it is {allowed}."
+            )
         raise BillRunActionRefused(
             f"{run.number} is {RunStatus(run.status).label}: "
             f"it can be {_past_tense(action)} only when it is {allowed}."

@@ -13,7 +13,8 @@ from invoices.models import Document, DocumentStatus, DocumentTax, DocumentType
 
 def _document_counters(run):
     rows = (
-        Document.objects.filter(bill_run=run)
+        # (all_objects: a preview's own documents count for it)
+        Document.all_objects.filter(bill_run=run)
         .exclude(status=DocumentStatus.CANCELED)
         .values("document_type", "currency")
         .annotate(count=Count("id"), total=ExactSum("amount"))

@@ -87,6 +87,15 @@ def charge_types_to_exclude(values) -> tuple[list[str], list[str]]:
     return sorted(types), problems
 
 
+# The options a preview refuses (it is never posted or emailed), with what
+# the refusal says a preview cannot do.
+PREVIEW_EXCLUDES = (
+    ("auto_post", "auto-post"),
+    ("auto_email", "auto-email"),
+    ("no_email_for_zero_amount", "skip emails for zero amounts"),
+)
+
+
 def bill_run_create(
     *,
     target_date,
@@ -104,6 +113,8 @@ def bill_run_create(
     occurrence=None,
     retry_of=None,
     request_key=None,
+    preview=False,
+    preview_note="",
     enqueue=True,
 ) -> BillRun:
     """Create a Pending run and, unless ``enqueue`` is false, queue it.
@@ -114,6 +125,8 @@ def bill_run_create(
     does not bill (``one_time``, ``recurring``, ``usage``): their pieces stay
     due for a later run. ``request_key`` makes a repeated request (a double
     submit) return the run the first one made, whatever its parameters.
+    ``preview`` makes a preview (INTERFACES.md, Previews): it cannot
+    auto-post or email, so those options are refused with it.
 
     Transaction: one, for the run, its selection and its creation event; the
     task is queued after it commits.
@@ -186,6 +199,19 @@ def bill_run_create(
             )
         else:
             subscription_objs.append(sub)
+    if preview:
+        if retry_of is not None:
+            errors.setdefault("preview", []).append("A retry cannot be a preview.")
+        chosen = {
+            "auto_post": auto_post,
+            "auto_email": auto_email,
+            "no_email_for_zero_amount": no_email_for_zero_amount,
+        }
+        for option, label in PREVIEW_EXCLUDES:
+            if chosen[option]:
+                errors.setdefault(option, []).append(
+                    f"A preview cannot {label}: it is never posted or emailed."
+                )
     if errors:
         raise InvalidRunParameters(errors)
 
@@ -207,6 +233,7 @@ def bill_run_create(
                 occurrence=occurrence,
                 retry_of=retry_of,
                 request_key=request_key or None,
+                preview=bool(preview),
             )
             if subscription_objs:
                 run.subscriptions.set(subscription_objs)
@@ -216,7 +243,9 @@ def bill_run_create(
                 to_status=RunStatus.PENDING,
                 user=created_by,
                 at=run.created_at,
-                note="Retry of " + retry_of.number if retry_of else "",
+                note="Retry of " + retry_of.number
+                if retry_of
+                else (preview_note or "Preview" if preview else ""),
             )
             if enqueue:
                 _enqueue("billruns.tasks.start_bill_run", run.pk)
@@ -228,3 +257,23 @@ def bill_run_create(
             return BillRun.objects.get(schedule=schedule, occurrence=occurrence)
         raise
     return run
+
+
+def bill_run_create_from_preview(*, preview, created_by, request_key=None) -> BillRun:
+    """The real run with the parameters of ``preview`` (its *Create this
+    run*): the same dates, selection and excluded charge types; created and
+    queued as ``bill_run_create`` does, and checked again (an account closed
+    since is refused). ``preview`` stays as it is."""
+    if not preview.preview:
+        raise BillRunActionRefused(f"{preview.number} is not a preview.")
+    return bill_run_create(
+        target_date=preview.target_date,
+        invoice_date=preview.invoice_date,
+        batches=preview.batches,
+        bill_cycle_days=preview.bill_cycle_days,
+        account=preview.account,
+        subscriptions=list(preview.subscriptions.order_by("id")),
+        exclude_charge_types=preview.exclude_charge_types,
+        created_by=created_by,
+        request_key=request_key,
+    )

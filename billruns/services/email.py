@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from billruns.models import BillRun, RunStatus
-from billruns.services.common import BillRunActionRefused, _enqueue
+from billruns.services.common import BillRunActionRefused, _enqueue, preview_refusal
 from core.users import acting_user_id
 
 
@@ -22,7 +22,8 @@ def bill_run_email(*, run, user, resend=False, wait=True, resend_request: uuid.U
     contacts, PDF attached, skipping zero-amount invoices when the run says
     so: only documents never emailed before, or all of them with ``resend``.
 
-    Refused (BillRunActionRefused) unless the run is Posted. With ``wait``
+    Refused (BillRunActionRefused) unless the run is Posted, and always for a
+    preview. With ``wait``
     the task runs in this process and its outcome (sent, skipped, failed;
     ``invoices.delivery.EmailOutcome``) is returned; otherwise the task is
     queued after commit and None is returned.
@@ -35,6 +36,8 @@ def bill_run_email(*, run, user, resend=False, wait=True, resend_request: uuid.U
     once.
     """
     run = BillRun.objects.get(pk=run.pk)
+    if run.preview:
+        raise BillRunActionRefused(preview_refusal(run, "emailed"))
     if run.status != RunStatus.POSTED:
         raise BillRunActionRefused(
             f"{run.number} is {RunStatus(run.status).label}: "

@@ -69,7 +69,9 @@ def bill_run_start(*, run_id, enqueue_chunks=True):
     Pending, and the sweeper queues its start again.
     """
     with transaction.atomic():
-        run = locks.lock_one(BillRun, run_id)
+        run = locks.locked(BillRun.objects.filter(pk=run_id)).first()
+        if run is None:
+            return []  # a preview deleted before it started
         if run.status == RunStatus.PROCESSING:
             pending = list(
                 run.chunks.filter(status=ChunkStatus.PENDING).values_list("id", flat=True)
@@ -205,9 +207,11 @@ def bill_run_finish_if_done(*, run_id):
     # Every chunk but the last finds chunks still pending: it need not queue
     # for the run's row lock to learn that.
     if BillRunChunk.objects.filter(bill_run_id=run_id, status=ChunkStatus.PENDING).exists():
-        return BillRun.objects.get(pk=run_id)
+        return BillRun.objects.filter(pk=run_id).first()
     with transaction.atomic():
-        run = locks.lock_one(BillRun, run_id)
+        run = locks.locked(BillRun.objects.filter(pk=run_id)).first()
+        if run is None:
+            return None  # a preview deleted once it completed
         if not run.allows(Action.FINISH):
             return run  # completed by another caller already, failed or canceled
         if run.chunks.filter(status=ChunkStatus.PENDING).exists():
@@ -240,7 +244,7 @@ def _refresh_statistics(run):
     canceling a 20,000-account run). A few hundred milliseconds here, once
     per large run, keeps posting, canceling and the pages on good plans.
     """
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or run.preview:
         return
     if run.invoices_count + run.credit_memos_count < ANALYZE_AFTER_DOCUMENTS:
         return

@@ -108,13 +108,19 @@ class Command(QuietWhenStdoutClosed, BaseCommand):
             help=f"{', '.join(services.CHARGE_TYPE_VALUES)}: not billed by this run, "
             "they stay due (repeat for several)",
         )
+        create.add_argument(
+            "--preview",
+            action="store_true",
+            help="compute what the run would make now, consuming nothing "
+            "(no numbers, no charged-through dates); never posted or emailed",
+        )
         create.add_argument("--user", type=non_empty, help=user_help)
         create.add_argument("--wait", action="store_true")
 
         for name, text in (
             ("post", "Post a Completed run."),
             ("cancel", "Cancel a Pending or Completed run."),
-            ("delete", "Delete a Canceled or Error run."),
+            ("delete", "Delete a Canceled or Error run (a preview: in any status but Processing)."),
         ):
             action = sub.add_parser(name, help=text)
             action.add_argument("number", type=non_empty)
@@ -194,6 +200,15 @@ class Command(QuietWhenStdoutClosed, BaseCommand):
             )
         if options["subscriptions"] and account is None:
             raise CommandError("--subscription needs --account.", returncode=2)
+        if options["preview"]:
+            for option in ("auto_post", "auto_email", "no_email_for_zero_amount"):
+                if options[option]:
+                    flag = "--" + option.replace("_", "-")
+                    raise CommandError(
+                        f"--preview cannot be combined with {flag}: a preview is never "
+                        "posted or emailed.",
+                        returncode=2,
+                    )
         user = self._user(options["user"], "create")
         day = "all" if options["bill_cycle_day"] is None else options["bill_cycle_day"]
         target_date = options["target_date"]
@@ -210,6 +225,7 @@ class Command(QuietWhenStdoutClosed, BaseCommand):
                 no_email_for_zero_amount=options["no_email_for_zero_amount"],
                 exclude_charge_types=options["exclude_charge_types"],
                 created_by=user,
+                preview=options["preview"],
                 enqueue=not options["wait"],
             )
         except services.BillRunActionRefused as exc:
@@ -246,6 +262,9 @@ class Command(QuietWhenStdoutClosed, BaseCommand):
             "cancel",
             lambda run, actor: services.bill_run_cancel(run=run, user=actor, wait=True),
         )
+        if run.preview:
+            self.stdout.write(f"{run.number} deleted (a canceled preview is deleted)")
+            return
         self.stdout.write(f"{run.number} {run.status}")
 
     def handle_delete(self, number, user, **options):
@@ -282,6 +301,7 @@ class Command(QuietWhenStdoutClosed, BaseCommand):
             return
         lines = [
             f"{summary['number']}  {summary['status']}"
+            + ("  (preview)" if summary["preview"] else "")
             + ("  (with errors)" if summary["has_errors"] else ""),
             f"  target date {summary['target_date']}, invoice date {summary['invoice_date']}",
             f"  selection: {run.selection_label}",
@@ -299,7 +319,8 @@ class Command(QuietWhenStdoutClosed, BaseCommand):
         ]
         for document in summary.get("documents", []):
             lines.append(
-                f"  {document['number']} {document['account']} {document['status']} "
+                f"  {document['number'] or '(no number)'} {document['account']} "
+                f"{document['status']} "
                 f"{document['currency']} {document['amount']}"
             )
         self.stdout.write("\n".join(lines))
@@ -317,4 +338,5 @@ class Command(QuietWhenStdoutClosed, BaseCommand):
                 f"accounts {run.accounts_processed}/{run.accounts_selected} "
                 f"failed {run.accounts_failed}  invoices {run.invoices_count} "
                 f"credit memos {run.credit_memos_count}  {totals}".rstrip()
+                + ("  (preview)" if run.preview else "")
             )
