@@ -433,7 +433,7 @@ def test_previews_older_than_seven_days_are_deleted_by_the_sweep():
     assert not Document.all_objects.filter(bill_run_id=old.pk).exists()
     assert Document.objects.filter(bill_run=real).count() == real.invoices_count
     assert services.previews_sweep() == 0  # idempotent
-    # the task queue runs it (migration 0013_preview_runs)
+    # the task queue runs it (migration 0014_preview_runs)
     assert Schedule.objects.filter(func="billruns.tasks.sweep_previews").exists()
 
 

@@ -1,6 +1,6 @@
 """Previews older than ``PREVIEW_KEEP_DAYS`` are deleted by the task queue
 (``billruns.tasks.sweep_previews``, once an hour: migration
-0013_preview_runs), each in a transaction of its own under its lock, as
+0014_preview_runs), each in a transaction of its own under its lock, as
 ``bill_run_delete`` deletes one."""
 
 import datetime
