@@ -17,6 +17,8 @@ from billruns.models import (
     Schedule,
     ScheduleEvent,
 )
+from customers.models import AccountTaxCode
+from customers.services import tax_rate_set
 from invoices.models import (
     CreditMemo,
     DocumentDelivery,
@@ -52,6 +54,8 @@ def make_billing_data(i, user):
     OneTimeChargeFactory(subscription=subscription)
     usage = UsageChargeFactory(subscription=subscription)
     UsageRecordFactory(charge=usage, record_id=f"u{i}")
+    tax_rate = tax_rate_set(f"TAX{i}", "20", name=f"Tax {i}", user=user)
+    AccountTaxCode.objects.create(account=account, tax_rate=tax_rate, position=1)
     schedule = Schedule.objects.create(name=f"Monthly {i}", owner=user)
     ScheduleEvent.objects.create(schedule=schedule, kind="created", user=user)
     run = BillRun.objects.create(

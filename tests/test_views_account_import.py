@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from core.uploads import UploadStatus
 from customers.account_uploads import account_upload_import
 from customers.models import Account, AccountUpload, AccountUploadPart, Charge, Subscription
+from customers.services import tax_rate_set
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +160,35 @@ def test_both_roles_view_and_only_clerks_upload(clerk, viewer):
     assert viewer.has_perm("customers.view_accountupload")
     assert clerk.has_perm("customers.add_accountupload")
     assert not viewer.has_perm("customers.add_accountupload")
+
+
+def test_an_uploaded_file_takes_tax_codes_and_taxable_as_the_command(
+    client, clerk, django_capture_on_commit_callbacks
+):
+    # given one rate; a file whose second account names a code no rate has
+    tax_rate_set("VAT20", "20")
+    client.force_login(clerk)
+    taxed = account("A-1", tax_codes=["VAT20"])
+    taxed["subscriptions"][0]["charges"][0]["taxable"] = False
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        upload_file(client, accounts_file(taxed, account("A-2", tax_codes=["XX"])))
+
+    # then refused at its path, nothing imported
+    upload = AccountUpload.objects.get()
+    assert upload.status == UploadStatus.REFUSED
+    assert upload.problems == [
+        "accounts[1].tax_codes[0]: no tax rate has the code XX (tax_rate --list shows them)"
+    ]
+    assert not Account.objects.exists()
+
+    # when the file is fixed
+    with django_capture_on_commit_callbacks(execute=True):
+        upload_file(client, accounts_file(taxed, account("A-2")))
+
+    # then
+    imported = Account.objects.get(number="A-1")
+    assert list(imported.tax_codes.values_list("tax_rate__code", flat=True)) == ["VAT20"]
+    assert Charge.objects.get(subscription__account=imported).taxable is False
+    assert Charge.objects.get(subscription__account__number="A-2").taxable is True
