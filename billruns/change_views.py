@@ -25,9 +25,11 @@ from customers.changes.summary import change_summary
 from customers.importer.problems import Problems
 from customers.models import Status, Subscription
 
-# Who may change a subscription: the permission that lets a clerk edit an
-# account on its page (billing clerks hold it, viewers do not).
-CHANGE_PERMISSION = "customers.change_account"
+# Who may change a subscription: the permission to make a SubscriptionChange
+# (customers 0013_roles_subscription_changes gives it to billing clerks;
+# viewers only view changes). The admin's permission to edit an account or a
+# charge row is another thing: a change is a row of its own, never an edit.
+CHANGE_PERMISSION = "customers.add_subscriptionchange"
 
 
 class SubscriptionChangeView(PermissionRequiredMixin, View):

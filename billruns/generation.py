@@ -515,13 +515,22 @@ def _history(charges_by_subscription):
     live = {charge_id: [] for charge_id in reached}
     if reached:
         items = {}
-        adjustments = []
-        for row in DocumentItem.objects.filter(
-            charge_id__anyof=reached, document_canceled=False
-        ).values_list(*LIVE_ITEM_FIELDS, named=True):
-            if row.kind == ItemKind.ADJUSTMENT:
-                adjustments.append(row)
-                continue
+        # Two queries that the two partial unique indexes serve (one filter
+        # on the charges' live items would scan every item of the table, per
+        # chunk): the live charge items not reversed whole (an item reversed
+        # whole covers nothing: leaving it out changes no plan), then the
+        # live adjustments of those. In service order, so that a charge's
+        # adjustments are too (on the document and in a preview's digest).
+        for row in (
+            DocumentItem.objects.filter(
+                charge_id__anyof=reached,
+                document_canceled=False,
+                fully_reversed=False,
+                kind=ItemKind.CHARGE,
+            )
+            .order_by("charge_id", "service_start")
+            .values_list(*LIVE_ITEM_FIELDS, named=True)
+        ):
             charge = charges[row.charge_id]
             # Items billed before quantities were kept (unit price empty)
             # billed one of the charge's own price.
@@ -540,7 +549,10 @@ def _history(charges_by_subscription):
                 terms=terms,
             )
             live[row.charge_id].append(items[row.id])
-        for row in adjustments:
+        adjustments = DocumentItem.objects.filter(
+            adjusts_id__anyof=list(items), document_canceled=False
+        ).values_list("adjusts_id", "service_start", "amount", named=True)
+        for row in adjustments if items else ():
             item = items[row.adjusts_id]
             item.adjusted_from = row.service_start
             item.adjustment_amount = row.amount

@@ -63,6 +63,18 @@ def test_clerk_may_change_an_account_for_its_bill_to_contact(clerk, viewer):
     assert not viewer.has_perm("customers.change_account")
 
 
+def test_only_a_clerk_may_make_a_subscription_change_and_both_may_view_them(clerk, viewer):
+    # customers 0013_roles_subscription_changes: the subscription page's forms.
+    assert clerk.has_perm("customers.add_subscriptionchange")
+    assert not viewer.has_perm("customers.add_subscriptionchange")
+    for user in (clerk, viewer):
+        assert user.has_perm("customers.view_subscriptionchange")
+        assert user.has_perm("customers.view_chargeprice")
+    for user in (clerk, viewer):  # a change is never edited nor deleted
+        assert not user.has_perm("customers.change_subscriptionchange")
+        assert not user.has_perm("customers.delete_subscriptionchange")
+
+
 def test_clerk_cannot_edit_settings_or_documents(clerk):
     assert not clerk.has_perm("invoices.change_tenantsettings")
     assert not clerk.has_perm("invoices.change_document")

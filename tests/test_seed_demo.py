@@ -8,20 +8,28 @@ import pytest
 from django.core.management import call_command
 from django.db.models import F, Q
 
-from billruns.models import BillRunFailure
+from billruns.models import BillRun
 from customers.models import (
     Account,
     AccountTaxCode,
     Charge,
+    ChargePrice,
     Pricing,
     Subscription,
+    SubscriptionChange,
     TaxRate,
     UsageRecord,
 )
 from customers.selectors import account_tax_codes
-from invoices.models import DocumentItem
+from invoices.models import Document, DocumentItem, TenantSettings
 from tests.factories import AccountFactory
-from tools.seed_demo import USAGE_END, demo_document
+from tools.seed_demo import (
+    DEMO_CHANGES_DATE,
+    DEMO_FIRST_RUN_DATE,
+    USAGE_END,
+    demo_document,
+    seed_demo_changes,
+)
 
 
 def seed_demo(*argv):
@@ -38,7 +46,7 @@ def seeded(db):
 def test_it_seeds_200_accounts_by_default_and_says_what_it_imported(seeded):
     accounts = Account.objects.count()
     assert accounts == 200
-    assert seeded == (
+    assert seeded.splitlines()[0] == (
         f"imported 200 accounts, {Subscription.objects.count()} subscriptions, "
         f"{Charge.objects.count()} charges, {UsageRecord.objects.count()} usage records"
     )
@@ -94,13 +102,14 @@ def test_it_has_active_accounts_that_fail_for_each_documented_reason(seeded):
 
 def test_a_bill_run_over_the_demo_fails_those_accounts_and_bills_the_rest(seeded, superuser):
     # when
-    call_command("billrun", "create", "--target-date", "2026-07-01", "--wait", stdout=io.StringIO())
+    call_command("billrun", "create", "--target-date", "2026-12-01", "--wait", stdout=io.StringIO())
 
     # then
-    reasons = list(BillRunFailure.objects.values_list("reason", flat=True))
+    run = BillRun.objects.latest("id")
+    reasons = list(run.failures.values_list("reason", flat=True))
     assert "Bill-to contact is missing" in reasons
     assert any("currency" in reason.lower() for reason in reasons)
-    assert Account.objects.filter(documents__isnull=False).exists()
+    assert Account.objects.filter(documents__bill_run=run).exists()
 
 
 @pytest.mark.django_db
@@ -118,18 +127,28 @@ def test_it_does_nothing_when_accounts_exist():
     # when
     said = seed_demo()
 
-    # then
+    # then nothing is loaded, billed or changed: those are not the demo's accounts
     assert said == "demo data already present"
     assert Account.objects.count() == 1
+    assert not BillRun.objects.exists()
+    assert not SubscriptionChange.objects.exists()
 
 
 def everything():
     return (
         list(Account.objects.values_list("number", "name").order_by("pk")),
-        list(Charge.objects.values_list("number", "quantity", "pricing").order_by("pk")),
+        list(
+            Charge.objects.values_list(
+                "number", "quantity", "pricing", "end_date", "charged_through_date"
+            ).order_by("pk")
+        ),
         list(UsageRecord.objects.values_list("record_id", "charge", "quantity").order_by("pk")),
         Subscription.objects.count(),
         Pricing.objects.count(),
+        list(BillRun.objects.values_list("number", "status").order_by("pk")),
+        list(Document.objects.values_list("number", "status", "amount").order_by("pk")),
+        list(SubscriptionChange.objects.values_list("pk", "change_type").order_by("pk")),
+        list(ChargePrice.objects.values_list("pk", "amount", "quantity").order_by("pk")),
     )
 
 
@@ -238,3 +257,96 @@ def test_it_has_vat_stacked_us_rates_exempt_accounts_and_untaxed_fees(seeded):
         taxable=True, charge_type="recurring", subscription__charges__in=fees
     )
     assert taxed_plan_beside_untaxed_fee.exists()
+
+
+# --- a first run and changes (issue 14) --------------------------------------------
+
+
+def test_it_bills_and_posts_a_first_run_then_makes_each_kind_of_change(seeded):
+    run = BillRun.objects.get()
+    assert (run.status, run.target_date) == ("Posted", DEMO_FIRST_RUN_DATE)
+    assert seeded.splitlines()[1].startswith(f"billed and posted {run.number} ")
+    assert TenantSettings.current().advanced_ar_settlement
+    changes = SubscriptionChange.objects.select_related("charge", "subscription")
+    assert {c.effective_date for c in changes} == {DEMO_CHANGES_DATE}
+    kinds = [c.change_type for c in changes]
+    assert {"change_price", "remove_charge", "cancel_subscription"} <= set(kinds)
+    prices = ChargePrice.objects.filter(effective_date=DEMO_CHANGES_DATE).select_related("charge")
+    # an upgrade: the plan's amount raised, and a seat reduction: fewer seats
+    assert any(p.charge.name.endswith("plan") and p.amount > p.charge.amount for p in prices)
+    assert any(p.charge.name == "Team seats" and p.quantity < p.charge.quantity for p in prices)
+    canceled = changes.get(change_type="cancel_subscription").subscription
+    assert (canceled.status, canceled.cancel_date) == ("Canceled", DEMO_CHANGES_DATE)
+    # every change reaches into what the first run billed
+    for change in changes:
+        charges = [change.charge] if change.charge else list(canceled.charges.all())
+        assert any(
+            c.charged_through_date and c.charged_through_date > DEMO_CHANGES_DATE for c in charges
+        )
+
+
+def test_the_next_run_over_the_demo_makes_adjustments_and_a_credit_memo(seeded, superuser):
+    first = BillRun.objects.get()
+    changed = set(
+        SubscriptionChange.objects.exclude(charge=None).values_list("charge_id", flat=True)
+    )
+    canceled = SubscriptionChange.objects.get(change_type="cancel_subscription").subscription
+
+    # when
+    call_command("billrun", "create", "--target-date", "2026-12-02", "--wait", stdout=io.StringIO())
+
+    # then every changed charge gets an adjustment of what the first run billed
+    # past the change, and the new pieces at the new terms
+    run = BillRun.objects.latest("id")
+    adjustments = DocumentItem.objects.filter(document__bill_run=run, kind="adjustment")
+    assert changed <= set(adjustments.values_list("charge_id", flat=True))
+    for adjustment in adjustments.select_related("adjusts__document"):
+        corrected = adjustment.adjusts
+        assert corrected.document.bill_run_id == first.pk
+        assert corrected.service_start <= DEMO_CHANGES_DATE <= corrected.service_end
+        assert adjustment.service_start == DEMO_CHANGES_DATE
+        assert adjustment.service_end == corrected.service_end
+        assert adjustment.amount < 0  # each change lowers what was billed after it...
+    upgraded = ChargePrice.objects.filter(amount__gt=F("charge__amount")).values("charge_id")
+    rebilled = DocumentItem.objects.filter(
+        document__bill_run=run, kind="charge", charge_id__in=upgraded
+    )
+    assert rebilled.filter(service_start=DEMO_CHANGES_DATE).exists()  # ...and an upgrade rebills
+    # the cancellation credits what was billed in advance: a credit memo
+    memo = Document.objects.get(bill_run=run, account=canceled.account)
+    assert memo.document_type == "credit_memo"
+    assert memo.amount > 0
+    assert set(memo.items.values_list("kind", flat=True)) == {"adjustment"}
+    assert sum(memo.items.values_list("amount", flat=True)) == -memo.amount
+
+
+def test_taking_the_changes_up_again_changes_nothing_once_made(seeded):
+    before = everything()
+
+    assert seed_demo_changes(fresh=True) is None
+    assert seed_demo_changes(fresh=False) is None
+    assert everything() == before
+
+
+@pytest.mark.django_db
+def test_a_demo_left_after_its_first_run_gets_its_changes_on_the_next_seed(monkeypatch):
+    # given a seed stopped after posting its first run (no change made yet)
+    def stopped(**kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("tools.seed_demo.changes_apply", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            seed_demo("--accounts", "60")
+    assert not SubscriptionChange.objects.exists()
+    runs = list(BillRun.objects.values_list("number", "status"))
+    assert runs == [(runs[0][0], "Posted")]
+
+    # when
+    said = seed_demo()
+
+    # then the same run, and the changes made once
+    assert said.splitlines()[0] == "demo data already present"
+    assert said.splitlines()[1].startswith(f"billed and posted {runs[0][0]} ")
+    assert list(BillRun.objects.values_list("number", "status")) == runs
+    assert SubscriptionChange.objects.filter(change_type="cancel_subscription").count() == 1

@@ -115,6 +115,53 @@ def test_a_viewer_sees_no_buttons_and_is_refused_the_forms(client, viewer, pro_p
     assert snapshot() == before
 
 
+def user_with(django_user_model, name, *codenames):
+    """A user holding only the view permissions of the subscription page and
+    ``codenames`` (customers'), in no role."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(name, f"{name}@example.com", "pw")
+    perms = ["view_account", "view_subscription", "view_charge", *codenames]
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="customers", codename__in=perms)
+    )
+    return user
+
+
+@pytest.mark.django_db
+def test_the_forms_need_the_permission_to_make_a_change_not_to_edit_an_account(
+    client, django_user_model, pro_plan, today
+):
+    # A user who may edit an account's contact but not make a change is refused...
+    editor = user_with(django_user_model, "editor", "change_account")
+    client.force_login(editor)
+    html = client.get(pro_plan.subscription.get_absolute_url()).content.decode()
+    assert 'data-testid="change-price"' not in html
+    before = snapshot()
+    for name in ("add_charge", "change_price", "remove_charge", "cancel"):
+        assert client.get(url(name, pro_plan)).status_code == 403
+    response = client.post(
+        url("cancel", pro_plan), {"effective_date": "2026-03-11", "action": "confirm"}
+    )
+    assert response.status_code == 403
+    assert snapshot() == before
+
+    # ...and one who may make a change (add_subscriptionchange) is let in.
+    today(D(2026, 4, 20))
+    changer = user_with(django_user_model, "changer", "add_subscriptionchange")
+    client.force_login(changer)
+    html = client.get(pro_plan.subscription.get_absolute_url()).content.decode()
+    assert 'data-testid="change-price"' in html
+    assert client.get(url("change_price", pro_plan)).status_code == 200
+    response = client.post(
+        url("remove_charge", pro_plan),
+        {"charge": pro_plan.number, "effective_date": "2026-03-11", "action": "preview"},
+    )
+    assert response.status_code == 200
+    assert preview_amounts(response.content.decode()) == [Decimal("-67.74"), Decimal("-100.00")]
+    assert snapshot() == before
+
+
 @pytest.mark.django_db
 def test_anonymous_users_are_sent_to_sign_in(client, pro_plan):
     response = client.get(url("add_charge", pro_plan))

@@ -22,11 +22,23 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 
+from billruns import services as runs
+from billruns.models import BillRun, RunStatus
+from customers.changes import ChangeRequest, ChangesRefused, changes_apply
 from customers.importer import ImportRefused, accounts_import
-from customers.models import Account, Charge, ChargeType, Status, TaxRate
+from customers.models import (
+    Account,
+    Charge,
+    ChargeType,
+    Status,
+    Subscription,
+    SubscriptionChange,
+    TaxRate,
+)
 from customers.services import PricingRefused, tax_rate_set
+from invoices.models import TenantSettings
 from invoices.usage import HEADER, UsageImportRefused, usage_import
 from tools.usage import API_CALLS_PRICING
 
@@ -403,3 +415,182 @@ def _storage(rng: random.Random, start: datetime.date):
         yield day.isoformat(), gigabytes.quantize(Decimal("0.1"))
         gigabytes *= 1 + growth
         month += 1
+
+
+# --- A first run and a few changes (issue 14) ----------------------------------
+
+# The demo's first run: billed and posted by seed_demo, so that the changes
+# below reach into what it billed and the newcomer's first run (target date
+# today) corrects them with adjustment items. A fixed day, as USAGE_END.
+DEMO_FIRST_RUN_DATE = datetime.date(2026, 9, 1)
+# The changes' effective date: inside what that run billed in advance (a
+# charge is picked only when its billed service runs past this day).
+DEMO_CHANGES_DATE = datetime.date(2026, 9, 11)
+# How many of each kind of change (fewer when the demo is too small to hold
+# them): a price raised on a plan (an upgrade), seats taken off, a charge
+# removed, a subscription canceled (its account's only one, with a plan billed
+# for a year or half a year ahead: the next run credits it, a credit memo).
+DEMO_UPGRADES = 2
+DEMO_SEAT_REDUCTIONS = 2
+DEMO_REMOVALS = 1
+DEMO_CANCELLATIONS = 1
+UPGRADE_PLANS = ("Starter plan", "Pro plan")
+PREPAID_PERIODS = ("annual", "semi_annual")
+# pg_advisory_lock key of this step ("demc"): two seeders take turns.
+PG_CHANGES_LOCK = 0x64656D63
+
+
+@dataclass(frozen=True)
+class DemoChanges:
+    run: str
+    changes: int
+
+    def __str__(self) -> str:
+        return (
+            f"billed and posted {self.run} (target date {DEMO_FIRST_RUN_DATE.isoformat()}), "
+            f"then made {self.changes} subscription changes effective "
+            f"{DEMO_CHANGES_DATE.isoformat()}: the next run makes their adjustments"
+        )
+
+
+def seed_demo_changes(*, fresh: bool) -> DemoChanges | None:
+    """Bill and post the demo's first run, then make a few changes through
+    the change services (``customers.changes.changes_apply``, as ``amend``
+    and the subscription page's forms), so that the next run shows
+    adjustment items and a credit memo. Turns Advanced AR Settlement on
+    (the credit becomes a credit memo, not a negative invoice).
+
+    ``fresh``: seed_demo just loaded the demo. Otherwise only a demo left
+    half-way (its first run alone in the database, no change yet) is taken
+    up again; a database with other runs or any change is left alone, and a
+    database whose accounts are not the demo's is never billed.
+
+    Transactions: the run's own (create, chunks, posting), then
+    ``changes_apply``'s one for all the changes (a refusal raises
+    SeedRefused and applies none). Idempotency: any change in the database means done (None);
+    on PostgreSQL a session advisory lock makes two seeders take turns."""
+    lock = connection.vendor == "postgresql"
+    if lock:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [PG_CHANGES_LOCK])
+    try:
+        return _seed_demo_changes(fresh=fresh)
+    finally:
+        if lock:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [PG_CHANGES_LOCK])
+
+
+def _seed_demo_changes(*, fresh: bool) -> DemoChanges | None:
+    if SubscriptionChange.objects.exists():
+        return None
+    existing = list(BillRun.objects.order_by("id")[:2])
+    if not existing and not fresh:
+        return None
+    if len(existing) > 1 or (existing and existing[0].target_date != DEMO_FIRST_RUN_DATE):
+        return None
+    if existing:
+        run = existing[0]
+    else:
+        TenantSettings.current()
+        TenantSettings.objects.filter(pk=1).update(advanced_ar_settlement=True)
+        run = runs.bill_run_create(target_date=DEMO_FIRST_RUN_DATE, enqueue=False)
+    if run.status in (RunStatus.PENDING, RunStatus.PROCESSING):
+        run = runs.bill_run_execute(run_id=run.pk)
+    if run.status in (RunStatus.COMPLETED, RunStatus.POST_IN_PROGRESS):
+        if run.status == RunStatus.COMPLETED:
+            run = runs.bill_run_post(run=run, user=None, wait=True)
+        else:
+            run = runs.bill_run_continue_posting(run_id=run.pk, user=None)
+    if run.status != RunStatus.POSTED:
+        return None
+    requests = demo_change_requests()
+    try:
+        changes_apply(requests=requests, user=None)
+    except ChangesRefused as refused:
+        raise SeedRefused(refused.lines()) from refused
+    return DemoChanges(run=run.number, changes=len(requests))
+
+
+def demo_change_requests() -> list[ChangeRequest]:
+    """The demo's changes, read from what its first run billed: the first
+    charges (in subscription number order) of each kind whose billed service
+    runs past DEMO_CHANGES_DATE, on Active subscriptions of Active accounts,
+    each subscription changed once."""
+    billed = Charge.objects.filter(
+        subscription__status=Status.ACTIVE,
+        subscription__account__status=Status.ACTIVE,
+        start_date__lt=DEMO_CHANGES_DATE,
+        charged_through_date__gt=DEMO_CHANGES_DATE,
+        end_date__isnull=True,
+        charge_type=ChargeType.RECURRING,
+    ).order_by("subscription__number", "number")
+    used = set()
+    requests = []
+
+    def pick(charges, count, make):
+        for charge in charges.select_related("subscription"):
+            if count == 0:
+                return
+            if charge.subscription_id in used:
+                continue
+            used.add(charge.subscription_id)
+            requests.append(make(charge, f"changes[{len(requests)}]"))
+            count -= 1
+
+    # The cancellation first: its account's only subscription, with no usage
+    # charge (the demo's usage runs past the cancel date, which the rules
+    # refuse).
+    sole = (
+        Subscription.objects.filter(account__status=Status.ACTIVE, status=Status.ACTIVE)
+        .values("account_id")
+        .annotate(n=models.Count("id"))
+        .filter(n=1)
+        .values("account_id")
+    )
+    metered = Charge.objects.filter(charge_type=ChargeType.USAGE).values("subscription_id")
+    pick(
+        billed.filter(period__in=PREPAID_PERIODS, subscription__account_id__in=sole).exclude(
+            subscription_id__in=metered
+        ),
+        DEMO_CANCELLATIONS,
+        lambda charge, path: ChangeRequest(
+            path=path,
+            change_type="cancel_subscription",
+            subscription=charge.subscription.number,
+            effective_date=DEMO_CHANGES_DATE,
+        ),
+    )
+    pick(
+        billed.filter(name__in=UPGRADE_PLANS),
+        DEMO_UPGRADES,
+        lambda charge, path: ChangeRequest(
+            path=path,
+            change_type="change_price",
+            charge=charge.number,
+            effective_date=DEMO_CHANGES_DATE,
+            amount=(charge.amount * Decimal("1.5")).quantize(Decimal("0.01")),
+        ),
+    )
+    pick(
+        billed.filter(name="Team seats", quantity__gte=4),
+        DEMO_SEAT_REDUCTIONS,
+        lambda charge, path: ChangeRequest(
+            path=path,
+            change_type="change_price",
+            charge=charge.number,
+            effective_date=DEMO_CHANGES_DATE,
+            quantity=charge.quantity - max(1, int(charge.quantity) // 4),
+        ),
+    )
+    pick(
+        billed.filter(name="Extra seats"),
+        DEMO_REMOVALS,
+        lambda charge, path: ChangeRequest(
+            path=path,
+            change_type="remove_charge",
+            charge=charge.number,
+            effective_date=DEMO_CHANGES_DATE,
+        ),
+    )
+    return requests

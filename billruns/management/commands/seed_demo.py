@@ -5,12 +5,13 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from tools.seed_demo import SeedRefused, seed_demo
+from tools.seed_demo import SeedRefused, seed_demo, seed_demo_changes
 
 
 class Command(BaseCommand):
     help = (
-        "Load demo customers, with seats and usage, into an empty database "
+        "Load demo customers, with seats and usage, into an empty database, "
+        "bill and post a first run and make a few subscription changes "
         "(does nothing if accounts exist)."
     )
 
@@ -29,3 +30,12 @@ class Command(BaseCommand):
                 self.stderr.write(line)
             sys.exit(1)
         self.stdout.write("demo data already present" if summary is None else str(summary))
+        # A first run and a few changes, so that the next run shows adjustments.
+        try:
+            changes = seed_demo_changes(fresh=summary is not None)
+        except SeedRefused as refused:
+            for line in refused.lines:
+                self.stderr.write(line)
+            sys.exit(1)
+        if changes is not None:
+            self.stdout.write(str(changes))
