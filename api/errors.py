@@ -64,6 +64,9 @@ def _flatten(detail, prefix=""):
     fields = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
+            if isinstance(key, int):  # a list's item (ListField)
+                fields.update(_flatten(value, f"{prefix}[{key}]"))
+                continue
             name = "" if key == "non_field_errors" else str(key)
             path = f"{prefix}.{name}" if prefix and name else (prefix or name)
             fields.update(_flatten(value, path))
