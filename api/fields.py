@@ -3,6 +3,8 @@
 
 import datetime
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.dates import DATE_PATTERN, date_range_problem
@@ -49,6 +51,7 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(OpenApiTypes.DATE)
 class DateStringField(serializers.Field):
     """``YYYY-MM-DD`` between 2000-01-01 and 2099-12-31, as a date."""
 
@@ -70,6 +73,14 @@ class DateStringField(serializers.Field):
         return value.isoformat()
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": 31},
+            {"type": "string", "enum": ["all"]},
+        ]
+    }
+)
 class BillCycleDayField(serializers.Field):
     """A day 1-31, or ``"all"``."""
 

@@ -1,7 +1,7 @@
 """/api/v1/ (INTERFACES.md, HTTP API)."""
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from api import views
 
@@ -10,7 +10,7 @@ app_name = "api"
 urlpatterns = [
     path("", views.RootView.as_view(), name="root"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     path("accounts/", views.AccountListView.as_view(), name="accounts"),
     path("accounts/<str:number>/", views.AccountDetailView.as_view(), name="account"),
     path(

@@ -18,9 +18,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import serializers as s
-from api.errors import Invalid, NotFound, Refused
+from api.errors import Invalid, NotFound, Refused, TooLarge
 from api.idempotency import idempotent
 from api.pagination import KeysetPagination
+from api.parsers import max_body_bytes
 from billruns import selectors, services
 from billruns.models import BillRun, BillRunFailure, RunStatus
 from customers.changes import ChangesRefused, change_requests, changes_apply
@@ -76,6 +77,15 @@ class ApiView(APIView):
         not answer (405 follows) and for the root (a key is enough)."""
         method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
         return self.permissions.get(method)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # A body over the limit is refused before anything is looked up (the
+        # parser refuses one without a Content-Length as it reads it).
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        limit = max_body_bytes()
+        if length.isdigit() and int(length) > limit:
+            raise TooLarge(f"The request body is larger than {limit:,} bytes.")
 
     def body(self, serializer_class):
         serializer = serializer_class(data=request_data(self.request))
@@ -171,6 +181,7 @@ class AccountListView(ApiView):
         ],
         responses={200: OBJECT, **ERRORS},
         summary="List accounts",
+        operation_id="accounts_list",
     )
     def get(self, request):
         accounts = accounts_shown()
@@ -388,6 +399,7 @@ class BillRunListView(ApiView):
         parameters=[OpenApiParameter("status", str, enum=RunStatus.values)],
         responses={200: OBJECT, **ERRORS},
         summary="List bill runs, newest first",
+        operation_id="bill_runs_list",
     )
     def get(self, request):
         runs = BillRun.objects.select_related("created_by", "schedule", "retry_of")
@@ -537,6 +549,7 @@ class DocumentListView(ApiView):
         ],
         responses={200: OBJECT, **ERRORS},
         summary="List documents",
+        operation_id="documents_list",
     )
     def get(self, request):
         documents = Document.objects.select_related("account")
