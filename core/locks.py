@@ -48,6 +48,10 @@ LOCK_ORDER = (
     "customers.Account",
     "invoices.Document",
     "notifications.EmailDelivery",
+    # A webhook event (its delivery's claim and outcome; the outcome then
+    # updates the event's endpoint) and an endpoint's disabled email.
+    "webhooks.Event",
+    "webhooks.DisabledEmail",
     "invoices.TenantSettings",
 )
 
