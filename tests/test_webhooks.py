@@ -501,3 +501,77 @@ def test_send_again_resends_with_the_same_id(receiver, run_after_commit, clerk):
     first, second = receiver.received()
     assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"] == event.event_id
     assert json.loads(second["body"])["id"] == event.event_id
+
+
+@pytest.mark.django_db
+def test_a_worker_that_died_mid_request_is_replaced_after_its_lease(
+    receiver, run_after_commit, clerk, clock
+):
+    endpoint, _ = services.endpoint_create(receiver.url(), ["payment.recorded"], clerk)
+    receiver.answers = [500]
+    _paid(run_after_commit, clerk)
+    # a worker claimed the retry and died before recording anything
+    clock(datetime.timedelta(minutes=1))
+    Event.objects.update(status=EventStatus.SENDING, last_attempt_at=timezone.now())
+    tasks.send_due_webhooks()
+    delivery.endpoint_deliver(endpoint_id=endpoint.pk)
+    assert len(receiver.received()) == 1  # its claim is still fresh
+    clock(delivery.SENDING_LEASE + datetime.timedelta(seconds=1))
+    tasks.send_due_webhooks()
+    assert len(receiver.received()) == 2
+    assert Event.objects.get().status == EventStatus.DELIVERED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_transaction_is_open_while_the_endpoint_is_called(receiver, clerk, monkeypatch):
+    services.endpoint_create(receiver.url(), ["payment.recorded"], clerk)
+    open_during_call = []
+    real_post = delivery._post
+
+    def post(*args):
+        open_during_call.append(connection.in_atomic_block)
+        return real_post(*args)
+
+    monkeypatch.setattr(delivery, "_post", post)
+    _paid(lambda action, *a, **k: action(*a, **k), clerk)
+    assert open_during_call == [False]
+    assert len(receiver.received()) == 1
+    assert Event.objects.get().status == EventStatus.DELIVERED
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_secret_once_and_sends_again(
+    receiver, run_after_commit, client, superuser
+):
+    client.force_login(superuser)
+    response = client.post(
+        "/admin/webhooks/endpoint/add/",
+        {"url": receiver.url(), "events": ["payment.recorded"], "owner": superuser.pk},
+        follow=True,
+    )
+    endpoint = Endpoint.objects.get()
+    assert endpoint.secret in response.content.decode()
+    assert endpoint.events == ["payment.recorded"] and endpoint.owner == superuser
+    page = client.get(f"/admin/webhooks/endpoint/{endpoint.pk}/change/").content.decode()
+    assert endpoint.secret not in page
+    # a refused URL is a form error, and nothing is made
+    refused = client.post(
+        "/admin/webhooks/endpoint/add/",
+        {"url": "ftp://example.com/", "events": ["payment.recorded"]},
+    )
+    assert "is not a valid http:// or https:// URL" in refused.content.decode()
+    assert Endpoint.objects.count() == 1
+    # the event list's send again delivers an event again with its id
+    _paid(run_after_commit, superuser)
+    event = Event.objects.get()
+    with_queue = run_after_commit(
+        client.post,
+        "/admin/webhooks/event/",
+        {"action": "send_again", "_selected_action": [event.pk]},
+    )
+    assert with_queue.status_code == 302
+    first, second = receiver.received()
+    assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"] == event.event_id
+    assert DeliveryAttempt.objects.count() == 2
+    attempts_page = client.get(f"/admin/webhooks/endpoint/{endpoint.pk}/change/").content.decode()
+    assert event.event_id in attempts_page and "payment.recorded" in attempts_page
