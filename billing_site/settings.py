@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "invoices",
     "billruns",
     "notifications",
+    "webhooks",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -387,6 +388,12 @@ BILLRUN_SWEEP_SECONDS = env_seconds("BILLRUN_SWEEP_SECONDS", 10.0, minimum=0)
 # queued by billruns.services.bill_run_email: billruns sits below the app
 # that sends customer emails and names it only here.
 BILLRUN_EMAIL_DOCUMENTS_TASK = "notifications.tasks.email_run_documents"
+# Webhooks (docs/webhooks.md): with DEBUG off, an endpoint whose host
+# resolves to a loopback, private or link-local address is refused, at
+# creation and at each delivery, unless this is on (a receiver on the
+# company's own network). Each delivery waits at most WEBHOOK_TIMEOUT seconds.
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_TIMEOUT = env_seconds("WEBHOOK_TIMEOUT", 10.0)
 
 LOGGING = {
     "version": 1,

@@ -117,19 +117,30 @@ def run_summary(run: BillRun, *, documents=False) -> dict:
     if run.last_post_error:
         summary["last_post_error"] = run.last_post_error
     if documents:
-        docs = list(Document.objects.filter(bill_run=run).select_related("account").order_by("id"))
-        items_by_document = {}
-        for item in (
-            DocumentItem.objects.filter(document__bill_run=run)
-            .select_related("subscription")
-            .annotate(charge_number=F("charge__number"))
-            .order_by("document_id", "id")
-        ):
-            items_by_document.setdefault(item.document_id, []).append(item)
-        summary["documents"] = [
-            document_as_dict(document, items_by_document.get(document.id, [])) for document in docs
-        ]
+        summary["documents"] = documents_as_dicts(
+            Document.objects.filter(bill_run=run),
+            items=DocumentItem.objects.filter(document__bill_run=run),
+        )
     return summary
+
+
+def documents_as_dicts(documents, *, items=None) -> list[dict]:
+    """``documents`` (a Document queryset) as ``billrun show --json
+    --documents`` lists them, in id order, in two queries: the documents,
+    then their items (``items``: a DocumentItem queryset covering them, e.g.
+    a run's; by default the items of the documents read). The run's
+    ``documents``, a webhook's ``document.posted``, the API's documents."""
+    docs = list(documents.select_related("account").order_by("id"))
+    if items is None:
+        items = DocumentItem.objects.filter(document_id__in=[document.id for document in docs])
+    items_by_document = {}
+    for item in (
+        items.select_related("subscription")
+        .annotate(charge_number=F("charge__number"))
+        .order_by("document_id", "id")
+    ):
+        items_by_document.setdefault(item.document_id, []).append(item)
+    return [document_as_dict(document, items_by_document.get(document.id, [])) for document in docs]
 
 
 # --- the run's page ----------------------------------------------------------------
