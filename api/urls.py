@@ -44,5 +44,12 @@ urlpatterns = [
     path("documents/<str:number>/", views.DocumentDetailView.as_view(), name="document"),
     path("documents/<str:number>/pdf/", views.DocumentPdfView.as_view(), name="document_pdf"),
     path("documents/<str:number>/payments/", views.PaymentView.as_view(), name="document_payments"),
+    path("webhooks/", views.WebhookListView.as_view(), name="webhooks"),
+    path("webhooks/<str:endpoint_id>/", views.WebhookDetailView.as_view(), name="webhook"),
+    path(
+        "webhooks/<str:endpoint_id>/deliveries/",
+        views.WebhookDeliveriesView.as_view(),
+        name="webhook_deliveries",
+    ),
     re_path(r"^.*$", views.NotFoundView.as_view(), name="not_found"),
 ]

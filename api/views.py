@@ -6,6 +6,7 @@ import csv
 import io
 import re
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -33,6 +34,8 @@ from invoices.models import Document, DocumentStatus, DocumentType, Payment
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
 from invoices.services import DocumentActionRefused, payment_record
 from invoices.usage import QUANTITY_PATTERN, UsageImportRefused, usage_import
+from webhooks import services as webhook_services
+from webhooks.models import DeliveryAttempt, Endpoint
 
 # The permission each run action needs: the command's and the pages' (billrun.py).
 RUN_PERMISSIONS = {
@@ -516,8 +519,8 @@ class BillRunDocumentsView(ApiView):
     @extend_schema(responses={200: OBJECT, **ERRORS}, summary="A run's documents, as --documents")
     def get(self, request, number):
         run = _run(number)
-        documents = Document.objects.filter(bill_run=run).select_related("account")
-        return self.page(documents, selectors.documents_as_dicts)
+        documents = Document.objects.filter(bill_run=run).only("id")
+        return self.page(documents, _documents_shown)
 
 
 class BillRunFailuresView(ApiView):
@@ -552,7 +555,7 @@ class DocumentListView(ApiView):
         operation_id="documents_list",
     )
     def get(self, request):
-        documents = Document.objects.select_related("account")
+        documents = Document.objects.only("id")
         params = request.query_params
         if "account" in params:
             documents = documents.filter(account__number=params["account"])
@@ -570,7 +573,13 @@ class DocumentListView(ApiView):
             documents = documents.filter(invoice_date__gte=first)
         if last is not None:
             documents = documents.filter(invoice_date__lte=last)
-        return self.page(documents, selectors.documents_as_dicts)
+        return self.page(documents, _documents_shown)
+
+
+def _documents_shown(rows):
+    """A page of documents as ``billrun show --json --documents`` lists them
+    (the one function the run, the webhooks and these lists use)."""
+    return selectors.documents_as_dicts(Document.objects.filter(pk__in=[row.pk for row in rows]))
 
 
 def _document(number, *related):
@@ -582,7 +591,7 @@ class DocumentDetailView(ApiView):
 
     @extend_schema(responses={200: OBJECT, **ERRORS}, summary="One document")
     def get(self, request, number):
-        return Response(selectors.documents_as_dicts([_document(number)])[0])
+        return Response(_documents_shown([_document(number)])[0])
 
 
 class PdfRenderer(BaseRenderer):
@@ -662,3 +671,91 @@ class NotFoundView(ApiView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         raise NotFound(f"No API endpoint is at {request.path[:200]}.")
+
+
+# --- webhook endpoints (the webhooks app's models and services) ---------------------------
+
+
+def endpoint_dict(endpoint):
+    return {
+        "id": endpoint.pk,
+        "url": endpoint.url,
+        "events": list(endpoint.events),
+        "created_at": endpoint.created_at.isoformat(),
+        "disabled_at": endpoint.disabled_at.isoformat() if endpoint.disabled_at else None,
+        "owner": endpoint.owner.get_username() if endpoint.owner_id else None,
+    }
+
+
+def attempt_dict(attempt):
+    return {
+        "id": attempt.pk,
+        "event_id": attempt.event_id,
+        "event_type": attempt.event_type,
+        "attempted_at": attempt.attempted_at.isoformat(),
+        "status_code": attempt.status_code,
+        "duration_ms": attempt.duration_ms,
+        "error": attempt.error,
+    }
+
+
+def _endpoint(endpoint_id):
+    if not endpoint_id.isascii() or not endpoint_id.isdigit() or len(endpoint_id) > 18:
+        raise NotFound(f"No webhook endpoint has the id {endpoint_id[:40]!r}.")
+    return get_object_or_404(Endpoint.objects.select_related("owner"), pk=int(endpoint_id))
+
+
+class WebhookListView(ApiView):
+    permissions = {"GET": "webhooks.view_endpoint", "POST": "webhooks.add_endpoint"}
+
+    @extend_schema(responses={200: OBJECT, **ERRORS}, summary="Webhook endpoints")
+    def get(self, request):
+        return self.page(
+            Endpoint.objects.select_related("owner"),
+            lambda rows: [endpoint_dict(e) for e in rows],
+        )
+
+    @extend_schema(
+        request=s.WebhookEndpointSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={201: OBJECT, **ERRORS},
+        summary="Create a webhook endpoint (its signing secret is answered once)",
+    )
+    def post(self, request):
+        return idempotent(request, self._create)
+
+    def _create(self):
+        body = self.body(s.WebhookEndpointSerializer)
+        try:
+            endpoint, secret = webhook_services.endpoint_create(
+                body["url"], body["events"], self.request.user
+            )
+        except DjangoValidationError as invalid:
+            fields = getattr(invalid, "message_dict", {"__all__": invalid.messages})
+            raise Invalid(invalid.messages[0], fields=fields) from None
+        found = endpoint_dict(Endpoint.objects.select_related("owner").get(pk=endpoint.pk))
+        return Response({**found, "secret": secret}, status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailView(ApiView):
+    permissions = {"DELETE": "webhooks.delete_endpoint"}
+
+    @extend_schema(responses={204: None, **ERRORS}, summary="Delete a webhook endpoint")
+    def delete(self, request, endpoint_id):
+        webhook_services.endpoint_delete(_endpoint(endpoint_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookDeliveriesView(ApiView):
+    permissions = {"GET": "webhooks.view_deliveryattempt"}
+    descending = True
+
+    @extend_schema(
+        responses={200: OBJECT, **ERRORS}, summary="An endpoint's delivery attempts, newest first"
+    )
+    def get(self, request, endpoint_id):
+        endpoint = _endpoint(endpoint_id)
+        return self.page(
+            DeliveryAttempt.objects.filter(endpoint=endpoint),
+            lambda rows: [attempt_dict(a) for a in rows],
+        )

@@ -65,22 +65,6 @@ def document_as_dict(document, items):
     }
 
 
-def documents_as_dicts(documents) -> list[dict]:
-    """``documents`` (a list, each with its account) as ``document_as_dict``
-    shows them, their items read in one query: a page of the API's lists."""
-    items_by_document = {}
-    for item in (
-        DocumentItem.objects.filter(document_id__in=[document.id for document in documents])
-        .select_related("subscription")
-        .annotate(charge_number=F("charge__number"))
-        .order_by("document_id", "id")
-    ):
-        items_by_document.setdefault(item.document_id, []).append(item)
-    return [
-        document_as_dict(document, items_by_document.get(document.id, [])) for document in documents
-    ]
-
-
 def run_summary(run: BillRun, *, documents=False) -> dict:
     """The run as ``billrun show --json`` prints it (INTERFACES.md)."""
     failures = run.failures.select_related("account", "subscription").order_by("id")
