@@ -1,5 +1,6 @@
 """Request guards shared by every page, the admin's included."""
 
+from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 
@@ -19,13 +20,20 @@ class BoundedQueryMiddleware:
     def __call__(self, request):
         for name, values in request.GET.lists():
             if any(len(value) > MAX_QUERY_VALUE_LENGTH for value in values):
+                problem = (
+                    f"The value of “{name[:40]}” is longer than "
+                    f"{MAX_QUERY_VALUE_LENGTH:,} characters."
+                )
+                if request.path.startswith("/api/"):
+                    # The API's one error shape (docs/api.md).
+                    return JsonResponse(
+                        {"error": {"code": "invalid", "message": problem, "fields": {}}},
+                        status=400,
+                    )
                 return render(
                     request,
                     "400.html",
-                    {
-                        "problem": f"The value of “{name[:40]}” is longer than "
-                        f"{MAX_QUERY_VALUE_LENGTH:,} characters."
-                    },
+                    {"problem": problem},
                     status=400,
                 )
         return self.get_response(request)

@@ -88,6 +88,11 @@ INSTALLED_APPS = [
     "invoices",
     "billruns",
     "notifications",
+    "webhooks",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
     "billing_site.apps.BillingSiteConfig",
 ]
 
@@ -287,6 +292,46 @@ if not SECURE_HSTS_PRELOAD and not DEBUG and "security.W021" not in SILENCED_SYS
     # it stays off unless SECURE_HSTS_PRELOAD=1 says otherwise.
     SILENCED_SYSTEM_CHECKS.append("security.W021")
 
+# The HTTP API (docs/api.md): keys in the Authorization header only (no
+# session: a browser's cookie never acts through the API), JSON only.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+API_IDEMPOTENCY_TTL = env_int("API_IDEMPOTENCY_TTL", 24 * 3600, minimum=60)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.KeyPermissions"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "api.throttles.KeyReadThrottle",
+        "api.throttles.KeyWriteThrottle",
+    ],
+    # Per key; the counts live in the cache (CACHES: per process unless a
+    # shared cache is configured).
+    "DEFAULT_THROTTLE_RATES": {
+        "api_read": os.environ.get("API_THROTTLE_READ", "1200/min"),
+        "api_write": os.environ.get("API_THROTTLE_WRITE", "300/min"),
+    },
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Billing API",
+    "DESCRIPTION": "Accounts, usage, bill runs, documents and webhooks (docs/api.md).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The browsable docs' scripts and styles are served from this site's
+    # static files (the sidecar), never a CDN: the pages' CSP allows only 'self'.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SECURITY": [{"bearerAuth": []}],
+    "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+}
+
 # The largest import file accepted, in bytes (refused before it is read).
 # Rows in one CSV or XLSX export of a table (core.exports): it is built
 # in the web request, at 0.15 to 0.3 ms a row (CSV, XLSX).
@@ -343,6 +388,12 @@ BILLRUN_SWEEP_SECONDS = env_seconds("BILLRUN_SWEEP_SECONDS", 10.0, minimum=0)
 # queued by billruns.services.bill_run_email: billruns sits below the app
 # that sends customer emails and names it only here.
 BILLRUN_EMAIL_DOCUMENTS_TASK = "notifications.tasks.email_run_documents"
+# Webhooks (docs/webhooks.md): with DEBUG off, an endpoint whose host
+# resolves to a loopback, private or link-local address is refused, at
+# creation and at each delivery, unless this is on (a receiver on the
+# company's own network). Each delivery waits at most WEBHOOK_TIMEOUT seconds.
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_TIMEOUT = env_seconds("WEBHOOK_TIMEOUT", 10.0)
 
 LOGGING = {
     "version": 1,

@@ -18,5 +18,6 @@ urlpatterns = [
     path("billing/subscriptions/", include("customers.subscription_urls")),
     path("billing/subscriptions/", include("billruns.change_urls")),
     path("notifications/", include("notifications.urls")),
+    path("api/v1/", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -105,31 +105,44 @@ def run_summary(run: BillRun, *, documents=False) -> dict:
         summary["last_post_error"] = run.last_post_error
     if documents:
         # all_objects: a preview's show lists its Preview documents.
-        docs = list(
-            Document.all_objects.filter(bill_run=run).select_related("account").order_by("id")
+        summary["documents"] = documents_as_dicts(
+            Document.all_objects.filter(bill_run=run),
+            items=DocumentItem.all_objects.filter(document__bill_run=run),
+            taxes=DocumentTax.objects.filter(document__bill_run=run),
         )
-        items_by_document = {}
-        for item in (
-            DocumentItem.all_objects.filter(document__bill_run=run)
-            .select_related("subscription")
-            .annotate(charge_number=F("charge__number"))
-            .order_by("document_id", "id")
-        ):
-            items_by_document.setdefault(item.document_id, []).append(item)
-        taxes_by_document = {}
-        for tax in DocumentTax.objects.filter(document__bill_run=run).order_by(
-            "document_id", "position"
-        ):
-            taxes_by_document.setdefault(tax.document_id, []).append(tax)
-        summary["documents"] = [
-            document_as_dict(
-                document,
-                items_by_document.get(document.id, []),
-                taxes_by_document.get(document.id, []),
-            )
-            for document in docs
-        ]
     return summary
+
+
+def documents_as_dicts(documents, *, items=None, taxes=None) -> list[dict]:
+    """``documents`` (a Document queryset) as ``billrun show --json
+    --documents`` lists them, in id order, in three queries: the documents,
+    their items and their tax lines (``items``, ``taxes``: querysets covering
+    them, e.g. a run's; by default those of the documents read). The run's
+    ``documents``, a webhook's ``document.posted``, the API's documents."""
+    docs = list(documents.select_related("account").order_by("id"))
+    ids = [document.id for document in docs]
+    if items is None:
+        items = DocumentItem.all_objects.filter(document_id__in=ids)
+    if taxes is None:
+        taxes = DocumentTax.objects.filter(document_id__in=ids)
+    taxes_by_document = {}
+    for tax in taxes.order_by("document_id", "position"):
+        taxes_by_document.setdefault(tax.document_id, []).append(tax)
+    items_by_document = {}
+    for item in (
+        items.select_related("subscription")
+        .annotate(charge_number=F("charge__number"))
+        .order_by("document_id", "id")
+    ):
+        items_by_document.setdefault(item.document_id, []).append(item)
+    return [
+        document_as_dict(
+            document,
+            items_by_document.get(document.id, []),
+            taxes_by_document.get(document.id, []),
+        )
+        for document in docs
+    ]
 
 
 # --- the run's page ----------------------------------------------------------------

@@ -1,6 +1,7 @@
 """What the bill run engine announces. Other apps listen (notifications: the
-owner's notice and email, the customers' documents; webhooks later); the
-engine imports none of them.
+owner's notice and email, the customers' documents; webhooks: the outbox);
+the engine imports none of them. invoices.signals announces documents
+posted and payments recorded the same way.
 
 Every signal is sent synchronously INSIDE the transaction of the change it
 announces, while that transaction holds the run's row lock, after the run's

@@ -17,7 +17,10 @@ instead of deadlocking:
    import; their charges are written (so locked) only after the accounts;
 6. documents, in id order: posting, payments, credit applications, emailing;
 7. rows locked alone, by a transaction that locks nothing else: a run
-   email's delivery, the tenant settings, a tax rate (its change).
+   email's delivery, the tenant settings, a tax rate (its change), a webhook event (its delivery's
+   claim and outcome; the outcome then updates the event's endpoint row:
+   deleting an endpoint deletes its events first, the same order), a
+   disabled webhook endpoint's email.
 
 One exception, safe by construction: a chunk's last statement adds its
 accounts to its run's counter, which locks the run's row after the chunk's
@@ -48,6 +51,10 @@ LOCK_ORDER = (
     "customers.Account",
     "invoices.Document",
     "notifications.EmailDelivery",
+    # A webhook event (its delivery's claim and outcome; the outcome then
+    # updates the event's endpoint) and an endpoint's disabled email.
+    "webhooks.Event",
+    "webhooks.DisabledEmail",
     "invoices.TenantSettings",
     "customers.TaxRate",
 )

@@ -14,6 +14,7 @@ from customers.models import (
     Account,
     Pricing,
     PricingTier,
+    Status,
     TaxRate,
     TaxRateChange,
     tax_code_problem,
@@ -40,6 +41,13 @@ def account_bill_to_contact_change(*, account_id: int, email: str) -> Account:
     is recorded. A run that is billing the account reads the contact when it
     makes the account's document; the next run (or a retry) bills it.
     """
+    email = _checked_email(email)
+    Account.objects.filter(pk=account_id).update(bill_to_email=email)
+    return Account.objects.get(pk=account_id)
+
+
+def _checked_email(email: str) -> str:
+    """``email`` without surrounding spaces, or BillToContactRefused saying why not."""
     email = (email or "").strip()
     if not email:
         raise BillToContactRefused("Enter the bill-to contact's email address.")
@@ -53,8 +61,7 @@ def account_bill_to_contact_change(*, account_id: int, email: str) -> Account:
         raise BillToContactRefused(
             f"“{email}” is not a valid email address, such as ap@example.com."
         ) from invalid
-    Account.objects.filter(pk=account_id).update(bill_to_email=email)
-    return Account.objects.get(pk=account_id)
+    return email
 
 
 class PricingRefused(Exception):
@@ -200,3 +207,71 @@ def tax_rate_set(code: str, rate, *, name: str | None = None, user=None) -> TaxR
         change.save()
     current.refresh_from_db()
     return current
+
+
+class AccountChangeRefused(Exception):
+    """The account's new values are refused; nothing changed. ``errors`` maps
+    each field to its messages."""
+
+    def __init__(self, errors):
+        self.errors = errors
+        super().__init__(
+            "; ".join(f"{field}: {message}" for field, ms in errors.items() for message in ms)
+        )
+
+
+ACCOUNT_NAME_MAX_LENGTH = Account._meta.get_field("name").max_length
+
+
+def _whole(value, low, high, what):
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None, f"{what} is a whole number from {low} to {high}, not {value!r}."
+    if not low <= value <= high:
+        return None, f"{what} must be from {low} to {high}, not {value}."
+    return value, None
+
+
+def account_change(*, account_id: int, changes: dict) -> Account:
+    """Change an account's ``name``, ``bill_to_email`` (as
+    ``account_bill_to_contact_change`` checks it), ``batch`` (1-50),
+    ``payment_term_days`` (0-365) or ``status`` (Active or Canceled): the
+    fields ``changes`` names, nothing else. Every value is checked first;
+    any problem raises AccountChangeRefused and nothing is written.
+
+    Transaction: one, under the account's lock (core.locks), as a run's chunk
+    takes it before it reads the account: a run bills the account as it was
+    before the change or after it. One UPDATE of the fields given."""
+    errors, values = {}, {}
+    for field, value in changes.items():
+        problem = None
+        if field == "name":
+            text = value.strip() if isinstance(value, str) else None
+            if not text:
+                problem = "The name is text and not empty."
+            elif len(text) > ACCOUNT_NAME_MAX_LENGTH:
+                problem = f"The name is at most {ACCOUNT_NAME_MAX_LENGTH} characters."
+            values[field] = text
+        elif field == "bill_to_email":
+            try:
+                values[field] = _checked_email(value if isinstance(value, str) else "")
+            except BillToContactRefused as refused:
+                problem = str(refused)
+        elif field == "batch":
+            values[field], problem = _whole(value, 1, 50, "The batch")
+        elif field == "payment_term_days":
+            values[field], problem = _whole(value, 0, 365, "The payment term")
+        elif field == "status":
+            if value not in Status.values:
+                problem = f"The status is one of {', '.join(Status.values)}, not {value!r}."
+            values[field] = value
+        else:
+            problem = "This field cannot be changed."
+        if problem:
+            errors[field] = [problem]
+    if errors:
+        raise AccountChangeRefused(errors)
+    with transaction.atomic():
+        locks.lock_one(Account, account_id)
+        if values:
+            Account.objects.filter(pk=account_id).update(**values)
+    return Account.objects.get(pk=account_id)

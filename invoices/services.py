@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
 
 from django.db import connection, transaction
-from django.db.models import F, Value, Window
+from django.db.models import F, Q, Value, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.dateparse import parse_date
@@ -21,6 +21,7 @@ from django.utils.dateparse import parse_date
 from core import locks
 from core.dates import payment_date_problem
 from core.money import CENT
+from invoices import signals
 from invoices.models import (
     CreditApplication,
     Document,
@@ -176,6 +177,7 @@ def document_post(*, document_id: int, user) -> Document:
         document.posted_by = user
         document.balance = document.amount
         document.save(update_fields=["status", "posted_at", "posted_by", "balance"])
+        signals.document_posted.send(sender=Document, document=document, user=user)
     return document
 
 
@@ -232,16 +234,36 @@ def documents_post_for_run(
     user_id = user.pk if user is not None else None
 
     def post_range(first_id, next_start):
-        batch = drafts.filter(id__gte=first_id)
-        if next_start is not None:
-            batch = batch.filter(id__lt=next_start)
+        in_range = (
+            Q(id__gte=first_id) if next_start is None else Q(id__gte=first_id, id__lt=next_start)
+        )
+        batch = drafts.filter(in_range)
+        posted_at = timezone.now()
         with transaction.atomic():
-            return batch.update(
+            posted = batch.update(
                 status=DocumentStatus.POSTED,
-                posted_at=timezone.now(),
+                posted_at=posted_at,
                 posted_by_id=user_id,
                 balance=F("amount"),
             )
+            if posted:
+                # One announcement per batch; the ids are a lazy query (the
+                # rows this UPDATE posted, under its locks), read only by a
+                # listener that needs them.
+                signals.documents_posted.send(
+                    sender=Document,
+                    bill_run_id=bill_run_id,
+                    document_ids=Document.objects.filter(
+                        in_range,
+                        bill_run_id=bill_run_id,
+                        status=DocumentStatus.POSTED,
+                        posted_at=posted_at,
+                    )
+                    .order_by("id")
+                    .values_list("id", flat=True),
+                    user=user,
+                )
+            return posted
 
     if workers > 1 and len(ranges) > 1 and _can_post_in_parallel():
         return _post_in_parallel(ranges, post_range, workers)
@@ -348,6 +370,7 @@ def payment_record(
             request_key=request_key,
         )
         _lower_balance(document, amount, PaymentRefused)
+        signals.payment_recorded.send(sender=Payment, payment=payment, document=document, user=user)
     return payment
 
 

@@ -1,7 +1,8 @@
 """The apps depend one way (docs/architecture.md): core <- customers <-
-invoices <- billruns <- notifications, and billing_site wires them. A lower
-app never imports a higher one, and its templates never include a higher
-app's template or name its URLs (a foreign key upwards is a string)."""
+invoices <- billruns <- notifications, webhooks (beside each other) <- api,
+and billing_site wires them. A lower app never imports a higher one, nor an
+app beside it, and its templates never include a higher app's template or
+name its URLs (a foreign key upwards is a string)."""
 
 import ast
 import re
@@ -10,13 +11,27 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["core", "customers", "invoices", "billruns", "notifications"]
+# Each app's level; apps of one level are beside each other (neither
+# imports the other).
+LEVELS = {
+    "core": 0,
+    "customers": 1,
+    "invoices": 2,
+    "billruns": 3,
+    "notifications": 4,
+    "webhooks": 4,
+    "api": 5,
+}
+LAYERS = list(LEVELS)
 # {% include "app/..." %}, {% extends "app/..." %}, {% url 'app:name' ... %}
 TEMPLATE_REFERENCE = re.compile(r"""{%\s*(?:include|extends)\s+["'](\w+)/|{%\s*url\s+["'](\w+):""")
 
 
 def above(app):
-    return set(LAYERS[LAYERS.index(app) + 1 :]) | {"billing_site"}
+    """The apps ``app`` may not import: those above it and beside it."""
+    return {other for other, level in LEVELS.items() if other != app and level >= LEVELS[app]} | {
+        "billing_site"
+    }
 
 
 def imported_apps(path):

@@ -28,6 +28,9 @@ class ImportSummary:
     accounts: int
     subscriptions: int
     charges: int
+    # The numbers of the accounts imported, in the document's order (those
+    # generated included): the API answers with the account it created.
+    account_numbers: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return (
@@ -72,7 +75,8 @@ def accounts_import(*, document: Any, consume: bool = False) -> ImportSummary:
             assign_numbers(subscriptions, Subscription, SUBSCRIPTION_NUMBER_FORMAT)
             assign_charge_numbers(charges)
             insert_rows(accounts, tax_rate_ids)
-    return ImportSummary(len(accounts), len(subscriptions), len(charges))
+    numbers = tuple(row.values["number"] for row in accounts)
+    return ImportSummary(len(accounts), len(subscriptions), len(charges), numbers)
 
 
 def accounts_import_file(*, path: str, stdin: IO[bytes] | None = None) -> ImportSummary:
