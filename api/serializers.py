@@ -38,6 +38,12 @@ class BillRunCreateSerializer(StrictSerializer):
     exclude_charge_types = serializers.ListField(
         child=serializers.ChoiceField(choices=CHARGE_TYPE_VALUES), required=False, max_length=3
     )
+    preview = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="a preview (INTERFACES.md, Previews): not with auto_post, auto_email "
+        "or no_email_for_zero_amount",
+    )
 
 
 class EmailSerializer(StrictSerializer):
@@ -74,6 +80,11 @@ class AccountChangeSerializer(StrictSerializer):
     batch = StrictIntegerField(required=False, min_value=1, max_value=50)
     payment_term_days = StrictIntegerField(required=False, min_value=0, max_value=365)
     status = serializers.ChoiceField(choices=["Active", "Canceled"], required=False)
+    tax_codes = serializers.ListField(
+        child=StrictCharField(),
+        required=False,
+        help_text="the account's tax codes, in order (replaces them; [] for none)",
+    )
 
 
 class WebhookEndpointSerializer(StrictSerializer):
@@ -151,6 +162,8 @@ def account_dict(account, *, subscriptions=True):
         "batch": account.batch,
         "payment_term_days": account.payment_term_days,
         "status": account.status,
+        # In their order (the order of its documents' tax lines).
+        "tax_codes": [tax_code.tax_rate.code for tax_code in account.tax_codes.all()],
     }
     if subscriptions:
         found["subscriptions"] = [

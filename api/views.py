@@ -28,7 +28,14 @@ from billruns.models import BillRun, BillRunFailure, RunStatus
 from customers.changes import ChangesRefused, change_requests, changes_apply
 from customers.importer import ImportRefused, accounts_import
 from customers.importer.problems import Problems
-from customers.models import Account, Charge, Status, Subscription, SubscriptionChange
+from customers.models import (
+    Account,
+    AccountTaxCode,
+    Charge,
+    Status,
+    Subscription,
+    SubscriptionChange,
+)
 from customers.services import AccountChangeRefused, account_change
 from invoices.models import Document, DocumentStatus, DocumentType, Payment
 from invoices.pdf import PdfUnavailable, document_pdf, document_pdf_filename
@@ -161,6 +168,10 @@ class RootView(ApiView):
 def accounts_shown():
     return Account.objects.prefetch_related(
         Prefetch(
+            "tax_codes",
+            queryset=AccountTaxCode.objects.select_related("tax_rate").order_by("position"),
+        ),
+        Prefetch(
             "subscriptions",
             queryset=Subscription.objects.order_by("id").prefetch_related(
                 Prefetch(
@@ -169,7 +180,7 @@ def accounts_shown():
                 ),
                 "charges__pricing__tiers",
             ),
-        )
+        ),
     )
 
 
@@ -234,7 +245,7 @@ class AccountDetailView(ApiView):
     @extend_schema(
         request=s.AccountChangeSerializer,
         responses={200: OBJECT, **ERRORS},
-        summary="Change an account's name, bill-to email, batch, payment term or status",
+        summary="Change an account's name, bill-to email, batch, payment term, tax codes or status",
     )
     def patch(self, request, number):
         account = get_object_or_404(Account, number=number)
@@ -435,6 +446,7 @@ class BillRunListView(ApiView):
                 auto_email=body["auto_email"],
                 no_email_for_zero_amount=body["no_email_for_zero_amount"],
                 exclude_charge_types=body.get("exclude_charge_types", []),
+                preview=body["preview"],
                 created_by=self.request.user,
             )
         except services.BillRunActionRefused as exc:
@@ -449,7 +461,10 @@ class BillRunDetailView(ApiView):
     def get(self, request, number):
         return Response(selectors.run_summary(_run(number)))
 
-    @extend_schema(responses={204: None, **ERRORS}, summary="Delete a Canceled or Error run")
+    @extend_schema(
+        responses={204: None, **ERRORS},
+        summary="Delete a Canceled or Error run (a preview: in any status but Processing)",
+    )
     def delete(self, request, number):
         run = _run(number)
         try:
@@ -486,6 +501,10 @@ class BillRunActionView(ApiView):
                 result = services.bill_run_post(run=run, user=user)
             elif self.action == "cancel":
                 result = services.bill_run_cancel(run=run, user=user, wait=False)
+                if result.preview:
+                    # Canceling a preview deletes it (INTERFACES.md, Previews):
+                    # no run is left to answer with, as after a DELETE.
+                    return Response(status=status.HTTP_204_NO_CONTENT)
             elif self.action == "retry":
                 result = services.bill_run_retry(run=run, user=user)
             else:
@@ -496,21 +515,36 @@ class BillRunActionView(ApiView):
         return Response(_summary(result), status=status.HTTP_202_ACCEPTED)
 
 
-def _action_view(action, summary):
-    view = type(
+def _action_view(action, summary, *, request=s.EmptySerializer, responses=None):
+    """The view of one action, with its own ``post`` (each action's schema
+    is its own: decorating the inherited method would change every one)."""
+
+    def post(self, request, number):
+        return BillRunActionView.post(self, request, number)
+
+    schema = extend_schema(
+        summary=summary,
+        request=request,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses=responses or {202: OBJECT, **ERRORS},
+    )
+    return type(
         f"BillRun{action.title()}View",
         (BillRunActionView,),
-        {"action": action, "__doc__": summary},
+        {"action": action, "__doc__": summary, "post": schema(post)},
     )
-    view.post = extend_schema(summary=summary)(view.post)
-    return view
 
 
 BillRunPostView = _action_view("post", "Post a Completed run")
-BillRunCancelView = _action_view("cancel", "Cancel a Pending or Completed run")
+BillRunCancelView = _action_view(
+    "cancel",
+    "Cancel a Pending or Completed run (a preview is deleted: 204)",
+    responses={202: OBJECT, 204: None, **ERRORS},
+)
 BillRunRetryView = _action_view("retry", "A new run for the failed accounts of a run")
-BillRunEmailView = _action_view("email", "Email a Posted run's documents")
-BillRunEmailView.post = extend_schema(request=s.EmailSerializer)(BillRunEmailView.post)
+BillRunEmailView = _action_view(
+    "email", "Email a Posted run's documents", request=s.EmailSerializer
+)
 
 
 class BillRunDocumentsView(ApiView):
@@ -519,7 +553,8 @@ class BillRunDocumentsView(ApiView):
     @extend_schema(responses={200: OBJECT, **ERRORS}, summary="A run's documents, as --documents")
     def get(self, request, number):
         run = _run(number)
-        documents = Document.objects.filter(bill_run=run).only("id")
+        # all_objects: a preview's documents are its own (Preview, no number).
+        documents = Document.all_objects.filter(bill_run=run).only("id")
         return self.page(documents, _documents_shown)
 
 
@@ -579,7 +614,10 @@ class DocumentListView(ApiView):
 def _documents_shown(rows):
     """A page of documents as ``billrun show --json --documents`` lists them
     (the one function the run, the webhooks and these lists use)."""
-    return selectors.documents_as_dicts(Document.objects.filter(pk__in=[row.pk for row in rows]))
+    # all_objects: the rows are already the ones shown (a preview's own, on
+    # its run's list; never one on the documents' list).
+    ids = [row.pk for row in rows]
+    return selectors.documents_as_dicts(Document.all_objects.filter(pk__in=ids))
 
 
 def _document(number, *related):

@@ -12,6 +12,7 @@ from core import locks
 from core.users import acting_user
 from customers.models import (
     Account,
+    AccountTaxCode,
     Pricing,
     PricingTier,
     Status,
@@ -234,17 +235,25 @@ def _whole(value, low, high, what):
 def account_change(*, account_id: int, changes: dict) -> Account:
     """Change an account's ``name``, ``bill_to_email`` (as
     ``account_bill_to_contact_change`` checks it), ``batch`` (1-50),
-    ``payment_term_days`` (0-365) or ``status`` (Active or Canceled): the
+    ``payment_term_days`` (0-365), ``status`` (Active or Canceled) or
+    ``tax_codes`` (a list of distinct codes of existing tax rates, as the
+    import takes them: the account's codes become these, in this order): the
     fields ``changes`` names, nothing else. Every value is checked first;
-    any problem raises AccountChangeRefused and nothing is written.
+    any problem raises AccountChangeRefused (a tax code's at its path,
+    ``tax_codes[1]``) and nothing is written.
 
     Transaction: one, under the account's lock (core.locks), as a run's chunk
-    takes it before it reads the account: a run bills the account as it was
-    before the change or after it. One UPDATE of the fields given."""
+    takes it before it reads the account and its tax codes: a run bills the
+    account as it was before the change or after it. One UPDATE of the
+    fields given; the tax codes rewritten as a whole (positions 1, 2, ...),
+    only when they differ."""
     errors, values = {}, {}
+    tax_codes = None
     for field, value in changes.items():
         problem = None
-        if field == "name":
+        if field == "tax_codes":
+            tax_codes = _tax_codes_checked(value, errors)
+        elif field == "name":
             text = value.strip() if isinstance(value, str) else None
             if not text:
                 problem = "The name is text and not empty."
@@ -270,8 +279,59 @@ def account_change(*, account_id: int, changes: dict) -> Account:
             errors[field] = [problem]
     if errors:
         raise AccountChangeRefused(errors)
-    with transaction.atomic():
-        locks.lock_one(Account, account_id)
-        if values:
-            Account.objects.filter(pk=account_id).update(**values)
+    try:
+        with transaction.atomic():
+            locks.lock_one(Account, account_id)
+            if tax_codes is not None:
+                _tax_codes_write(account_id, tax_codes)
+            if values:
+                Account.objects.filter(pk=account_id).update(**values)
+    except IntegrityError:
+        # A tax rate deleted between the check and the write (its foreign key).
+        raise AccountChangeRefused(
+            {"tax_codes": ["A tax rate of these codes was just deleted; nothing changed."]}
+        ) from None
     return Account.objects.get(pk=account_id)
+
+
+def _tax_codes_checked(value, errors) -> list[str] | None:
+    """``value`` as the account's new tax codes (a list of distinct valid
+    codes), or None with its problems added to ``errors``, at their paths."""
+    if not isinstance(value, list):
+        errors["tax_codes"] = ['A list of tax codes such as ["VAT20"] (empty for none).']
+        return None
+    seen: dict[str, int] = {}
+    for i, code in enumerate(value):
+        problem = tax_code_problem(code) if isinstance(code, str) else "must be a string"
+        if problem:
+            errors[f"tax_codes[{i}]"] = [f"A tax code {problem}."]
+        elif seen.setdefault(code, i) != i:
+            errors[f"tax_codes[{i}]"] = [
+                f"The tax code {code} appears more than once (first at tax_codes[{seen[code]}])."
+            ]
+    if any(key.startswith("tax_codes") for key in errors):
+        return None
+    return list(value)
+
+
+def _tax_codes_write(account_id: int, codes: list[str]) -> None:
+    """Replace the account's tax codes by ``codes``, in order, under its lock
+    (the caller's); refused (AccountChangeRefused, the transaction rolled
+    back) when a code names no tax rate."""
+    ids = dict(TaxRate.objects.filter(code__in=codes).values_list("code", "id"))
+    missing = {
+        f"tax_codes[{i}]": [f"No tax rate has the code {code} (tax_rate --list shows them)."]
+        for i, code in enumerate(codes)
+        if code not in ids
+    }
+    if missing:
+        raise AccountChangeRefused(missing)
+    wanted = [ids[code] for code in codes]
+    current = AccountTaxCode.objects.filter(account_id=account_id).order_by("position")
+    if list(current.values_list("tax_rate_id", flat=True)) == wanted:
+        return
+    AccountTaxCode.objects.filter(account_id=account_id).delete()
+    AccountTaxCode.objects.bulk_create(
+        AccountTaxCode(account_id=account_id, tax_rate_id=tax_rate_id, position=i)
+        for i, tax_rate_id in enumerate(wanted, start=1)
+    )

@@ -118,7 +118,10 @@ def test_batches_and_bill_cycle_day(api, db):
         ({"exclude_charge_types": ["taxes"]}, "exclude_charge_types[0]"),
         ({"account": "A404"}, "account"),
         ({"account": "A00000001", "batches": [1]}, "__all__"),
-        ({"preview": True}, "preview"),
+        ({"preview": "yes"}, "preview"),
+        ({"preview": True, "auto_post": True}, "auto_post"),
+        ({"preview": True, "auto_email": True}, "auto_email"),
+        ({"preview": True, "no_email_for_zero_amount": True}, "no_email_for_zero_amount"),
         ({"unknown": 1}, "unknown"),
     ],
 )
