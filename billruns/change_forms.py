@@ -115,6 +115,11 @@ class AddChargeForm(ChangeForm, PricingFields):
     number = forms.CharField(
         label="Charge number", required=False, help_text="Optional: generated when empty."
     )
+    # Checked when the form opens: a charge is taxable unless marked otherwise
+    # (BILLING_RULES.md, Customers); unchecked, it is never taxed.
+    taxable = forms.BooleanField(
+        required=False, initial=True, help_text="Taxed at the account's tax rates."
+    )
 
     field_order = [
         "name",
@@ -128,6 +133,7 @@ class AddChargeForm(ChangeForm, PricingFields):
         "pricing_model",
         "unit_price",
         "tiers",
+        "taxable",
         "number",
     ]
     FIELD_PATHS = {"type": "charge_type", "pricing": "pricing_model"}
@@ -143,6 +149,7 @@ class AddChargeForm(ChangeForm, PricingFields):
             "name": data["name"],
             "type": data["charge_type"],
             "start_date": data["start_date"],
+            "taxable": data["taxable"],
         }
         for key in ("end_date", "amount", "quantity", "period", "unit", "number"):
             if data.get(key):

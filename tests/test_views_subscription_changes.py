@@ -273,6 +273,29 @@ def test_a_confirmation_after_a_run_billed_meanwhile_shows_the_new_preview(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("checked", "taxable"), [({"taxable": "on"}, True), ({}, False)])
+def test_a_charge_added_from_the_page_is_taxable_unless_unchecked(
+    client, clerk, pro_plan, today, checked, taxable
+):
+    today(D(2026, 5, 1))
+    client.force_login(clerk)
+    form = client.get(url("add_charge", pro_plan)).context["form"]
+    assert form["taxable"].initial is True  # the box is checked when the form opens
+    data = {"name": "Support", "charge_type": "recurring", "amount": "50.00", "period": "month"}
+    data.update(start_date="2026-05-01", **checked)
+    digest = (
+        client.post(url("add_charge", pro_plan), {**data, "action": "preview"})
+        .context["preview"]
+        .digest
+    )
+
+    confirm = {**data, "action": "confirm", "digest": digest}
+    assert client.post(url("add_charge", pro_plan), confirm).status_code == 302
+
+    assert Charge.objects.get(subscription=pro_plan.subscription, name="Support").taxable is taxable
+
+
+@pytest.mark.django_db
 def test_a_refused_change_shows_the_rules_message_and_changes_nothing(client, clerk, pro_plan):
     client.force_login(clerk)
     before = snapshot()
