@@ -691,6 +691,7 @@ def charge_form_data(charge, **changes):
         "period": charge.period,
         "start_date": charge.start_date.isoformat(),
         "end_date": "",
+        "taxable": "on" if charge.taxable else "",
     }
     data.update(changes)
     return data

@@ -32,6 +32,7 @@ from customers.selectors import account_tax_codes
 from customers.services import TaxRateRefused, tax_rate_set
 from invoices.admin_customers import ChargeForm
 from tests.factories import AccountFactory, ChargeFactory, OneTimeChargeFactory
+from tests.test_changes import charge_form_data
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECOND = Path(__file__).parent / "data" / "second"
@@ -690,26 +691,6 @@ def test_the_account_admin_refuses_a_code_given_twice(admin_client, rates):
 
     assert response.status_code == 200
     assert not AccountTaxCode.objects.exists()
-
-
-def charge_form_data(charge, **changes):
-    data = {
-        "number": charge.number,
-        "subscription": charge.subscription_id,
-        "name": charge.name,
-        "charge_type": charge.charge_type,
-        "amount": str(charge.amount),
-        "quantity": str(charge.quantity),
-        "unit": "",
-        "pricing": "",
-        "currency": charge.currency,
-        "period": charge.period,
-        "start_date": charge.start_date.isoformat(),
-        "end_date": "",
-        "taxable": "on" if charge.taxable else "",
-    }
-    data.update(changes)
-    return {k: v for k, v in data.items() if v != ""}
 
 
 @pytest.mark.django_db
