@@ -24,19 +24,44 @@ def superuser(django_user_model):
     return django_user_model.objects.create_superuser("admin", "admin@example.com", "pw")
 
 
-@pytest.fixture
-def clerk(django_user_model):
+@pytest.fixture(scope="session")
+def role_permissions(django_db_setup, django_db_blocker):
+    """Each role group's permissions as the migrations left them, read once
+    before any test runs: a transactional test flushes the groups (the
+    content types and permissions come back with ``post_migrate``; the
+    groups, made by data migrations, do not)."""
     from django.contrib.auth.models import Group
 
+    with django_db_blocker.unblock():
+        return {
+            group.name: list(group.permissions.values_list("content_type__app_label", "codename"))
+            for group in Group.objects.all()
+        }
+
+
+def _role(name, role_permissions):
+    """The role group ``name``, made again from ``role_permissions`` when a
+    transactional test flushed it."""
+    from django.contrib.auth.models import Group, Permission
+
+    group, created = Group.objects.get_or_create(name=name)
+    if created:
+        for app_label, codename in role_permissions[name]:
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+    return group
+
+
+@pytest.fixture
+def clerk(django_user_model, role_permissions):
     user = django_user_model.objects.create_user("clerk", "clerk@example.com", "pw")
-    user.groups.add(Group.objects.get(name="Billing clerk"))
+    user.groups.add(_role("Billing clerk", role_permissions))
     return user
 
 
 @pytest.fixture
-def viewer(django_user_model):
-    from django.contrib.auth.models import Group
-
+def viewer(django_user_model, role_permissions):
     user = django_user_model.objects.create_user("viewer", "viewer@example.com", "pw")
-    user.groups.add(Group.objects.get(name="Billing viewer"))
+    user.groups.add(_role("Billing viewer", role_permissions))
     return user
