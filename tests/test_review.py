@@ -214,9 +214,22 @@ def test_the_review_is_written_once_and_again_when_a_run_moves_on(history):
     first = review.review_state(this).review
     assert review.review_state(this).review == first
     assert first.lines.count() == 7
+    # Posting the run changes no amount: the review stays.
+    for from_status, to_status in (
+        (RunStatus.COMPLETED, RunStatus.POST_IN_PROGRESS),
+        (RunStatus.POST_IN_PROGRESS, RunStatus.COMPLETED),
+        (RunStatus.POST_IN_PROGRESS, RunStatus.POSTED),
+    ):
+        BillRunEvent.objects.create(
+            bill_run=this, from_status=from_status, to_status=to_status, at=this.created_at
+        )
+    assert review.review_state(this).review == first
     # The previous run is canceled and completed again (its documents change).
     BillRunEvent.objects.create(
-        bill_run=last, from_status=RunStatus.POSTED, to_status=RunStatus.POSTED, at=last.created_at
+        bill_run=last,
+        from_status=RunStatus.CANCEL_IN_PROGRESS,
+        to_status=RunStatus.COMPLETED,
+        at=last.created_at,
     )
     second = review.review_state(this).review
     assert second != first
