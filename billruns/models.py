@@ -530,6 +530,10 @@ class RunReview(models.Model):
     counts = models.JSONField(default=dict)
     due_dates = models.JSONField(default=dict)
     lines_count = models.PositiveIntegerField(default=0)
+    # Set on the review against the run's previous run: the runs' state it
+    # was found in (billruns.review._runs_key), so the tab need not look
+    # for the previous run again while that state holds.
+    previous_key = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -127,6 +127,19 @@ def _stamp(run, against) -> str:
     return ":".join(parts)
 
 
+def _runs_key(run) -> str:
+    """What a run's previous run and both runs' reviews depend on: the last
+    status event (posting aside) of this run and of every earlier one. A
+    run that completes, is canceled or deleted (its review goes with it)
+    moves it on."""
+    last = (
+        BillRunEvent.objects.filter(bill_run_id__lte=run.id)
+        .exclude(POSTING)
+        .aggregate(last=Max("id"))["last"]
+    )
+    return f"{run.id}:{last or 0}"
+
+
 def _param(field, value):
     return field.get_db_prep_value(value, connection)
 
@@ -523,9 +536,21 @@ def review_state(run, against_number: str = "") -> ReviewState:
             )
         if refused:
             against = None
-    if against is None:
-        against = previous_run(run)
-    return ReviewState(review=review_of(run, against), against=against, refused=refused)
+    if against is not None:
+        return ReviewState(review=review_of(run, against), against=against, refused=refused)
+    # The review against the previous run, as found the last time nothing
+    # it depends on moved: two indexed queries rather than previous_run's
+    # look over the runs' accounts (tens of ms at 100,000 accounts).
+    key = _runs_key(run)
+    found = RunReview.objects.filter(bill_run=run, previous_key=key).select_related("against")
+    found = found.first()
+    if found is not None:
+        return ReviewState(review=found, against=found.against, refused=refused)
+    against = previous_run(run)
+    the_review = review_of(run, against)
+    RunReview.objects.filter(pk=the_review.pk).update(previous_key=key)
+    the_review.previous_key = key
+    return ReviewState(review=the_review, against=against, refused=refused)
 
 
 def run_review_write(*, run_id) -> RunReview | None:
