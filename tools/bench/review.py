@@ -7,10 +7,12 @@ pages and the page of a run with no documents, interleaved: each round asks
 for every page once, in turn, so the machine's load falls on all of them
 alike. Each page's p50 and p95 are divided by the empty page's.
 
-The pages: the first page (by account); a deep page by cursor, at the middle
-and at the end (``cursor=last``); a filter by flag, a rare one and a common
-one (the review's least and most raised stored flags); a page sorted by
-change (descending) and one sorted by percent at the middle.
+The pages: the run's own page on its first tab (Invoices: what any tab of
+it costs; ``run_page_vs_empty``); the tab's first page (by account); a
+deep page by cursor, at the middle and at the end (``cursor=last``); a
+filter by flag, a rare one and a common one (the review's least and most
+raised stored flags); a page sorted by change (descending) and one sorted
+by percent at the middle.
 
 ``manage.py bench_review`` runs it on a database that holds a run and its
 previous run (``bench_billrun --changes`` leaves two); ``bench_billrun``
@@ -108,6 +110,9 @@ def measure(*, run, user, samples=SAMPLES, rewrite=True):
 
     pages = {
         "empty": f"/billing/bill-runs/{empty.number}/",
+        # The run's page on its first tab (Invoices): what every tab of it
+        # costs, the review's or not.
+        "run_page": f"/billing/bill-runs/{run.number}/",
         "review_page": tab,
         "review_last": f"{tab}&cursor=last",
         "review_sorted": f"{tab}&sort=-change",
@@ -134,7 +139,7 @@ def measure(*, run, user, samples=SAMPLES, rewrite=True):
             elapsed = (time.perf_counter() - started) * 1000
             if response.status_code != 200:
                 raise ReviewBenchmarkFailed(f"{url} answered {response.status_code}")
-            if key != "empty" and b'data-testid="review-row"' not in response.content:
+            if key.startswith("review") and b'data-testid="review-row"' not in response.content:
                 raise ReviewBenchmarkFailed(f"{url} shows no review row")
             if round_number >= WARM_UP:
                 timings[key].append(elapsed)
@@ -147,7 +152,9 @@ def measure(*, run, user, samples=SAMPLES, rewrite=True):
             results[f"{key}_vs_empty"] = round(statistics.median(values) / empty_p50, 2)
             results[f"{key}_p95_vs_empty"] = round(percentile(values, 0.95) / empty_p95, 2)
     results["review_worst_vs_empty"] = max(
-        value for key, value in results.items() if key.endswith("_vs_empty")
+        value
+        for key, value in results.items()
+        if key.startswith("review_") and key.endswith("_vs_empty")
     )
     return results
 
@@ -164,8 +171,9 @@ def report_lines(results):
             f"{results['empty_p50_ms']} / {results['empty_p95_ms']} ms",
         ),
     ]
-    for key in sorted(results):
-        if key.endswith("_p50_ms") and key.startswith("review_"):
+    pages = [key for key in sorted(results) if key.startswith("review_")]
+    for key in ["run_page_p50_ms", *pages]:
+        if key.endswith("_p50_ms"):
             page = key.removesuffix("_p50_ms")
             rows.append(
                 (
