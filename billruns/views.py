@@ -219,14 +219,23 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
         run = self.object
         user = self.request.user
         now = timezone.now()
-        counts = selectors.run_document_counts(run)
+        # Documents by status: all of them while a worker posts or cancels
+        # (the progress bar), else only the canceled ones the page names.
+        moving = run.status in (RunStatus.POST_IN_PROGRESS, RunStatus.CANCEL_IN_PROGRESS)
+        counts = selectors.run_document_counts(
+            run, statuses=None if moving else [DocumentStatus.CANCELED]
+        )
         events = list(run.events.select_related("user"))
         last = events[-1] if events else None
         may_post = run.allows(Action.POST) and user.has_perm("billruns.post_billrun")
         post_preview = (
             selectors.run_post_preview(run, today=timezone.localdate()) if may_post else None
         )
-        has_posted = counts.count(status=DocumentStatus.POSTED) > 0
+        has_posted = (
+            counts.count(status=DocumentStatus.POSTED) > 0
+            if moving
+            else selectors.run_has_posted(run)
+        )
         # A preview is deleted rather than canceled (canceling one deletes it).
         may_cancel = (
             not run.preview
