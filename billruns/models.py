@@ -525,8 +525,15 @@ class RunReview(models.Model):
     )
     stamp = models.CharField(max_length=64)
     threshold_percent = models.PositiveIntegerField()
-    # Lines per flag when computed; past_due depends on the day it is read.
+    # Lines per flag when computed; past_due depends on the day it is read,
+    # so its count is read from ``due_dates``, the lines per due date.
     counts = models.JSONField(default=dict)
+    due_dates = models.JSONField(default=dict)
+    lines_count = models.PositiveIntegerField(default=0)
+    # Set on the review against the run's previous run: the runs' state it
+    # was found in (billruns.review._runs_key), so the tab need not look
+    # for the previous run again while that state holds.
+    previous_key = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -547,6 +554,17 @@ class RunReview(models.Model):
         return f"review of run {self.bill_run_id} against {self.against_id}"
 
 
+# The places of a review line, one per sort order of the Review tab.
+REVIEW_PLACES = (
+    "pos_account",
+    "pos_currency",
+    "pos_previous",
+    "pos_total",
+    "pos_change",
+    "pos_percent",
+)
+
+
 class ReviewLine(models.Model):
     """One account either run billed: its totals (signed: credit memos
     negative) this time and last time; null where that run did not bill it."""
@@ -563,18 +581,47 @@ class ReviewLine(models.Model):
     beyond_threshold = models.BooleanField()
     has_adjustments = models.BooleanField()
     due_date = models.DateField(null=True)
+    # Each sort order of the tab as the line's place in it, 1 to the number
+    # of lines, written with the lines (the sort key, nulls last, then the
+    # account number): a page is the next rows after a place (keyset
+    # pagination, billruns.review.review_page), and its first row's number
+    # is its place.
+    pos_account = models.PositiveIntegerField()
+    pos_currency = models.PositiveIntegerField()
+    pos_previous = models.PositiveIntegerField()
+    pos_total = models.PositiveIntegerField()
+    pos_change = models.PositiveIntegerField()
+    pos_percent = models.PositiveIntegerField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["review", "account"], name="one_review_line_per_account"
-            )
+            ),
+            *(
+                models.UniqueConstraint(fields=["review", place], name=f"review_line_{place}")
+                for place in REVIEW_PLACES
+            ),
         ]
+        # A filter by flag is an indexed query: each flag's lines by account
+        # (a rare flag read through its own index; a common one is found as
+        # quickly walking any sort order). past_due is read by due date.
         indexes = [
-            models.Index(fields=["review", "account_number"], name="review_line_account"),
-            models.Index(fields=["review", "change"], name="review_line_change"),
-            models.Index(fields=["review", "percent"], name="review_line_percent"),
-            models.Index(fields=["review", "total"], name="review_line_total"),
+            *(
+                models.Index(
+                    fields=["review", "pos_account"],
+                    condition=condition,
+                    name=f"review_line_flag_{flag}",
+                )
+                for flag, condition in (
+                    ("missing", Q(total__isnull=True)),
+                    ("new", Q(previous_total__isnull=True)),
+                    ("changed", Q(beyond_threshold=True)),
+                    ("zero", Q(total=0)),
+                    ("negative", Q(total__lt=0)),
+                    ("adjusted", Q(has_adjustments=True)),
+                )
+            ),
             models.Index(fields=["review", "due_date"], name="review_line_due"),
         ]
 

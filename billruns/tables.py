@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django_tables2.data import TableListData
 from django_tables2.rows import BoundRows
 
 from billruns.models import BillRun, BillRunFailure, ReviewFlag, ReviewLine
@@ -497,13 +498,25 @@ REVIEW_FLAG_BADGES = {
 NUMBER_CELL = {"td": {"class": "num"}, "th": {"class": "num"}}
 
 
+class PageRows(TableListData):
+    """A page's rows, already in the order the clerk sorted by (the
+    database's): django-tables2 takes the sort for the headers' links and
+    leaves the rows as they are."""
+
+    def order_by(self, aliases):
+        pass
+
+
 class ReviewTable(PythonRowsMixin, BaseTable):
     """The Review tab: every account either run billed, with its totals this
     time and last time (billruns.review)."""
 
+    # Each column sorts by its place (ReviewLine.pos_*): the export's
+    # queryset; a page's rows come sorted already (billruns.review.review_page).
     account = tables.Column(
         accessor="account_number",
         verbose_name="Account",
+        order_by=("pos_account",),
         linkify=lambda table, record: table.url_of(
             "customers:account_detail", record.account_number
         ),
@@ -511,11 +524,17 @@ class ReviewTable(PythonRowsMixin, BaseTable):
     account_name = tables.Column(
         accessor="account__name", verbose_name="Account name", orderable=False, attrs=PHONE_HIDDEN
     )
-    currency = tables.Column(attrs=PHONE_HIDDEN)
-    previous_total = tables.Column(verbose_name="Last time", default="—", attrs=NUMBER_CELL)
-    total = tables.Column(verbose_name="This run", default="—", attrs=NUMBER_CELL)
-    change = tables.Column(attrs=NUMBER_CELL)
-    percent = tables.Column(verbose_name="Change %", empty_values=(), attrs=NUMBER_CELL)
+    currency = tables.Column(order_by=("pos_currency",), attrs=PHONE_HIDDEN)
+    previous_total = tables.Column(
+        verbose_name="Last time", default="—", order_by=("pos_previous",), attrs=NUMBER_CELL
+    )
+    total = tables.Column(
+        verbose_name="This run", default="—", order_by=("pos_total",), attrs=NUMBER_CELL
+    )
+    change = tables.Column(order_by=("pos_change",), attrs=NUMBER_CELL)
+    percent = tables.Column(
+        verbose_name="Change %", empty_values=(), order_by=("pos_percent",), attrs=NUMBER_CELL
+    )
     flags = tables.Column(verbose_name="Flags", empty_values=(), orderable=False)
 
     class Meta(BaseTable.Meta):
@@ -536,6 +555,8 @@ class ReviewTable(PythonRowsMixin, BaseTable):
         empty_text = "Neither run billed any account."
 
     def __init__(self, *args, today=None, **kwargs):
+        # Its pager is the review's own: rows X-Y of N, by cursor.
+        kwargs.setdefault("template_name", "billruns/_review_table.html")
         super().__init__(*args, **kwargs)
         self.today = today or timezone.localdate()
 

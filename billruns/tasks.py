@@ -10,7 +10,7 @@ import socket
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from billruns import services
+from billruns import review, services
 
 PENDING_GRACE_SECONDS = 120
 
@@ -47,6 +47,10 @@ def sweep_bill_runs():
         lease_seconds=settings.BILLRUN_LEASE_SECONDS,
         pending_grace_seconds=PENDING_GRACE_SECONDS,
     )
+
+
+def write_review(run_id):
+    review.run_review_write(run_id=run_id)
 
 
 def sweep_previews():

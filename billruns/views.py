@@ -39,6 +39,7 @@ from billruns.services import (
 from billruns.tables import (
     BillRunTable,
     FailureTable,
+    PageRows,
     ReviewTable,
     RunDocumentsTable,
     totals_with_tax,
@@ -143,6 +144,8 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
         table = super().get_table(**kwargs)
         if self.tab.table_class is RunDocumentsTable:
             table.empty_text = f"This bill run has no {self.tab.label.lower()}."
+        if self.tab.key == "review" and self.review.review is not None:
+            table.review_page = self.review_page
         return table
 
     @cached_property
@@ -165,12 +168,31 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
             kwargs["today"] = self.today
         return kwargs
 
+    @cached_property
+    def review_page(self):
+        """The Review tab's page (billruns.review.review_page): one query."""
+        return review.review_page(
+            self.review.review,
+            sort=self.request.GET.get("sort", ""),
+            flag=self.review_flag,
+            cursor=self.request.GET.get("cursor", ""),
+            today=self.today,
+        )
+
+    def get_table_pagination(self, table):
+        if self.tab.key == "review":
+            return False  # paged by the review's places (review_page), not by OFFSET
+        return super().get_table_pagination(table)
+
     def get_table_data(self):
         run = self.object
         if self.tab.key == "review":
             if self.review.review is None:
                 return ReviewLine.objects.none()
-            return review.lines_flagged(self.review.review, self.review_flag, today=self.today)
+            if self.export_trigger_param in self.request.GET:
+                # Every line of the filter, sorted by the column's place.
+                return review.lines_flagged(self.review.review, self.review_flag, today=self.today)
+            return PageRows(self.review_page.rows)
         if self.tab.key == "failures":
             return run.failures.select_related("account", "subscription")
         kind = DocumentType.CREDIT_MEMO if self.tab.key == "credit-memos" else DocumentType.INVOICE
@@ -197,14 +219,23 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
         run = self.object
         user = self.request.user
         now = timezone.now()
-        counts = selectors.run_document_counts(run)
+        # Documents by status: all of them while a worker posts or cancels
+        # (the progress bar), else only the canceled ones the page names.
+        moving = run.status in (RunStatus.POST_IN_PROGRESS, RunStatus.CANCEL_IN_PROGRESS)
+        counts = selectors.run_document_counts(
+            run, statuses=None if moving else [DocumentStatus.CANCELED]
+        )
         events = list(run.events.select_related("user"))
         last = events[-1] if events else None
         may_post = run.allows(Action.POST) and user.has_perm("billruns.post_billrun")
         post_preview = (
             selectors.run_post_preview(run, today=timezone.localdate()) if may_post else None
         )
-        has_posted = counts.count(status=DocumentStatus.POSTED) > 0
+        has_posted = (
+            counts.count(status=DocumentStatus.POSTED) > 0
+            if moving
+            else selectors.run_has_posted(run)
+        )
         # A preview is deleted rather than canceled (canceling one deletes it).
         may_cancel = (
             not run.preview
@@ -270,12 +301,10 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
         state = self.review
         if state.review is None:
             return {"review": state}
-        counts = dict(state.review.counts)
-        counts[ReviewFlag.PAST_DUE.value] = state.review.lines.filter(
-            due_date__lt=self.today
-        ).count()
+        counts = review.flag_counts(state.review, today=self.today)
         return {
             "review": state,
+            "review_page": self.review_page,
             "review_flags": [
                 (flag.value, flag.label, counts.get(flag.value, 0)) for flag in ReviewFlag
             ],

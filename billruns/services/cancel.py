@@ -11,6 +11,7 @@ from django.utils import timezone
 from billruns import leases
 from billruns.models import Action, BillRun, RunStatus
 from billruns.services.common import (
+    REVIEW_TASK,
     BillRunActionRefused,
     _enqueue,
     _record,
@@ -147,6 +148,8 @@ def _continue_canceling(run_id, user):
         if blocker:
             _record(run, RunStatus.COMPLETED, user, note=f"{CANCEL_STOPPED} {blocker}")
             run.save(update_fields=["status"])
+            # Completed again: its review is keyed by this event (billruns.review).
+            _enqueue(REVIEW_TASK, run.pk)
             return run
         _undo_generated(run, user)
         _refresh_counters(run)

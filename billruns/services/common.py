@@ -95,6 +95,10 @@ def _past_tense(action):
     }[action]
 
 
+# Writes a completed run's review (billruns.review.run_review_write).
+REVIEW_TASK = "billruns.tasks.write_review"
+
+
 def _enqueue(func, *args):
     """Queue a task once the current transaction commits (never before: the
     worker must see what this transaction wrote)."""

@@ -71,6 +71,7 @@ from customers.models import (
 )
 from invoices import sequences
 from invoices.models import CreditApplication, Document, DocumentItem, Payment
+from tools.bench import review as review_bench
 from tools.bench.measure import percentile, process_group_peak_rss_mb
 from tools.books import BENCHMARK_TARGET_DATE, benchmark_book, benchmark_usage_charges_write
 from tools.usage import benchmark_usage_csv, billed_span, quantity_total
@@ -268,21 +269,16 @@ def report_lines(results):
             "run page p50 / p95",
             f"{results['detail_page_p50_ms']} / {results['detail_page_p95_ms']} ms",
         ),
-        ("review written (first view)", f"{results['review_write_s']} s"),
         (
             "empty run page p50",
             f"{results['empty_run_page_p50_ms']} ms",
         ),
-        (
-            "review tab p50: first page / by % / flag / page 1000",
-            f"{results['review_tab_p50_ms']} / {results['review_tab_by_percent_p50_ms']} / "
-            f"{results['review_tab_flag_p50_ms']} / {results['review_tab_page_1000_p50_ms']} ms "
-            f"(x{results['review_tab_vs_empty']} of the empty run page, worst)",
-        ),
         ("worker peak RSS", f"{results['worker_peak_rss_mb']} MB"),
     ]
     width = max(len(label) for label, _ in rows)
-    return [f"{label:<{width}}  {value}" for label, value in rows]
+    return [f"{label:<{width}}  {value}" for label, value in rows] + review_bench.report_lines(
+        results
+    )
 
 
 # --- steps ---
@@ -614,25 +610,12 @@ def _pages(run, user):
     client = Client(secure=True)
     client.force_login(user)
     timings = {}
-    # The Review tab (issue 17): written once by its first view, then each
-    # page beside the page of a run with no documents, behind the same
-    # middleware. Without another run over the book it compares with none.
-    started = time.perf_counter()
-    response = client.get(f"/billing/bill-runs/{run.number}/?tab=review")
-    timings["review_write_s"] = round(time.perf_counter() - started, 2)
-    if response.status_code != 200:
-        raise BenchmarkFailed(f"the review tab answered {response.status_code}")
     empty = BillRun.objects.filter(invoices_count=0, credit_memos_count=0).exclude(pk=run.pk)
     empty = empty.order_by("-id").first()
-    review_tab = f"/billing/bill-runs/{run.number}/?tab=review"
     for key, url in (
         ("list_page", "/billing/bill-runs/"),
         ("detail_page", f"/billing/bill-runs/{run.number}/"),
         ("empty_run_page", f"/billing/bill-runs/{empty.number}/"),
-        ("review_tab", review_tab),
-        ("review_tab_by_percent", f"{review_tab}&sort=-percent"),
-        ("review_tab_flag", f"{review_tab}&flag=changed"),
-        ("review_tab_page_1000", f"{review_tab}&page=1000"),
     ):
         samples = []
         for _ in range(PAGE_SAMPLES + 3):
@@ -644,8 +627,6 @@ def _pages(run, user):
         samples = samples[3:]  # the first requests warm caches
         timings[f"{key}_p50_ms"] = round(statistics.median(samples), 1)
         timings[f"{key}_p95_ms"] = round(percentile(samples, 0.95), 1)
-    review_pages = ["review_tab", "review_tab_by_percent", "review_tab_flag"]
-    review_pages.append("review_tab_page_1000")
-    worst = max(timings[f"{key}_p50_ms"] for key in review_pages)
-    timings["review_tab_vs_empty"] = round(worst / timings["empty_run_page_p50_ms"], 2)
+    # The Review tab beside the empty page (tools.bench.review).
+    timings.update(review_bench.measure(run=run, user=user, samples=PAGE_SAMPLES))
     return timings
