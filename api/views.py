@@ -7,6 +7,7 @@ import io
 import re
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -25,6 +26,7 @@ from api.pagination import KeysetPagination
 from api.parsers import max_body_bytes
 from billruns import selectors, services
 from billruns.models import BillRun, BillRunFailure, RunStatus
+from core import locks
 from customers.changes import ChangesRefused, change_requests, changes_apply
 from customers.importer import ImportRefused, accounts_import
 from customers.importer.problems import Problems
@@ -500,11 +502,7 @@ class BillRunActionView(ApiView):
             if self.action == "post":
                 result = services.bill_run_post(run=run, user=user)
             elif self.action == "cancel":
-                result = services.bill_run_cancel(run=run, user=user, wait=False)
-                if result.preview:
-                    # Canceling a preview deletes it (INTERFACES.md, Previews):
-                    # no run is left to answer with, as after a DELETE.
-                    return Response(status=status.HTTP_204_NO_CONTENT)
+                return self._cancel(run)
             elif self.action == "retry":
                 result = services.bill_run_retry(run=run, user=user)
             else:
@@ -513,6 +511,26 @@ class BillRunActionView(ApiView):
         except services.BillRunActionRefused as exc:
             raise _refused(exc) from None
         return Response(_summary(result), status=status.HTTP_202_ACCEPTED)
+
+    def _cancel(self, run):
+        """202 with the run. A preview's cancel deletes it (INTERFACES.md,
+        Previews): its answer is the run as it was read under the run's lock
+        just before the deletion, in the same transaction, with the status
+        Canceled that the service reports (a GET of it is then 404)."""
+        user = self.request.user
+        if not run.preview:  # (a run is a preview or not for good)
+            return Response(
+                _summary(services.bill_run_cancel(run=run, user=user, wait=False)),
+                status=status.HTTP_202_ACCEPTED,
+            )
+        with transaction.atomic():
+            try:
+                shown = _summary(locks.lock_one(BillRun, run.pk))
+            except BillRun.DoesNotExist:
+                raise NotFound(f"No bill run {run.number}.") from None
+            canceled = services.bill_run_cancel(run=run, user=user, wait=False)
+        shown["status"] = canceled.status
+        return Response(shown, status=status.HTTP_202_ACCEPTED)
 
 
 def _action_view(action, summary, *, request=s.EmptySerializer, responses=None):
@@ -537,9 +555,7 @@ def _action_view(action, summary, *, request=s.EmptySerializer, responses=None):
 
 BillRunPostView = _action_view("post", "Post a Completed run")
 BillRunCancelView = _action_view(
-    "cancel",
-    "Cancel a Pending or Completed run (a preview is deleted: 204)",
-    responses={202: OBJECT, 204: None, **ERRORS},
+    "cancel", "Cancel a Pending or Completed run (a preview is deleted: 202 with it as it was)"
 )
 BillRunRetryView = _action_view("retry", "A new run for the failed accounts of a run")
 BillRunEmailView = _action_view(
