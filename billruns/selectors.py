@@ -3,7 +3,7 @@
 import datetime
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Max, Min, Q
+from django.db.models import Count, Max, Min, Q
 
 from billruns.models import BillRun, RunStatus
 from core.money import plain_decimal
@@ -28,41 +28,74 @@ def _date(value):
     return value.isoformat() if value else None
 
 
+# The columns ``documents_as_dicts`` reads: values, not model instances (a
+# page of the API's 100 documents with their items would build some 700).
+DOCUMENT_COLUMNS = (
+    "id",
+    "document_type",
+    "number",
+    "account__number",
+    "status",
+    "currency",
+    "amount",
+    "balance",
+    "invoice_date",
+    "due_date",
+    "subtotal",
+)
+ITEM_COLUMNS = (
+    "document_id",
+    "subscription__number",
+    "charge_name",
+    "service_start",
+    "service_end",
+    "amount",
+    "kind",
+    "charge__number",
+    "quantity",
+)
+TAX_COLUMNS = ("document_id", "code", "rate", "amount")
+
+
 def document_as_dict(document, items, taxes=()):
     """A document, its tax lines (in position order) and its items as
-    ``billrun show --json --documents`` prints them; ``items`` carry
-    ``charge_number`` (annotated by ``run_summary``)."""
+    ``billrun show --json --documents`` prints them; each a dict of the
+    values of DOCUMENT_COLUMNS, ITEM_COLUMNS and TAX_COLUMNS."""
     return {
-        "type": document.document_type,
-        "number": document.number,
-        "account": document.account.number,
-        "status": document.status,
-        "currency": document.currency,
-        "amount": f"{document.amount:.2f}",
-        "balance": f"{document.balance:.2f}",
-        "invoice_date": _date(document.invoice_date),
-        "due_date": _date(document.due_date),
+        "type": document["document_type"],
+        "number": document["number"],
+        "account": document["account__number"],
+        "status": document["status"],
+        "currency": document["currency"],
+        "amount": f"{document['amount']:.2f}",
+        "balance": f"{document['balance']:.2f}",
+        "invoice_date": _date(document["invoice_date"]),
+        "due_date": _date(document["due_date"]),
         # Signed as computed: a credit memo's subtotal is negative, its
         # amount the positive credit.
-        "subtotal": f"{document.subtotal:.2f}",
+        "subtotal": f"{document['subtotal']:.2f}",
         # One line per tax code of the account, in their order, 0.00 lines
         # included; signed as computed (a credit memo's are negative).
         "taxes": [
-            {"code": tax.code, "rate": plain_decimal(tax.rate), "amount": f"{tax.amount:.2f}"}
+            {
+                "code": tax["code"],
+                "rate": plain_decimal(tax["rate"]),
+                "amount": f"{tax['amount']:.2f}",
+            }
             for tax in taxes
         ],
         "items": [
             {
-                "subscription": item.subscription.number,
-                "charge": item.charge_name,
-                "service_start": _date(item.service_start),
-                "service_end": _date(item.service_end),
-                "amount": f"{item.amount:.2f}",
+                "subscription": item["subscription__number"],
+                "charge": item["charge_name"],
+                "service_start": _date(item["service_start"]),
+                "service_end": _date(item["service_end"]),
+                "amount": f"{item['amount']:.2f}",
                 # "charge", or "adjustment" (a change's correction of a
                 # charge item: its service is what it corrects, no quantity).
-                "kind": item.kind,
-                "charge_number": item.charge_number,
-                "quantity": None if item.quantity is None else plain_decimal(item.quantity),
+                "kind": item["kind"],
+                "charge_number": item["charge__number"],
+                "quantity": None if item["quantity"] is None else plain_decimal(item["quantity"]),
             }
             for item in items
         ],
@@ -119,27 +152,23 @@ def documents_as_dicts(documents, *, items=None, taxes=None) -> list[dict]:
     their items and their tax lines (``items``, ``taxes``: querysets covering
     them, e.g. a run's; by default those of the documents read). The run's
     ``documents``, a webhook's ``document.posted``, the API's documents."""
-    docs = list(documents.select_related("account").order_by("id"))
-    ids = [document.id for document in docs]
+    docs = list(documents.order_by("id").values(*DOCUMENT_COLUMNS))
+    ids = [document["id"] for document in docs]
     if items is None:
         items = DocumentItem.all_objects.filter(document_id__in=ids)
     if taxes is None:
         taxes = DocumentTax.objects.filter(document_id__in=ids)
     taxes_by_document = {}
-    for tax in taxes.order_by("document_id", "position"):
-        taxes_by_document.setdefault(tax.document_id, []).append(tax)
+    for tax in taxes.order_by("document_id", "position").values(*TAX_COLUMNS):
+        taxes_by_document.setdefault(tax["document_id"], []).append(tax)
     items_by_document = {}
-    for item in (
-        items.select_related("subscription")
-        .annotate(charge_number=F("charge__number"))
-        .order_by("document_id", "id")
-    ):
-        items_by_document.setdefault(item.document_id, []).append(item)
+    for item in items.order_by("document_id", "id").values(*ITEM_COLUMNS):
+        items_by_document.setdefault(item["document_id"], []).append(item)
     return [
         document_as_dict(
             document,
-            items_by_document.get(document.id, []),
-            taxes_by_document.get(document.id, []),
+            items_by_document.get(document["id"], []),
+            taxes_by_document.get(document["id"], []),
         )
         for document in docs
     ]
