@@ -19,6 +19,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--requests", type=int, default=300, help="requests of each page and of the root"
         )
+        parser.add_argument("--limit", type=int, default=100, help="documents a page (1..100)")
         parser.add_argument("--usage-records", type=int, default=1000)
         parser.add_argument("--usage-rounds", type=int, default=10)
         parser.add_argument(
@@ -28,6 +29,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        if not 1 <= options["limit"] <= 100:
+            raise CommandError("--limit is from 1 to 100, as the API's.")
         for name in ("documents", "requests", "usage_records", "usage_rounds"):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
@@ -40,6 +43,7 @@ class Command(BaseCommand):
                 usage_records=options["usage_records"],
                 usage_rounds=options["usage_rounds"],
                 force=options["force"],
+                page=options["limit"],
                 progress=self.stderr.write,
             )
         except BenchmarkFailed as failure:
