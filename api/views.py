@@ -253,7 +253,7 @@ class AccountDetailView(ApiView):
         account = get_object_or_404(Account, number=number)
         changes = dict(self.body(s.AccountChangeSerializer))
         try:
-            account_change(account_id=account.pk, changes=changes)
+            account_change(account_id=account.pk, changes=changes, user=request.user)
         except AccountChangeRefused as refused:
             raise Invalid(str(refused), fields=refused.errors) from None
         return Response(s.account_dict(accounts_shown().get(pk=account.pk)))
