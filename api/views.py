@@ -573,7 +573,7 @@ class BillRunDocumentsView(ApiView):
         # read first), and the documents of those ids; only an empty page
         # asks whether the run exists (404). all_objects: a preview's
         # documents are its own (Preview, no number).
-        run_id = Subquery(BillRun.objects.filter(number=number).values("id"))
+        run_id = Subquery(BillRun.objects.filter(number=number).order_by().values("id"))
         paginator = KeysetPagination()
         rows = paginator.paginate_queryset(
             Document.all_objects.filter(bill_run_id=run_id), request, view=self, rows_of=_page_shown

@@ -260,7 +260,7 @@ def _page_plan(run, page):
     view's keyset query (api.views.BillRunDocumentsView)."""
     ids = Document.all_objects.filter(bill_run=run).order_by("pk").values_list("pk", flat=True)
     middle = ids[ids.count() // 2]
-    run_id = Subquery(BillRun.objects.filter(number=run.number).values("id"))
+    run_id = Subquery(BillRun.objects.filter(number=run.number).order_by().values("id"))
     keyset = (
         Document.all_objects.filter(bill_run_id=run_id, pk__gt=middle)
         .order_by("pk")[: page + 1]
