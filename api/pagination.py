@@ -59,7 +59,7 @@ class KeysetPagination(BasePagination):
         ids alone (an index-only range: the planner cannot trade the keyset
         for another index, as it may when the rows have more columns than
         the index) and ``rows_of(ids)``, given them as a subquery, reads
-        what is shown of them: a list of (id, row) in the list's order."""
+        what is shown of them: a list of (id, row), in any order."""
         self.request = request
         self.limit = page_limit(request)
         self.scope = request.path
@@ -69,7 +69,10 @@ class KeysetPagination(BasePagination):
             last = read_cursor(cursor, scope=self.scope)
             queryset = queryset.filter(**{"pk__lt" if descending else "pk__gt": last})
         page = queryset.order_by("-pk" if descending else "pk")[: self.limit + 1]
-        rows = [(row.pk, row) for row in page] if rows_of is None else rows_of(page.values("pk"))
+        if rows_of is None:
+            rows = [(row.pk, row) for row in page]
+        else:
+            rows = sorted(rows_of(page.values("pk")), key=lambda row: row[0], reverse=descending)
         self.has_next = len(rows) > self.limit
         rows = rows[: self.limit]
         self.last_id = rows[-1][0] if rows else None
