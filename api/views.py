@@ -640,10 +640,10 @@ class DocumentListView(ApiView):
 
 def _page_shown(ids):
     """The documents of a page's ids (a subquery) as ``billrun show --json
-    --documents`` lists them, with their ids, in two queries."""
-    # all_objects: the ids are already the ones shown (a preview's own, on
-    # its run's list; never one on the documents' list).
-    return selectors.documents_page_as_dicts(Document.all_objects.filter(pk__in=ids))
+    --documents`` lists them, with their ids (the ids are already the ones
+    shown: a preview's own, on its run's list; never one on the documents'
+    list)."""
+    return selectors.documents_page_as_dicts(ids)
 
 
 def _documents_shown(rows):
