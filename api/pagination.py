@@ -54,7 +54,12 @@ class KeysetPagination(BasePagination):
     and the cursor's scope (the list's path: a cursor of one list is
     refused by another)."""
 
-    def paginate_queryset(self, queryset, request, view=None):
+    def paginate_queryset(self, queryset, request, view=None, *, rows_of=None):
+        """The page's rows. With ``rows_of``, ``queryset`` picks the page's
+        ids alone (an index-only range: the planner cannot trade the keyset
+        for another index, as it may when the rows have more columns than
+        the index) and ``rows_of(ids)``, given them as a subquery, reads
+        what is shown of them: a list of (id, row), in any order."""
         self.request = request
         self.limit = page_limit(request)
         self.scope = request.path
@@ -63,11 +68,15 @@ class KeysetPagination(BasePagination):
         if cursor is not None:
             last = read_cursor(cursor, scope=self.scope)
             queryset = queryset.filter(**{"pk__lt" if descending else "pk__gt": last})
-        rows = list(queryset.order_by("-pk" if descending else "pk")[: self.limit + 1])
+        page = queryset.order_by("-pk" if descending else "pk")[: self.limit + 1]
+        if rows_of is None:
+            rows = [(row.pk, row) for row in page]
+        else:
+            rows = sorted(rows_of(page.values("pk")), key=lambda row: row[0], reverse=descending)
         self.has_next = len(rows) > self.limit
         rows = rows[: self.limit]
-        self.last_id = rows[-1].pk if rows else None
-        return rows
+        self.last_id = rows[-1][0] if rows else None
+        return [row for _, row in rows]
 
     def get_next_link(self):
         if not self.has_next:

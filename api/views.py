@@ -7,7 +7,8 @@ import io
 import re
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Prefetch
+from django.db import transaction
+from django.db.models import Prefetch, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -25,6 +26,7 @@ from api.pagination import KeysetPagination
 from api.parsers import max_body_bytes
 from billruns import selectors, services
 from billruns.models import BillRun, BillRunFailure, RunStatus
+from core import locks
 from customers.changes import ChangesRefused, change_requests, changes_apply
 from customers.importer import ImportRefused, accounts_import
 from customers.importer.problems import Problems
@@ -251,7 +253,7 @@ class AccountDetailView(ApiView):
         account = get_object_or_404(Account, number=number)
         changes = dict(self.body(s.AccountChangeSerializer))
         try:
-            account_change(account_id=account.pk, changes=changes)
+            account_change(account_id=account.pk, changes=changes, user=request.user)
         except AccountChangeRefused as refused:
             raise Invalid(str(refused), fields=refused.errors) from None
         return Response(s.account_dict(accounts_shown().get(pk=account.pk)))
@@ -500,11 +502,7 @@ class BillRunActionView(ApiView):
             if self.action == "post":
                 result = services.bill_run_post(run=run, user=user)
             elif self.action == "cancel":
-                result = services.bill_run_cancel(run=run, user=user, wait=False)
-                if result.preview:
-                    # Canceling a preview deletes it (INTERFACES.md, Previews):
-                    # no run is left to answer with, as after a DELETE.
-                    return Response(status=status.HTTP_204_NO_CONTENT)
+                return self._cancel(run)
             elif self.action == "retry":
                 result = services.bill_run_retry(run=run, user=user)
             else:
@@ -513,6 +511,26 @@ class BillRunActionView(ApiView):
         except services.BillRunActionRefused as exc:
             raise _refused(exc) from None
         return Response(_summary(result), status=status.HTTP_202_ACCEPTED)
+
+    def _cancel(self, run):
+        """202 with the run. A preview's cancel deletes it (INTERFACES.md,
+        Previews): its answer is the run as it was read under the run's lock
+        just before the deletion, in the same transaction, with the status
+        Canceled that the service reports (a GET of it is then 404)."""
+        user = self.request.user
+        if not run.preview:  # (a run is a preview or not for good)
+            return Response(
+                _summary(services.bill_run_cancel(run=run, user=user, wait=False)),
+                status=status.HTTP_202_ACCEPTED,
+            )
+        with transaction.atomic():
+            try:
+                shown = _summary(locks.lock_one(BillRun, run.pk))
+            except BillRun.DoesNotExist:
+                raise NotFound(f"No bill run {run.number}.") from None
+            canceled = services.bill_run_cancel(run=run, user=user, wait=False)
+        shown["status"] = canceled.status
+        return Response(shown, status=status.HTTP_202_ACCEPTED)
 
 
 def _action_view(action, summary, *, request=s.EmptySerializer, responses=None):
@@ -537,9 +555,7 @@ def _action_view(action, summary, *, request=s.EmptySerializer, responses=None):
 
 BillRunPostView = _action_view("post", "Post a Completed run")
 BillRunCancelView = _action_view(
-    "cancel",
-    "Cancel a Pending or Completed run (a preview is deleted: 204)",
-    responses={202: OBJECT, 204: None, **ERRORS},
+    "cancel", "Cancel a Pending or Completed run (a preview is deleted: 202 with it as it was)"
 )
 BillRunRetryView = _action_view("retry", "A new run for the failed accounts of a run")
 BillRunEmailView = _action_view(
@@ -552,10 +568,19 @@ class BillRunDocumentsView(ApiView):
 
     @extend_schema(responses={200: OBJECT, **ERRORS}, summary="A run's documents, as --documents")
     def get(self, request, number):
-        run = _run(number)
-        # all_objects: a preview's documents are its own (Preview, no number).
-        documents = Document.all_objects.filter(bill_run=run).only("id")
-        return self.page(documents, _documents_shown)
+        # One query a page: the page's ids, a range of the index
+        # document_run_id (the run's id from its number in a subquery, not
+        # read first), and the documents of those ids; only an empty page
+        # asks whether the run exists (404). all_objects: a preview's
+        # documents are its own (Preview, no number).
+        run_id = Subquery(BillRun.objects.filter(number=number).order_by().values("id"))
+        paginator = KeysetPagination()
+        rows = paginator.paginate_queryset(
+            Document.all_objects.filter(bill_run_id=run_id), request, view=self, rows_of=_page_shown
+        )
+        if not rows and not BillRun.objects.filter(number=number).exists():
+            raise NotFound("Not found.")
+        return paginator.get_paginated_response(rows)
 
 
 class BillRunFailuresView(ApiView):
@@ -608,7 +633,17 @@ class DocumentListView(ApiView):
             documents = documents.filter(invoice_date__gte=first)
         if last is not None:
             documents = documents.filter(invoice_date__lte=last)
-        return self.page(documents, _documents_shown)
+        paginator = KeysetPagination()
+        rows = paginator.paginate_queryset(documents, request, view=self, rows_of=_page_shown)
+        return paginator.get_paginated_response(rows)
+
+
+def _page_shown(ids):
+    """The documents of a page's ids (a subquery) as ``billrun show --json
+    --documents`` lists them, with their ids (the ids are already the ones
+    shown: a preview's own, on its run's list; never one on the documents'
+    list)."""
+    return selectors.documents_page_as_dicts(ids)
 
 
 def _documents_shown(rows):

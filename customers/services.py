@@ -4,9 +4,12 @@ customers/importer/)."""
 from collections.abc import Sequence
 from decimal import Decimal
 
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.utils import translation
+from django.utils.text import capfirst
 
 from core import locks
 from core.users import acting_user
@@ -232,7 +235,7 @@ def _whole(value, low, high, what):
     return value, None
 
 
-def account_change(*, account_id: int, changes: dict) -> Account:
+def account_change(*, account_id: int, changes: dict, user=None) -> Account:
     """Change an account's ``name``, ``bill_to_email`` (as
     ``account_bill_to_contact_change`` checks it), ``batch`` (1-50),
     ``payment_term_days`` (0-365), ``status`` (Active or Canceled) or
@@ -246,7 +249,10 @@ def account_change(*, account_id: int, changes: dict) -> Account:
     takes it before it reads the account and its tax codes: a run bills the
     account as it was before the change or after it. One UPDATE of the
     fields given; the tax codes rewritten as a whole (positions 1, 2, ...),
-    only when they differ."""
+    only when they differ. A change is recorded in the account's admin
+    history as done by ``user`` (the API's key), as the admin records its
+    own (``_history_record``), in the same transaction; nothing when nothing
+    differed or no user is given."""
     errors, values = {}, {}
     tax_codes = None
     for field, value in changes.items():
@@ -281,11 +287,15 @@ def account_change(*, account_id: int, changes: dict) -> Account:
         raise AccountChangeRefused(errors)
     try:
         with transaction.atomic():
-            locks.lock_one(Account, account_id)
+            before = locks.lock_one(Account, account_id)
+            rewritten = None
             if tax_codes is not None:
-                _tax_codes_write(account_id, tax_codes)
+                rewritten = _tax_codes_write(account_id, tax_codes)
             if values:
                 Account.objects.filter(pk=account_id).update(**values)
+            changed = [field for field, value in values.items() if getattr(before, field) != value]
+            if acting_user(user) is not None and (changed or rewritten):
+                _history_record(user, before, changed, rewritten)
     except IntegrityError:
         # A tax rate deleted between the check and the write (its foreign key).
         raise AccountChangeRefused(
@@ -314,10 +324,11 @@ def _tax_codes_checked(value, errors) -> list[str] | None:
     return list(value)
 
 
-def _tax_codes_write(account_id: int, codes: list[str]) -> None:
+def _tax_codes_write(account_id: int, codes: list[str]):
     """Replace the account's tax codes by ``codes``, in order, under its lock
     (the caller's); refused (AccountChangeRefused, the transaction rolled
-    back) when a code names no tax rate."""
+    back) when a code names no tax rate. Returns (the rows deleted, the rows
+    written), or None when the codes were these already."""
     ids = dict(TaxRate.objects.filter(code__in=codes).values_list("code", "id"))
     missing = {
         f"tax_codes[{i}]": [f"No tax rate has the code {code} (tax_rate --list shows them)."]
@@ -329,9 +340,34 @@ def _tax_codes_write(account_id: int, codes: list[str]) -> None:
     wanted = [ids[code] for code in codes]
     current = AccountTaxCode.objects.filter(account_id=account_id).order_by("position")
     if list(current.values_list("tax_rate_id", flat=True)) == wanted:
-        return
+        return None
+    deleted = list(current)
     AccountTaxCode.objects.filter(account_id=account_id).delete()
-    AccountTaxCode.objects.bulk_create(
+    written = AccountTaxCode.objects.bulk_create(
         AccountTaxCode(account_id=account_id, tax_rate_id=tax_rate_id, position=i)
         for i, tax_rate_id in enumerate(wanted, start=1)
+    )
+    return deleted, written
+
+
+def _history_record(user, account, changed_fields, rewritten_tax_codes) -> None:
+    """One entry of the account's admin history, written as the admin writes
+    its own on a save (``construct_change_message``): the labels of the
+    fields changed, then each tax code row added and deleted (the admin's
+    AccountAdmin.save_formset rewrites them as a whole too)."""
+    message = []
+    with translation.override(None):
+        if changed_fields:
+            labels = [capfirst(Account._meta.get_field(f).verbose_name) for f in changed_fields]
+            message.append({"changed": {"fields": labels}})
+        deleted, written = rewritten_tax_codes or ([], [])
+        name = str(AccountTaxCode._meta.verbose_name)
+        message += [{"added": {"name": name, "object": str(row)}} for row in written]
+        message += [{"deleted": {"name": name, "object": str(row)}} for row in deleted]
+    LogEntry.objects.log_actions(
+        user_id=user.pk,
+        queryset=[account],
+        action_flag=CHANGE,
+        change_message=message,
+        single_object=True,
     )

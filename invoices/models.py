@@ -196,6 +196,11 @@ class Document(models.Model):
             ),
             # A run's Invoices and Credit Memos tabs, newest first, a page at a time.
             models.Index(fields=["bill_run", "document_type", "-id"], name="document_run_type"),
+            # The API's pages of a run's documents, by id (keyset: WHERE
+            # bill_run = r AND id > cursor ORDER BY id): without it the last
+            # page reads on through every later run's documents looking for
+            # one more row (docs/benchmarks.md, session 8).
+            models.Index(fields=["bill_run", "id"], name="document_run_id"),
             models.Index(fields=["account", "invoice_date"], name="document_account_date"),
             models.Index(fields=["invoice_date"], name="document_invoice_date"),
             models.Index(fields=["status", "document_type"], name="document_status_type"),

@@ -12,7 +12,9 @@ again (with the same webhook-id: a receiver that got it drops the repeat).
 """
 
 import datetime
+import http.client
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +30,7 @@ from django_q.tasks import async_task
 from core import locks
 from core.deliveries import DeliveryStatus
 from webhooks.models import DeliveryAttempt, DisabledEmail, Endpoint, Event, EventStatus
-from webhooks.services import DELIVER_TASK, private_address_problem
+from webhooks.services import DELIVER_TASK, checked_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,65 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+def _pinned_connection(connection_class, addresses):
+    """``connection_class`` (http.client's HTTP or HTTPS connection) that
+    connects to one of ``addresses`` (checked: services.checked_addresses)
+    instead of resolving its host again. The host stays the URL's: the Host
+    header, and for HTTPS the TLS server name (SNI) and the certificate's
+    check, are the hostname's."""
+
+    class Pinned(connection_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            # (http.client sets this per connection, to socket.create_connection)
+            self._create_connection = self._connect_to_checked
+
+        def _connect_to_checked(self, address, timeout, source_address=None):
+            _, port = address
+            last_error = None
+            for ip in addresses:
+                try:
+                    return socket.create_connection((ip, port), timeout, source_address)
+                except OSError as exc:
+                    last_error = exc
+            raise last_error
+
+    return Pinned
+
+
+class _PinnedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, addresses):
+        super().__init__()
+        self.addresses = addresses
+
+    def http_open(self, req):
+        return self.do_open(_pinned_connection(http.client.HTTPConnection, self.addresses), req)
+
+
+class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, addresses):
+        super().__init__()
+        self.addresses = addresses
+
+    def https_open(self, req):
+        return self.do_open(
+            _pinned_connection(http.client.HTTPSConnection, self.addresses),
+            req,
+            context=self._context,
+        )
+
+
+def _opener(addresses):
+    """The opener of one attempt: no redirects; with ``addresses``, connected
+    to them and to no proxy (a proxy would resolve the name itself)."""
+    if addresses is None:
+        return urllib.request.build_opener(_NoRedirects)
+    return urllib.request.build_opener(
+        _NoRedirects,
+        urllib.request.ProxyHandler({}),
+        _PinnedHTTPHandler(addresses),
+        _PinnedHTTPSHandler(addresses),
+    )
 
 
 def retry_delay(attempts: int) -> datetime.timedelta | None:
@@ -119,7 +179,7 @@ def _post(endpoint, event, now):
     The timestamp and signature are made now; the id and body are the
     event's own, the same at every attempt."""
     started = time.monotonic()
-    problem = private_address_problem(endpoint.url)
+    problem, addresses = checked_addresses(endpoint.url)
     if problem:
         return None, f"Refused: {problem}", 0
     if not endpoint.url.startswith(("http://", "https://")):
@@ -140,7 +200,7 @@ def _post(endpoint, event, now):
     )
     status, error = None, ""
     try:
-        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT) as response:
+        with _opener(addresses).open(request, timeout=settings.WEBHOOK_TIMEOUT) as response:
             status = response.status
             response.read(64 * 1024)
     except urllib.error.HTTPError as exc:

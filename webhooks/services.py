@@ -55,28 +55,44 @@ def _private_reason(address: str) -> str:
     return ""
 
 
-def private_address_problem(url: str, *, unresolved_ok: bool = False) -> str:
-    """Why ``url`` may not be called from here, or "": with DEBUG off and
-    WEBHOOK_ALLOW_PRIVATE off, a host that resolves (any of its addresses)
-    to a loopback, private, link-local, multicast or reserved address, or
-    that does not resolve unless ``unresolved_ok`` (at creation: its DNS may
-    come later; every delivery asks again, so a name that comes to resolve
-    to a private address is refused then)."""
+def checked_addresses(url: str, *, unresolved_ok: bool = False) -> tuple[str, list[str] | None]:
+    """(why ``url`` may not be called from here or "", the addresses its
+    host resolved to, all checked). With DEBUG off and WEBHOOK_ALLOW_PRIVATE
+    off, a host that resolves (any of its addresses) to a loopback, private,
+    link-local, multicast or reserved address is refused, and so is one that
+    does not resolve unless ``unresolved_ok`` (at creation: its DNS may come
+    later; every delivery asks again, so a name that comes to resolve to a
+    private address is refused then). The addresses are None when nothing
+    was checked (private addresses allowed, or unresolved): a delivery
+    connects to one of them, never resolving the name again, so that a name
+    whose DNS answers a public address to the check and a private one to
+    the connection (DNS rebinding) does not reach the private one."""
     if settings.DEBUG or settings.WEBHOOK_ALLOW_PRIVATE:
-        return ""
+        return "", None
     host = urlsplit(url).hostname or ""
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as exc:
-        return "" if unresolved_ok else f"its host {host} does not resolve ({exc})."
+        return ("" if unresolved_ok else f"its host {host} does not resolve ({exc})."), None
+    addresses = []
     for info in infos:
-        reason = _private_reason(info[4][0])
+        address = info[4][0]
+        reason = _private_reason(address)
         if reason:
             return (
                 f"its host {host} resolves to {reason}: private addresses are refused "
                 "(set WEBHOOK_ALLOW_PRIVATE to allow them)."
-            )
-    return ""
+            ), None
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        return ("" if unresolved_ok else f"its host {host} resolves to no address."), None
+    return "", addresses
+
+
+def private_address_problem(url: str, *, unresolved_ok: bool = False) -> str:
+    """Why ``url`` may not be called from here, or "" (``checked_addresses``)."""
+    return checked_addresses(url, unresolved_ok=unresolved_ok)[0]
 
 
 def clean_url(url) -> str:

@@ -8,7 +8,9 @@ import pytest
 from django.core.management import call_command
 
 from billruns.models import BillRun, BillRunEvent, RunStatus
-from invoices.models import Document, DocumentStatus
+from customers.models import AccountTaxCode
+from customers.services import tax_rate_set
+from invoices.models import Document, DocumentItem, DocumentStatus
 from tests.api.conftest import error_of
 from tests.factories import AccountFactory, ChargeFactory
 
@@ -67,6 +69,49 @@ def test_the_run_and_its_documents_are_exactly_billrun_show_json(
         == shown(number, "--documents")["documents"]
     )
     assert rest.json()["next"] is None
+
+
+@pytest.mark.django_db
+def test_pages_of_taxed_documents_and_one_without_items_are_billrun_show_json(
+    api, django_capture_on_commit_callbacks
+):
+    # given a run of three accounts taxed at two codes, in their order, one
+    # with two charges, and a document left without items
+    rates = [tax_rate_set(code, rate) for code, rate in [("VAT20", "20"), ("GST", "5")]]
+    for n in range(3):
+        account = AccountFactory()
+        for position, rate in enumerate(reversed(rates) if n == 1 else rates, start=1):
+            AccountTaxCode.objects.create(account=account, tax_rate=rate, position=position)
+        charge = ChargeFactory(subscription__account=account)
+        if n == 2:
+            ChargeFactory(subscription=charge.subscription)
+    number = create(api, django_capture_on_commit_callbacks).json()["number"]
+    emptied = Document.objects.filter(bill_run__number=number).order_by("id").first()
+    DocumentItem.all_objects.filter(document=emptied).delete()
+    # when read two at a time
+    first = api.get(f"{RUNS}{number}/documents/?limit=2").json()
+    rest = api.get(first["next"]).json()
+    # then
+    expected = shown(number, "--documents")["documents"]
+    assert first["results"] + rest["results"] == expected
+    assert rest["next"] is None
+    assert [len(d["items"]) for d in expected] == [0, 1, 2]
+    assert [[t["code"] for t in d["taxes"]] for d in expected] == [
+        ["VAT20", "GST"],
+        ["GST", "VAT20"],
+        ["VAT20", "GST"],
+    ]
+
+
+@pytest.mark.django_db
+def test_a_run_without_documents_lists_none_and_an_unknown_run_is_404(
+    api, db, django_capture_on_commit_callbacks
+):
+    # given a run of no account
+    number = create(api, django_capture_on_commit_callbacks).json()["number"]
+    # then
+    assert api.get(f"{RUNS}{number}/documents/").json() == {"results": [], "next": None}
+    error_of(api.get(f"{RUNS}BR-99999999/documents/"), 404, "not_found")
 
 
 @pytest.mark.django_db

@@ -104,12 +104,23 @@ def test_a_completed_preview_is_deleted_with_its_documents(api, preview):
 
 
 @pytest.mark.django_db
-def test_canceling_a_preview_deletes_it_and_answers_204(api, preview):
+def test_canceling_a_preview_deletes_it_and_answers_202_with_the_run_as_it_was(api, preview):
+    # given the preview as billrun show --json prints it, with its failure
+    before = shown(preview)
+    assert before["status"] == RunStatus.COMPLETED and before["failures"]
     # when
     response = api.post(f"{RUNS}{preview}/cancel/")
-    # then
-    assert response.status_code == 204, response.content
+    # then the run as it was at its deletion, Canceled
+    assert response.status_code == 202, response.content
+    assert response.json() == {**before, "status": RunStatus.CANCELED}
     assert not BillRun.objects.exists() and not Document.all_objects.exists()
+    error_of(api.get(f"{RUNS}{preview}/"), 404, "not_found")
+
+
+@pytest.mark.django_db
+def test_canceling_a_preview_twice_is_404_the_second_time(api, preview):
+    assert api.post(f"{RUNS}{preview}/cancel/").status_code == 202
+    error_of(api.post(f"{RUNS}{preview}/cancel/"), 404, "not_found")
 
 
 @pytest.mark.django_db

@@ -43,6 +43,14 @@ def test_the_schema_validates_and_covers_every_endpoint():
 
 
 @pytest.mark.django_db
+def test_every_run_action_answers_202_with_the_run_a_preview_s_cancel_too():
+    paths = schema()["paths"]
+    for action in ("post", "cancel", "retry", "email"):
+        answers = paths[f"/api/v1/bill-runs/{{number}}/{action}/"]["post"]["responses"]
+        assert "202" in answers and "204" not in answers, (action, set(answers))
+
+
+@pytest.mark.django_db
 def test_the_schema_and_docs_are_served_without_a_cdn(client):
     assert client.get("/api/v1/schema/").status_code == 200
     docs = client.get("/api/v1/docs/")

@@ -3,8 +3,11 @@ HTTP API): created as the import takes them, shown in order, replaced by a
 PATCH under the account's lock; an unknown code is 400 and changes nothing."""
 
 import copy
+import json
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -87,6 +90,60 @@ def test_a_patch_replaces_the_tax_codes_in_the_order_given(api, rates):
     cleared = api.patch(f"{ACCOUNTS}A00000001/", {"tax_codes": [], "name": "Acme"})
     assert cleared.json()["tax_codes"] == [] and cleared.json()["name"] == "Acme"
     assert codes_of("A00000001") == []
+
+
+def history_of(number):
+    account = Account.objects.get(number=number)
+    return [
+        (entry.user.username, entry.action_flag, json.loads(entry.change_message))
+        for entry in LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(Account), object_id=str(account.pk)
+        ).order_by("id")
+    ]
+
+
+@pytest.mark.django_db
+def test_a_patch_of_the_tax_codes_is_recorded_in_the_accounts_history_as_the_key(api, rates):
+    # given
+    api.post(ACCOUNTS, {**ACCOUNT, "tax_codes": ["VAT20"]})
+    account = Account.objects.get()
+    vat, gst = rates["VAT20"].pk, rates["GST"].pk
+    # when
+    api.patch(f"{ACCOUNTS}A00000001/", {"tax_codes": ["GST", "VAT20"], "name": "Acme Corp"})
+    # then one entry by the key, as the admin's save writes it: the rows
+    # written, then the rows deleted (the name was the same: not a change)
+    name = "account tax code"
+    assert history_of("A00000001") == [
+        (
+            "key:crm",
+            CHANGE,
+            [
+                {"added": {"name": name, "object": f"{account.pk}: {gst} (1)"}},
+                {"added": {"name": name, "object": f"{account.pk}: {vat} (2)"}},
+                {"deleted": {"name": name, "object": f"{account.pk}: {vat} (1)"}},
+            ],
+        )
+    ]
+    # the same codes again write no entry; a name and no codes, the field's
+    api.patch(f"{ACCOUNTS}A00000001/", {"tax_codes": ["GST", "VAT20"]})
+    api.patch(f"{ACCOUNTS}A00000001/", {"tax_codes": [], "name": "Acme"})
+    *_, (user, _, cleared) = history_of("A00000001")
+    assert len(history_of("A00000001")) == 2 and user == "key:crm"
+    assert cleared == [
+        {"changed": {"fields": ["Name"]}},
+        {"deleted": {"name": name, "object": f"{account.pk}: {gst} (1)"}},
+        {"deleted": {"name": name, "object": f"{account.pk}: {vat} (2)"}},
+    ]
+    # and the admin's History page reads it as its own
+    entry = LogEntry.objects.order_by("id").last()
+    assert entry.get_change_message().startswith("Changed Name. Deleted account tax code")
+
+
+@pytest.mark.django_db
+def test_a_refused_patch_records_nothing(api, rates):
+    api.post(ACCOUNTS, {**ACCOUNT, "tax_codes": ["VAT20"]})
+    api.patch(f"{ACCOUNTS}A00000001/", {"name": "Other", "tax_codes": ["GST", "NOPE"]})
+    assert history_of("A00000001") == []
 
 
 @pytest.mark.django_db
