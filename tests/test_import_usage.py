@@ -5,13 +5,17 @@ with nothing recorded. On SQLite (bulk inserts) and PostgreSQL (COPY)."""
 
 import datetime
 import io
+import random
 import tracemalloc
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
-from customers.models import Status, UsageRecord
+from billruns.services import bill_run_create, bill_run_execute
+from customers.models import Charge, Status, UsageRecord
+from invoices import usage
 from invoices.models import Document, DocumentItem
 from tests.factories import (
     ChargeFactory,
@@ -435,3 +439,51 @@ def test_memory_does_not_grow_with_the_file(tmp_path, api_calls):
 
     assert large < small * 1.5 + 512 * 1024, (small, large)
     assert UsageRecord.objects.count() == 60_000
+
+
+# --- Order and the records' BRIN (issue 13's speed; customers 0014) -------------
+
+
+@pytest.mark.parametrize("record_run", [3, 1_000_000])
+def test_a_file_in_any_order_is_imported_whole_and_the_run_bills_every_record(
+    tmp_path, monkeypatch, record_run
+):
+    """Lines shuffled over charges and dates, inserted a few lines at a time
+    in (charge, date) order or all at once: every record is there and the
+    run after the import bills each charge's whole quantity."""
+    monkeypatch.setattr(usage, "RECORD_RUN", record_run)
+    charges = [UsageChargeFactory(number=f"F-R{n}", start_date=JAN) for n in range(4)]
+    lines = [
+        (f"r{n:03d}", charges[n % 4].number, JAN + datetime.timedelta(days=n % 31), n)
+        for n in range(60)
+    ]
+    random.Random(13).shuffle(lines)
+    content = HEADER + "".join(f"{i},{c},{d.isoformat()},{q}.5\n" for i, c, d, q in lines)
+
+    code, out, err = import_usage(tmp_path, content)
+
+    assert (code, out, err) == (0, "imported 60 usage records, 0 already recorded", [])
+    assert recorded() == {i: (c, d.isoformat(), Decimal(f"{q}.5")) for i, c, d, q in lines}
+    bill_run = bill_run_create(target_date=datetime.date(2026, 2, 1), enqueue=False)
+    bill_run_execute(run_id=bill_run.pk)
+    billed = dict(
+        DocumentItem.objects.filter(document__bill_run=bill_run).values_list(
+            "charge__number", "quantity"
+        )
+    )
+    assert billed == {
+        charge.number: sum(Decimal(f"{q}.5") for _, c, _, q in lines if c == charge.number)
+        for charge in Charge.objects.filter(pk__in=[c.pk for c in charges])
+    }
+
+
+def test_the_import_leaves_no_range_of_the_brin_unsummarized(tmp_path, api_calls):
+    """A run's bitmap scan reads every page of an unsummarized range: the
+    import summarizes the ranges it filled (PostgreSQL only)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's index is a B-tree")
+    content = HEADER + "".join(f"s{n},F-C4,2026-01-{n % 28 + 1:02d},1\n" for n in range(3000))
+    assert import_usage(tmp_path, content)[0] == 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT brin_summarize_new_values('usage_charge_date_quantity'::regclass)")
+        assert cursor.fetchone()[0] == 0

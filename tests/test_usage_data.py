@@ -13,6 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.models.deletion import ProtectedError
 
 from core.fields import ExactDecimalField, ExactSum
+from customers import selectors
 from customers.models import Charge, ChargeType, Pricing, PricingTier, UsageRecord
 from customers.numbers import charge_numbers_allocate
 from customers.pricing import Tier
@@ -515,6 +516,68 @@ def test_the_usage_sum_reads_the_index_not_the_table():
     assert "usage_charge_date_quantity" in plan
     if connection.vendor == "sqlite":
         assert "COVERING INDEX" in plan
+    else:
+        # A BRIN on PostgreSQL (customers 0014): a bitmap scan of its ranges.
+        assert "Bitmap Index Scan" in plan
+
+
+def test_the_records_index_is_a_brin_on_postgresql_and_a_covering_b_tree_on_sqlite():
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_get_indexdef('usage_charge_date_quantity'::regclass)")
+            definition = cursor.fetchone()[0]
+            assert "USING brin (charge_id, date)" in definition
+            assert "pages_per_range='4'" in definition
+        else:
+            cursor.execute("PRAGMA index_info('usage_charge_date_quantity')")
+            assert [row[2] for row in cursor.fetchall()] == ["charge_id", "date", "quantity"]
+
+
+@pytest.mark.parametrize(
+    ("ids", "spans"),
+    [
+        ([5], [(5, 5)]),
+        ([1, 2, 900, 1900], [(1, 1900)]),
+        ([1, 2, 5000, 5001, 90000], [(1, 2), (5000, 5001), (90000, 90000)]),
+        # More gaps than spans: the widest split, the others are covered.
+        (
+            [i * 2000 for i in range(20)] + [10**6],
+            [
+                (0, 28000),
+                (30000, 30000),
+                (32000, 32000),
+                (34000, 34000),
+                (36000, 36000),
+                (38000, 38000),
+                (10**6, 10**6),
+            ],
+        ),
+    ],
+)
+def test_a_chunks_charges_are_read_as_a_few_spans_covering_them_all(ids, spans, monkeypatch):
+    monkeypatch.setattr(selectors, "USAGE_SPANS", 7)
+    found = selectors._charge_spans(ids)
+    assert found == spans
+    assert all(any(first <= i <= last for first, last in found) for i in ids)
+
+
+def test_the_sum_of_charges_numbered_far_apart_misses_none_and_adds_none_between():
+    """The chunk's charges 1,000,000 and 1,000,600 make one span, 3,000,000
+    another; the records of 1,000,300, inside the first, are not summed."""
+    charges = {}
+    with connection.cursor() as cursor:
+        # Charges numbered far apart, as a charge added long after the book.
+        for new_id in [10**6, 10**6 + 600, 3 * 10**6, 10**6 + 300]:
+            charge = UsageChargeFactory()
+            cursor.execute("UPDATE customers_charge SET id = %s WHERE id = %s", [new_id, charge.pk])
+            charges[new_id] = Charge.objects.get(pk=new_id)
+    for n, charge in enumerate(charges.values()):
+        UsageRecordFactory(charge=charge, date=JAN, quantity=Decimal(n + 1))
+        UsageRecordFactory(charge=charge, date=FEB, quantity=Decimal(100))
+
+    sums = usage_quantities([(pk, JAN, FEB) for pk in list(charges)[:3]])
+
+    assert sums == {(pk, JAN): Decimal(n + 1) for n, pk in enumerate(list(charges)[:3])}
 
 
 # --- The exact column itself ----------------------------------------------------
