@@ -1,3 +1,4 @@
+import html
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -47,6 +48,16 @@ def totals_with_tax(totals, tax_totals):
     ]
 
 
+def total_lines_html(lines):
+    """(amount, currency) pairs as the lines of a totals cell."""
+    return mark_safe(  # noqa: S308 (escaped)
+        "".join(
+            f'<span class="total-line">{esc(amount)} {esc(currency)}</span>'
+            for amount, currency in lines
+        )
+    )
+
+
 def run_owner(record):
     """Who a run belongs to: its schedule's name, else its creator."""
     if record.schedule_id:
@@ -77,28 +88,40 @@ PREVIEW_BADGE = mark_safe(  # noqa: S308 (a constant)
 )
 
 
+def esc(value):
+    """conditional_escape without its lazy-string wrapper (a tenth of the
+    list's time went to that wrapper): the same text."""
+    if hasattr(value, "__html__"):
+        return value.__html__()
+    return html.escape(str(value))
+
+
 def status_html(run, *, preview_badge=True):
     """The status badge, the preview badge of a preview (once per row or
     page: ``preview_badge``), and the alert icon for a run with failures."""
     alert = alert_icon() if run.has_errors and run.status in ALERT_STATUSES else ""
-    return format_html(
-        '<span class="status-cell"><span class="badge badge-{}" data-testid="billrun-status">'
-        "{}</span>{}{}</span>",
-        run.status.lower(),
-        run.get_status_display(),
-        PREVIEW_BADGE if run.preview and preview_badge else "",
-        alert,
+    preview = PREVIEW_BADGE if run.preview and preview_badge else ""
+    return mark_safe(  # noqa: S308 (every part escaped)
+        f'<span class="status-cell"><span class="badge badge-{esc(run.status.lower())}" '
+        f'data-testid="billrun-status">{esc(run.get_status_display())}</span>'
+        f"{preview}{alert}</span>"
     )
 
 
-def selection_html(run):
+def selection_html(run, url_of=None):
     """The accounts a run selects, their numbers linked (in words, without
-    links, for the command and the admin: BillRun.selection_label)."""
+    links, for the command and the admin: BillRun.selection_label).
+    ``url_of(viewname, arg)``: how to reverse a link (a table's url_of)."""
+    if url_of is None:
+
+        def url_of(viewname, arg):
+            return reverse(viewname, args=[arg])
+
     if run.retry_of_id:
         retried = run.retry_of
         return format_html(
             'Retry of <a href="{}" data-testid="retry-of">{}</a>: {} failed account{}',
-            reverse("billruns:detail", args=[retried.number]),
+            url_of("billruns:detail", retried.number),
             retried.number,
             retried.accounts_failed,
             plural(retried.accounts_failed),
@@ -108,7 +131,7 @@ def selection_html(run):
         subs = [s.number for s in run.subscriptions.all()]
         return format_html(
             'Account <a href="{}">{}</a> {}; {}',
-            reverse("customers:account_detail", args=[account.number]),
+            url_of("customers:account_detail", account.number),
             account.number,
             account.name,
             "subscriptions " + ", ".join(subs) if subs else "all subscriptions",
@@ -147,14 +170,11 @@ class FormattedDateColumn(tables.Column):
 
 def expand_button(controls, number, testid):
     """The button that shows or hides the hidden row ``controls`` (static/js/app.js)."""
-    return format_html(
-        '<button type="button" class="expand-button" data-testid="{}" data-expand'
-        ' aria-expanded="false" aria-controls="{}"><svg viewBox="0 0 24 24"'
+    return mark_safe(  # noqa: S308 (every part escaped)
+        f'<button type="button" class="expand-button" data-testid="{esc(testid)}" data-expand'
+        f' aria-expanded="false" aria-controls="{esc(controls)}"><svg viewBox="0 0 24 24"'
         ' aria-hidden="true" focusable="false"><path d="m9 6 6 6-6 6"/></svg>'
-        '<span class="visually-hidden">Details of {}</span></button>',
-        testid,
-        controls,
-        number,
+        f'<span class="visually-hidden">Details of {esc(number)}</span></button>'
     )
 
 
@@ -276,35 +296,36 @@ class BillRunTable(PythonRowsMixin, BaseTable):
             options += ", auto-email"
         posted = error = ""
         if record.posted_at:
-            posted_at = local_format(record.posted_at, SECONDS)
-            posted = format_html("<dt>Posted</dt><dd>{}</dd>", posted_at)
+            posted = f"<dt>Posted</dt><dd>{esc(local_format(record.posted_at, SECONDS))}</dd>"
         if record.error_message:
-            error = format_html(
-                '<dt>Error</dt><dd class="text-danger">{}</dd>', record.error_message
+            error = f'<dt>Error</dt><dd class="text-danger">{esc(record.error_message)}</dd>'
+        # Every value escaped (esc), as format_html would.
+        return mark_safe(  # noqa: S308
+            DETAIL_ROW.format(
+                pk=esc(record.pk),
+                colspan=self._colspan,
+                status=status_html(record, preview_badge=False),
+                selection=esc(selection_html(record, self.url_of)),
+                target_date=record.target_date.isoformat(),
+                invoice_date=record.invoice_date.isoformat(),
+                options=options,
+                excluded=esc(record.exclude_charge_types_label),
+                created=local_format(record.created_at, SECONDS),
+                started=local_format(record.started_at, SECONDS) if record.started_at else "—",
+                completed=local_format(record.completed_at, SECONDS)
+                if record.completed_at
+                else "—",
+                posted=posted,
+                processed=record.accounts_processed,
+                selected=record.accounts_selected,
+                failed=record.accounts_failed,
+                invoices=record.invoices_count,
+                invoices_s=plural(record.invoices_count),
+                credit_memos=record.credit_memos_count,
+                credit_memos_s=plural(record.credit_memos_count),
+                totals=self.all_totals_html(record.totals),
+                error=error,
             )
-        return format_html(
-            DETAIL_ROW,
-            pk=record.pk,
-            colspan=self._colspan,
-            status=status_html(record, preview_badge=False),
-            selection=selection_html(record),
-            target_date=record.target_date.isoformat(),
-            invoice_date=record.invoice_date.isoformat(),
-            options=options,
-            excluded=record.exclude_charge_types_label,
-            created=local_format(record.created_at, SECONDS),
-            started=local_format(record.started_at, SECONDS) if record.started_at else "—",
-            completed=local_format(record.completed_at, SECONDS) if record.completed_at else "—",
-            posted=posted,
-            processed=record.accounts_processed,
-            selected=record.accounts_selected,
-            failed=record.accounts_failed,
-            invoices=record.invoices_count,
-            invoices_s=plural(record.invoices_count),
-            credit_memos=record.credit_memos_count,
-            credit_memos_s=plural(record.credit_memos_count),
-            totals=self.all_totals_html(record.totals),
-            error=error,
         )
 
     # A run in many currencies would make its row as tall as its currencies:
@@ -314,22 +335,71 @@ class BillRunTable(PythonRowsMixin, BaseTable):
     def all_totals_html(self, totals):
         if not totals:
             return "—"
-        return format_html_join(
-            "", '<span class="total-line">{} {}</span>', totals_lines(totals, currency_first=False)
-        )
+        return total_lines_html(totals_lines(totals, currency_first=False))
 
     def render_totals(self, value):
         if not value:
             return "—"
         lines = totals_lines(value, currency_first=False)
         shown = lines if len(lines) <= self.TOTALS_SHOWN else lines[: self.TOTALS_SHOWN - 1]
-        html = format_html_join("", '<span class="total-line">{} {}</span>', shown)
+        html = total_lines_html(shown)
         if len(shown) < len(lines):
             more = len(lines) - len(shown)
             html += format_html(
                 '<span class="total-line total-more muted">+ {} more currencies</span>', more
             )
         return html
+
+    # The list's rows, written from each record directly: what the generic
+    # path (core.tables.ColumnCells) writes, cell for cell (tests/test_tables.py),
+    # in a fifth of its time. A column this does not know (none today) falls
+    # back to the generic path.
+    def _fast_cells(self):
+        writers = {
+            "expand": self.render_expand,
+            "number": self.render_number,
+            "status": status_html,
+            "target_date": lambda r: r.target_date.strftime("%Y-%m-%d"),
+            "invoice_date": lambda r: r.invoice_date.strftime("%Y-%m-%d"),
+            "accounts_processed": lambda r: r.accounts_processed,
+            "accounts_failed": lambda r: r.accounts_failed,
+            "invoices_count": lambda r: r.invoices_count,
+            "credit_memos_count": lambda r: r.credit_memos_count,
+            "totals": lambda r: self.render_totals(r.totals),
+            "created_by": run_owner,
+            "created_at": lambda r: local_format(r.created_at, "%Y-%m-%d %H:%M"),
+        }
+        cells = []
+        for bound_column in self.columns:
+            writer = writers.get(bound_column.name)
+            if (
+                writer is None
+                or bound_column.column.attrs != type(self).base_columns[bound_column.name].attrs
+            ):
+                return None
+            declared = {**self.attrs, **bound_column.column.attrs}
+            td = declared.get("td", declared.get("cell", {}))
+            if any(callable(value) for value in td.values()):
+                return None  # computed from the record: the generic path
+            cells.append((bound_column.attrs["td"].as_html(), writer))
+        return cells
+
+    def paginated_rows_html(self):
+        cells = self._fast_cells()
+        if cells is None:
+            return super().paginated_rows_html()
+        rows = []
+        for row in self.paginated_rows:
+            record, parity = row.record, row.get_even_odd_css_class()
+            tds = "".join([f"<td {td}>{esc(writer(record))}</td>" for td, writer in cells])
+            rows.append(
+                mark_safe(  # noqa: S308 (every cell escaped)
+                    f'<tr data-testid="billrun-row" data-number="{esc(record.number)}" '
+                    f'class="{parity}">{tds}</tr>'
+                )
+            )
+            rows.append(self.render_detail_row(record))
+        return rows
 
     def value_totals(self, value):
         return "; ".join(f"{currency} {amount}" for currency, amount in sorted(value.items()))

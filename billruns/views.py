@@ -219,22 +219,19 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
         run = self.object
         user = self.request.user
         now = timezone.now()
-        # Documents by status: all of them while a worker posts or cancels
-        # (the progress bar), else only the canceled ones the page names.
-        moving = run.status in (RunStatus.POST_IN_PROGRESS, RunStatus.CANCEL_IN_PROGRESS)
-        counts = selectors.run_document_counts(
-            run, statuses=None if moving else [DocumentStatus.CANCELED]
-        )
+        in_progress = run.status in IN_PROGRESS
+        if in_progress:  # the progress bar counts every document
+            counts = selectors.run_document_counts(run)
+            progress = selectors.run_progress_bar(run, counts)
+            has_posted = counts.count(status=DocumentStatus.POSTED) > 0
+        else:
+            counts = selectors.run_settled_counts(run)
+            progress, has_posted = None, counts.has_posted
         events = list(run.events.select_related("user"))
         last = events[-1] if events else None
         may_post = run.allows(Action.POST) and user.has_perm("billruns.post_billrun")
         post_preview = (
             selectors.run_post_preview(run, today=timezone.localdate()) if may_post else None
-        )
-        has_posted = (
-            counts.count(status=DocumentStatus.POSTED) > 0
-            if moving
-            else selectors.run_has_posted(run)
         )
         # A preview is deleted rather than canceled (canceling one deletes it).
         may_cancel = (
@@ -248,14 +245,13 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
             requested_at = self.email_requested_at()
             emails = selectors.run_email_progress(run, requested=requested_at is not None)
         emails_in_progress = bool(emails and emails.in_progress(now=now, requested_at=requested_at))
-        in_progress = run.status in IN_PROGRESS
         context.update(
             cancel_stopped=last.note
             if last is not None
             and run.status == RunStatus.COMPLETED
             and last.from_status == RunStatus.CANCEL_IN_PROGRESS
             else "",
-            progress=selectors.run_progress_bar(run, counts),
+            progress=progress,
             invoices_canceled=counts.canceled(DocumentType.INVOICE),
             credit_memos_canceled=counts.canceled(DocumentType.CREDIT_MEMO),
             failures_sentence=failures_sentence(
