@@ -7,6 +7,7 @@ run engine write hundreds of thousands of rows this way.
 
 import datetime
 import json
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -99,10 +100,33 @@ def copy_columns(model, first: Sequence[str], *, with_pk: bool = True):
     return [*first, *(name for name, _ in rest)], rest
 
 
+def _plain_text(value: str) -> str:
+    return value.translate(_ESCAPES) if _NEEDS_ESCAPE(value) else value
+
+
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]").search
+# _copy_text of the commonest types, looked up by type: one call a value.
+_TEXT_OF_TYPE = {
+    str: _plain_text,
+    int: int.__str__,
+    Decimal: Decimal.__str__,
+    datetime.date: datetime.date.isoformat,
+    datetime.datetime: datetime.datetime.isoformat,
+    bool: lambda value: "t" if value else "f",
+    type(None): lambda value: "\\N",
+}
+
+
 def row_text(row: dict[str, Any], defaults: list[tuple[str, Any]]) -> str:
     """The fields ``defaults`` names (attname, default) of ``row`` as COPY's
-    text format, tab-separated: a part of a line for ``copy_lines``."""
-    return "\t".join([_copy_text(row.get(name, default)) for name, default in defaults])
+    text format (``_copy_text``'s), tab-separated: a part of a line for
+    ``copy_lines``."""
+    get, of_type = row.get, _TEXT_OF_TYPE.get
+    parts = []
+    for name, default in defaults:
+        value = get(name, default)
+        parts.append(of_type(type(value), _copy_text)(value))
+    return "\t".join(parts)
 
 
 def field_text(value) -> str:

@@ -382,8 +382,8 @@ def _unpacked(sub: dict, charges: list[dict]) -> Row:
     return Row("", sub, [Row("", charge) for charge in charges])
 
 
-ACCOUNT_FIRST = ("id", "number")
-SUBSCRIPTION_FIRST = ("id", "account_id", "number")
+ACCOUNT_FIRST = ("id", "number", "created_at")
+SUBSCRIPTION_FIRST = ("id", "account_id", "number", "created_at")
 CHARGE_FIRST = ("id", "subscription_id", "pricing_id", "number")
 TIER_FIRST = ("pricing_id",)
 
@@ -405,7 +405,7 @@ class CopySpool(RowSpool):
         self._tiers = bulk.copy_columns(PricingTier, TIER_FIRST, with_pk=False)
 
     def add(self, row: Row) -> None:
-        now, text = self._now, bulk.row_text
+        text = bulk.row_text
         account_rest = self._accounts[1]
         subscription_rest = self._subscriptions[1]
         charge_rest = self._charges[1]
@@ -427,10 +427,8 @@ class CopySpool(RowSpool):
                 )
                 charges.append((values["number"], text(values, charge_rest), pricing))
             values = sub.values
-            values["created_at"] = now
             subscriptions.append((values["number"], text(values, subscription_rest), charges))
         values = row.values
-        values["created_at"] = now
         self._batch.append(
             (values["number"], text(values, account_rest), row.tax_codes, subscriptions)
         )
@@ -444,6 +442,7 @@ class CopySpool(RowSpool):
 
     def _write_batch(self, cursor, batch, to_give, tax_rate_ids, numbers) -> None:
         field = bulk.field_text
+        now = field(self._now)  # every row's created_at
         subscriptions = [(account, sub) for account, (*_, subs) in enumerate(batch) for sub in subs]
         charges = [
             (sub, charge)
@@ -466,7 +465,7 @@ class CopySpool(RowSpool):
             Account,
             self._accounts[0],
             (
-                f"{id_}\t{field(number)}\t{rest}"
+                f"{id_}\t{field(number)}\t{now}\t{rest}"
                 for id_, number, (_, rest, *_) in zip(
                     account_ids, account_numbers, batch, strict=True
                 )
@@ -482,13 +481,12 @@ class CopySpool(RowSpool):
             Subscription,
             self._subscriptions[0],
             (
-                f"{id_}\t{account_ids[account]}\t{field(number)}\t{rest}"
+                f"{id_}\t{account_ids[account]}\t{field(number)}\t{now}\t{rest}"
                 for id_, number, (account, (_, rest, _)) in zip(
                     subscription_ids, subscription_numbers, subscriptions, strict=True
                 )
             ),
         )
-        now = field(self._now)
         bulk.copy_lines(
             cursor,
             Pricing,
