@@ -8,6 +8,7 @@ writes one (a Pricing, then its tiers, each with the previous one's bound as
 its lower bound: ``tier_bounds``), for all charges at once; the file's
 pricings were judged by ``pricing_problems`` as that service judges them."""
 
+import gc
 import pickle
 import tempfile
 from collections.abc import Iterator
@@ -311,6 +312,14 @@ class NumbersToGive:
             row.values["number"] = number
 
 
+def _collect_young_garbage() -> None:
+    """The import pauses the cyclic garbage collector (services), and the
+    ORM's queries and bulk_create leave reference cycles: collect what the
+    last batch left (the young generation only: what is older is the file's
+    numbers, which hold no cycle)."""
+    gc.collect(0)
+
+
 def row_spool() -> "RowSpool":
     """The spool of this database: COPY's text on PostgreSQL."""
     return CopySpool() if connection.vendor == "postgresql" else RowSpool()
@@ -332,6 +341,7 @@ class RowSpool:
         """Number and insert the rows, a batch at a time, in the caller's
         transaction; the accounts' numbers are appended to ``numbers``."""
         for accounts in self.batches():
+            _collect_young_garbage()
             subscriptions = [sub for acc in accounts for sub in acc.children]
             charges = [charge for sub in subscriptions for charge in sub.children]
             to_give.give(accounts, subscriptions, charges)
@@ -438,6 +448,7 @@ class CopySpool(RowSpool):
     def write(self, to_give: NumbersToGive, tax_rate_ids: dict[str, int], numbers: list | None):
         with refused_by_database(), connection.cursor() as cursor:
             for batch in self._stored():
+                _collect_young_garbage()
                 self._write_batch(cursor, batch, to_give, tax_rate_ids, numbers)
 
     def _write_batch(self, cursor, batch, to_give, tax_rate_ids, numbers) -> None:
