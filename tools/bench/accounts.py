@@ -9,12 +9,14 @@ same tables, emptied by a ``TRUNCATE`` in a transaction that is rolled back
 arrives (the import's are checked at its commit).
 
 Figures (``bench_billrun --json`` keys): ``load_s`` (the import's wall),
-``import_peak_rss_mb``, ``import_copy_s`` (the floor; None on SQLite),
+``import_peak_rss_mb``, ``import_cpu_s`` (the child's own CPU, not its
+database server's), ``import_copy_s`` (the floor; None on SQLite),
 ``import_vs_copy`` (``load_s`` ÷ the floor), ``import_file_mb``.
 """
 
 import io
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,14 +40,17 @@ class ImportFailed(Exception):
     """import_accounts did not import the book."""
 
 
-def import_in_child(path: Path) -> tuple[float, float, str]:
+def import_in_child(path: Path) -> tuple[float, float, float, str]:
     """Run ``manage.py import_accounts path`` in a child process with this
     process's environment (its database); returns its wall seconds, its peak
-    RSS in MB and what it printed. Raises ImportFailed when it fails.
+    RSS in MB, its CPU seconds (user and system, from this process's
+    children's usage before and after) and what it printed. Raises
+    ImportFailed when it fails.
 
     The peak is the child's VmHWM, read every few milliseconds while it runs:
     its ``ru_maxrss`` would count this process's own high-water mark, which
     a child inherits through fork and exec."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         child = subprocess.Popen(  # noqa: S603 (this interpreter, this project's manage.py)
@@ -60,12 +65,14 @@ def import_in_child(path: Path) -> tuple[float, float, str]:
             peak_kb = max(peak_kb, _high_water_kb(status))
             time.sleep(PEAK_POLL_S)
         elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         out.seek(0)
         err.seek(0)
         said, complaint = out.read().decode(), err.read().decode()
     if child.returncode != 0:
         raise ImportFailed(f"import_accounts exited {child.returncode}: {complaint[:2000]}")
-    return elapsed, peak_kb / 1024, said.strip()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, peak_kb / 1024, cpu, said.strip()
 
 
 def _high_water_kb(status: Path) -> int:
@@ -117,8 +124,11 @@ def import_book(book: dict, *, progress) -> dict:
         with path.open("w") as stream:
             json.dump(book, stream)
         size_mb = path.stat().st_size / 1e6
-        elapsed, peak_rss_mb, said = import_in_child(path)
-    progress(f"import_accounts: {said} in {elapsed:.2f} s, peak RSS {peak_rss_mb:.1f} MB")
+        elapsed, peak_rss_mb, cpu_s, said = import_in_child(path)
+    progress(
+        f"import_accounts: {said} in {elapsed:.2f} s ({cpu_s:.2f} s of CPU), "
+        f"peak RSS {peak_rss_mb:.1f} MB"
+    )
     floor_s = copy_floor()
     if floor_s is not None:
         progress(f"COPY of the same rows: {floor_s:.2f} s")
@@ -127,6 +137,7 @@ def import_book(book: dict, *, progress) -> dict:
         "charges": Charge.objects.count(),
         "import_file_mb": round(size_mb, 1),
         "import_peak_rss_mb": round(peak_rss_mb, 1),
+        "import_cpu_s": round(cpu_s, 3),
         "import_copy_s": round(floor_s, 3) if floor_s is not None else None,
         "import_vs_copy": round(elapsed / floor_s, 2) if floor_s else None,
     }
