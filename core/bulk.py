@@ -7,8 +7,9 @@ run engine write hundreds of thousands of rows this way.
 
 import datetime
 import json
+import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -52,10 +53,14 @@ def reserve_ids(cursor, model, count: int) -> list[int]:
     """``count`` fresh primary keys from ``model``'s id sequence."""
     if not count:
         return []
+    # The sequence is looked up once: called in the select list, the look-up
+    # ran for every row (measured: 2.7 s of the server's time for the 560,000
+    # ids of a 100,000-account import, against 0.3 s for nextval alone).
     cursor.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-        [model._meta.db_table, model._meta.pk.column, count],
+        "SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, model._meta.pk.column]
     )
+    sequence = cursor.fetchone()[0]
+    cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count])
     return [row[0] for row in cursor.fetchall()]
 
 
@@ -84,6 +89,67 @@ def copy_rows(cursor, model, rows: Iterable[dict[str, Any]], *, with_pk: bool = 
                 lines = []
         if lines:
             copy.write("\n".join(lines) + "\n")
+
+
+def copy_columns(model, first: Sequence[str], *, with_pk: bool = True):
+    """The fields of ``model`` as ``copy_lines`` writes them: the attnames of
+    ``first`` (given apart, row by row), then every other concrete field
+    with its default (``row_text``'s)."""
+    fields = [f for f in model._meta.concrete_fields if with_pk or not f.primary_key]
+    rest = [(f.attname, f.get_default()) for f in fields if f.attname not in first]
+    return [*first, *(name for name, _ in rest)], rest
+
+
+def _plain_text(value: str) -> str:
+    return value.translate(_ESCAPES) if _NEEDS_ESCAPE(value) else value
+
+
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]").search
+# _copy_text of the commonest types, looked up by type: one call a value.
+_TEXT_OF_TYPE = {
+    str: _plain_text,
+    int: int.__str__,
+    Decimal: Decimal.__str__,
+    datetime.date: datetime.date.isoformat,
+    datetime.datetime: datetime.datetime.isoformat,
+    bool: lambda value: "t" if value else "f",
+    type(None): lambda value: "\\N",
+}
+
+
+def row_text(row: dict[str, Any], defaults: list[tuple[str, Any]]) -> str:
+    """The fields ``defaults`` names (attname, default) of ``row`` as COPY's
+    text format (``_copy_text``'s), tab-separated: a part of a line for
+    ``copy_lines``."""
+    get, of_type = row.get, _TEXT_OF_TYPE.get
+    parts = []
+    for name, default in defaults:
+        value = get(name, default)
+        parts.append(of_type(type(value), _copy_text)(value))
+    return "\t".join(parts)
+
+
+def field_text(value) -> str:
+    """One value as COPY's text format."""
+    return _copy_text(value)
+
+
+def copy_lines(cursor, model, attnames: Sequence[str], lines: Iterable[str]) -> None:
+    """COPY ``lines`` (text format, one row each, without their newline)
+    into ``model``'s columns ``attnames``, a block of lines per write()."""
+    by_attname = {f.attname: f.column for f in model._meta.concrete_fields}
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(by_attname[name]) for name in attnames)
+    sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
+    with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+        block = []
+        for line in lines:
+            block.append(line)
+            if len(block) >= _ROWS_PER_WRITE:
+                copy.write("\n".join(block) + "\n")
+                block = []
+        if block:
+            copy.write("\n".join(block) + "\n")
 
 
 class AnyOf(Lookup):

@@ -42,6 +42,14 @@ class Problems:
         if len(self.first) < MAX_REPORTED_PROBLEMS:
             self.first.append(f"{path}: {message}")
 
+    def extend(self, other: "Problems") -> None:
+        """Add ``other``'s problems after these (its kept ones, and its count)."""
+        for line in other.first:
+            self.count += 1
+            if len(self.first) < MAX_REPORTED_PROBLEMS:
+                self.first.append(line)
+        self.count += other.count - len(other.first)
+
     def raise_if_any(self) -> None:
         if self.count:
             raise ImportRefused(self.first, self.count)

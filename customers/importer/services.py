@@ -3,6 +3,7 @@ parse, import) and ``accounts_import`` (a parsed document: validate, then
 write, all or nothing)."""
 
 import gc
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
@@ -10,16 +11,16 @@ from typing import IO, Any
 from django.conf import settings
 from django.db import transaction
 
-from customers.importer.parsing import parse_import_json, read_import_file
-from customers.importer.validation import check_tax_codes, check_unique_numbers, document_rows
-from customers.importer.values import ValueChecks
-from customers.importer.writing import (
-    ACCOUNT_NUMBER_FORMAT,
-    SUBSCRIPTION_NUMBER_FORMAT,
-    assign_charge_numbers,
-    assign_numbers,
-    insert_rows,
+from customers.importer.parsing import parse_import_json
+from customers.importer.streaming import (
+    NotStreamable,
+    check_encoding,
+    import_file_opened,
+    stream_accounts,
+    whole_file,
 )
+from customers.importer.validation import FileChecks, document_accounts
+from customers.importer.writing import NumbersToGive, row_spool
 from customers.models import Account, Charge, Subscription
 
 
@@ -58,38 +59,70 @@ def accounts_import(*, document: Any, consume: bool = False) -> ImportSummary:
     which is reported as ImportRefused with nothing written.
     """
     with _garbage_collection_paused():
-        check = ValueChecks()
-        rows = document_rows(check, document, consume=consume)
-        accounts = [row for row in rows if row is not None]
-        subscriptions = [sub for acc in accounts for sub in acc.children if sub is not None]
-        charges = [charge for sub in subscriptions for charge in sub.children if charge is not None]
-        problems = check.problems
-
-        with transaction.atomic():
-            check_unique_numbers(problems, accounts, Account, "account")
-            check_unique_numbers(problems, subscriptions, Subscription, "subscription")
-            check_unique_numbers(problems, charges, Charge, "charge")
-            tax_rate_ids = check_tax_codes(problems, accounts)
-            problems.raise_if_any()
-            assign_numbers(accounts, Account, ACCOUNT_NUMBER_FORMAT)
-            assign_numbers(subscriptions, Subscription, SUBSCRIPTION_NUMBER_FORMAT)
-            assign_charge_numbers(charges)
-            insert_rows(accounts, tax_rate_ids)
-    numbers = tuple(row.values["number"] for row in accounts)
-    return ImportSummary(len(accounts), len(subscriptions), len(charges), numbers)
+        checks = _checks()
+        accounts = document_accounts(checks.values, document)
+        objects = _consumed(accounts) if consume else iter(accounts)
+        return _import(checks, objects, keep_numbers=True)
 
 
 def accounts_import_file(*, path: str, stdin: IO[bytes] | None = None) -> ImportSummary:
-    """Read, parse and import an import file (``-``: ``stdin``).
+    """Read and import an import file (``-``: ``stdin``), streamed: its
+    accounts are parsed and validated one at a time (customers.importer
+    .streaming), and the validated rows are kept on disk until they are
+    written, so that memory does not grow with the file beyond the file's
+    numbers (NumbersSeen). A file whose frame is not ``{"accounts": [...]}``
+    alone is read whole and imported by ``accounts_import``: it is refused,
+    with the problems it always had. The summary's ``account_numbers`` is
+    left empty.
 
     Refuses a file larger than settings.IMPORT_MAX_BYTES before reading it.
     Transaction and idempotency: as accounts_import. Raises ImportRefused.
     """
-    raw = read_import_file(path=path, stdin=stdin, max_bytes=settings.IMPORT_MAX_BYTES)
-    with _garbage_collection_paused():
-        document = parse_import_json(raw=raw)
-        del raw  # the parsed document is what the import needs now
+    max_bytes = settings.IMPORT_MAX_BYTES
+    with import_file_opened(path=path, stdin=stdin, max_bytes=max_bytes) as stream:
+        check_encoding(stream)
+        with _garbage_collection_paused():
+            try:
+                return _import(_checks(), stream_accounts(stream), keep_numbers=False)
+            except NotStreamable:
+                pass
+            document = parse_import_json(raw=whole_file(stream))
         return accounts_import(document=document, consume=True)
+
+
+def _checks() -> FileChecks:
+    return FileChecks(Account, Subscription, Charge)
+
+
+def _consumed(accounts: list) -> Iterator[Any]:
+    for i in range(len(accounts)):
+        obj, accounts[i] = accounts[i], None
+        yield obj
+
+
+def _import(checks: FileChecks, objects: Iterator[Any], *, keep_numbers: bool) -> ImportSummary:
+    """The two passes: validate every account of ``objects`` (keeping the
+    rows on disk while the file has no problem), then, in one transaction,
+    check the numbers and tax codes against the database and write the rows
+    a batch at a time."""
+    spool = row_spool()
+    try:
+        for index, obj in enumerate(objects):
+            row = checks.account(obj, index)
+            if row is not None and checks.clean:
+                spool.add(row)
+        numbers: list[str] = []
+        with transaction.atomic():
+            tax_rate_ids = checks.check_database()
+            to_give = NumbersToGive(
+                taken_accounts=checks.accounts,
+                taken_subscriptions=checks.subscriptions,
+                taken_charges=checks.charges,
+            )
+            spool.write(to_give, tax_rate_ids, numbers if keep_numbers else None)
+    finally:
+        spool.close()
+    return ImportSummary(*checks.counts, tuple(numbers))
 
 
 @contextmanager

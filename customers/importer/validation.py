@@ -82,7 +82,7 @@ class Row:
     values: dict[str, Any]
     children: list["Row"] = field(default_factory=list)
     # An account's tax codes, in the file's order (checked against the
-    # database with the numbers: check_tax_codes).
+    # database with the numbers: TaxCodesSeen).
     tax_codes: tuple[str, ...] = ()
 
 
@@ -108,7 +108,7 @@ def _account_fields(check, obj, path, values, account):
 
 def _account_tax_codes(check, obj, path, values, account):
     """``tax_codes``: a list of distinct tax codes (each must name a rate:
-    ``check_tax_codes``); absent or null, none. Kept out of the account's
+    ``TaxCodesSeen``); absent or null, none. Kept out of the account's
     model values (``_account_row`` moves them to the row)."""
     codes = obj.get("tax_codes")
     values["tax_codes"] = ()
@@ -396,12 +396,10 @@ def _subscription_row(check: ValueChecks, obj: Any, path: str, account: dict) ->
     return row
 
 
-def document_rows(check: ValueChecks, document: Any, *, consume: bool = False) -> list[Row | None]:
-    """The document's accounts as rows (None for an account that is not an
-    object), with their subscriptions and charges; every problem is added to
-    ``check.problems``. With ``consume`` each parsed account is dropped from
-    the document once it is a row, so the parsed file and its rows are never
-    all in memory at once."""
+def document_accounts(check: ValueChecks, document: Any) -> list:
+    """The document's ``accounts`` list (empty when the document is not an
+    object with one); problems of the document's shape are added to
+    ``check.problems``."""
     if not isinstance(document, dict):
         check.problems.add(
             "(top level)",
@@ -416,13 +414,7 @@ def document_rows(check: ValueChecks, document: Any, *, consume: bool = False) -
     if not isinstance(accounts, list):
         check.problems.add("accounts", f"must be an array, not {type_name(accounts)}")
         return []
-    if not consume:
-        return [_account_row(check, obj, f"accounts[{i}]") for i, obj in enumerate(accounts)]
-    rows = []
-    for i in range(len(accounts)):
-        obj, accounts[i] = accounts[i], None
-        rows.append(_account_row(check, obj, f"accounts[{i}]"))
-    return rows
+    return accounts
 
 
 # --- across records: numbers -------------------------------------------------------
@@ -511,21 +503,208 @@ def check_unique_numbers(problems: Problems, rows: list[Row], model, noun: str) 
         problems.add(f"{row.path}.number", message)
 
 
-# --- across records: tax codes -----------------------------------------------------
+# --- across records, in one pass over a file ---------------------------------------
+
+# Numbers looked up in the database per query.
+NUMBERS_PER_QUERY = 10_000
 
 
-def check_tax_codes(problems: Problems, accounts: list[Row]) -> dict[str, int]:
-    """Report the accounts' tax codes that name no tax rate, at their paths;
-    return the id of each code that does (one query for the whole file)."""
-    wanted = {code for row in accounts for code in row.tax_codes}
-    if not wanted:
-        return {}
-    ids = dict(TaxRate.objects.filter(code__in=sorted(wanted)).values_list("code", "id"))
-    for row in accounts:
-        for i, code in enumerate(row.tax_codes):
-            if code not in ids:
-                problems.add(
-                    f"{row.path}.tax_codes[{i}]",
-                    f"no tax rate has the code {code} (tax_rate --list shows them)",
-                )
-    return ids
+def _account_path(place: int) -> str:
+    return f"accounts[{place}]"
+
+
+def _subscription_path(place: int) -> str:
+    return f"accounts[{place >> 32}].subscriptions[{place & 0xFFFFFFFF}]"
+
+
+def _charge_path(place: int) -> str:
+    return f"{_subscription_path(place >> 32)}.charges[{place & 0xFFFFFFFF}]"
+
+
+class NumbersSeen:
+    """The numbers of one kind of record of a file, as ``check_unique_numbers``
+    judges them, kept small: each number once, lowered, with where it was
+    first seen packed in an int (the record's place: its account's index,
+    its subscription's, its own) and how it was spelled (as lowered, as
+    upper case, or kept apart). No row is kept: a file's rows are streamed,
+    and this is what the checks across them need.
+
+    ``add`` reports a number seen before in ``duplicates`` at once, worded as
+    check_unique_numbers words it; ``check_database`` reports those the
+    database already has, in the order the file first gives them."""
+
+    def __init__(self, model, noun: str, path):
+        self.model = model
+        self.noun = noun
+        self._path = path
+        self.first: dict[str, int] = {}
+        self._spelled: dict[str, str] = {}
+        self.duplicates = Problems()
+
+    def __contains__(self, lowered: str) -> bool:
+        return lowered in self.first
+
+    def add(self, number: str, place: int) -> None:
+        lowered = number.lower()
+        spelling = 0 if number == lowered else 1 if number == lowered.upper() else 2
+        code = place << 2 | spelling
+        first = self.first.setdefault(lowered, code)
+        if first == code:  # places are unique: this is the first time
+            if spelling == 2:
+                self._spelled[lowered] = number
+            return
+        earlier = self._spelling(lowered, first)
+        first_path = self._path(first >> 2)
+        path = self._path(place)
+        noun = self.noun
+        if earlier == number:
+            self.duplicates.add(
+                f"{path}.number",
+                f"{noun} number {number} appears more than once in the file "
+                f"(first at {first_path}.number)",
+            )
+        else:
+            self.duplicates.add(
+                f"{path}.number",
+                f"{noun} number {number} differs only in case from {earlier} at "
+                f"{first_path}.number (numbers must differ in more than case)",
+            )
+
+    def _spelling(self, lowered: str, code: int) -> str:
+        spelling = code & 3
+        if spelling == 0:
+            return lowered
+        if spelling == 1:
+            return lowered.upper()
+        return self._spelled[lowered]
+
+    def check_database(self, problems: Problems) -> None:
+        """Add this file's duplicates to ``problems``, then the numbers the
+        database already has (ignoring case, as _numbers_in_use compares)."""
+        problems.extend(self.duplicates)
+        noun = self.noun
+        items = iter(self.first.items())
+        while True:
+            chunk = [(self._spelling(lowered, code), code) for lowered, code in _take(items)]
+            if not chunk:
+                return
+            existing = _numbers_in_use(self.model, [number for number, _ in chunk])
+            for number, code in chunk:
+                stored = existing.get(number)
+                if stored is None:
+                    continue
+                if stored == number:
+                    message = f"{noun} {number} already exists (importing does not update)"
+                else:
+                    message = (
+                        f"{noun} number {number} differs only in case from {noun} {stored}, "
+                        "which already exists (numbers must differ in more than case)"
+                    )
+                problems.add(f"{self._path(code >> 2)}.number", message)
+
+
+def _take(items: Iterator, size: int = NUMBERS_PER_QUERY) -> list:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            break
+    return chunk
+
+
+class TaxCodesSeen:
+    """The accounts' tax codes of a file, as ``check_tax_codes`` judges them:
+    for each list of codes, the indexes of the accounts that give it."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[tuple[str, ...], list[int]] = {}
+
+    def add(self, codes: tuple[str, ...], place: int) -> None:
+        if codes:
+            self.accounts.setdefault(codes, []).append(place)
+
+    def check(self, problems: Problems) -> dict[str, int]:
+        """Report the codes that name no tax rate, in the file's order;
+        return the id of each code that does."""
+        wanted = {code for codes in self.accounts for code in codes}
+        if not wanted:
+            return {}
+        ids = dict(TaxRate.objects.filter(code__in=sorted(wanted)).values_list("code", "id"))
+        missing = sorted(
+            (place, i, code)
+            for codes, places in self.accounts.items()
+            for i, code in enumerate(codes)
+            if code not in ids
+            for place in places
+        )
+        for place, i, code in missing:
+            problems.add(
+                f"{_account_path(place)}.tax_codes[{i}]",
+                f"no tax rate has the code {code} (tax_rate --list shows them)",
+            )
+        return ids
+
+
+class FileChecks:
+    """Everything a file's checks across records keep while its accounts
+    are validated one by one (``account``): the value checks and their
+    problems, the numbers of each kind, the tax codes, and the counts."""
+
+    def __init__(self, account_model, subscription_model, charge_model) -> None:
+        self.values = ValueChecks()
+        self.accounts = NumbersSeen(account_model, "account", _account_path)
+        self.subscriptions = NumbersSeen(subscription_model, "subscription", _subscription_path)
+        self.charges = NumbersSeen(charge_model, "charge", _charge_path)
+        self.tax_codes = TaxCodesSeen()
+        self.counts = [0, 0, 0]
+
+    @property
+    def clean(self) -> bool:
+        """No problem so far (the import may still be refused later)."""
+        return not (
+            self.values.problems.count
+            or self.accounts.duplicates.count
+            or self.subscriptions.duplicates.count
+            or self.charges.duplicates.count
+        )
+
+    def account(self, obj: Any, index: int) -> Row | None:
+        """Validate the file's ``index``-th account with its subscriptions and
+        charges; returns its row (None: not an object)."""
+        row = _account_row(self.values, obj, _account_path(index))
+        if row is None:
+            return None
+        counts = self.counts
+        counts[0] += 1
+        number = row.values["number"]
+        if number is not None:
+            self.accounts.add(number, index)
+        self.tax_codes.add(row.tax_codes, index)
+        for j, sub in enumerate(row.children):
+            if sub is None:
+                continue
+            counts[1] += 1
+            place = index << 32 | j
+            number = sub.values["number"]
+            if number is not None:
+                self.subscriptions.add(number, place)
+            for k, charge in enumerate(sub.children):
+                if charge is None:
+                    continue
+                counts[2] += 1
+                number = charge.values["number"]
+                if number is not None:
+                    self.charges.add(number, place << 32 | k)
+        return row
+
+    def check_database(self) -> dict[str, int]:
+        """The checks against the database, in check_unique_numbers' order;
+        raises ImportRefused with every problem of the file, if any. Returns
+        the tax codes' rate ids."""
+        problems = self.values.problems
+        self.accounts.check_database(problems)
+        self.subscriptions.check_database(problems)
+        self.charges.check_database(problems)
+        tax_rate_ids = self.tax_codes.check(problems)
+        problems.raise_if_any()
+        return tax_rate_ids
