@@ -86,11 +86,49 @@ def copy_rows(cursor, model, rows: Iterable[dict[str, Any]], *, with_pk: bool = 
             copy.write("\n".join(lines) + "\n")
 
 
+def copy_escape(value: str) -> str:
+    """``value`` (a str) as one field of COPY's text format."""
+    return value.translate(_ESCAPES)
+
+
+def copy_lines(cursor, table: str, columns: Iterable[str], lines: Iterable[str]) -> None:
+    """COPY ``lines`` (each a row already in COPY's text format, without its
+    newline: ``copy_escape`` its text, ``\\N`` for NULL) into ``columns`` of
+    ``table``. For the hottest writes, whose rows a caller formats in one
+    f-string each (a bill run's items): several times cheaper than
+    ``copy_rows``' call per value."""
+    quote = connection.ops.quote_name
+    sql = f"COPY {quote(table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+        block = []
+        for line in lines:
+            block.append(line)
+            if len(block) >= _ROWS_PER_WRITE:
+                block.append("")
+                copy.write("\n".join(block))
+                block = []
+        if block:
+            block.append("")
+            copy.write("\n".join(block))
+
+
+def bigint_array(ids: Iterable[int]) -> str:
+    """``ids`` as a PostgreSQL array literal, for a ``%s::bigint[]``
+    parameter: psycopg dumps a list parameter value by value in Python,
+    which for a chunk's thousands of ids cost more than the query."""
+    return "{" + ",".join([str(int(item)) for item in ids]) + "}"
+
+
+def date_array(dates: Iterable[datetime.date]) -> str:
+    """``dates`` as a PostgreSQL array literal, for a ``%s::date[]``."""
+    return "{" + ",".join([day.isoformat() for day in dates]) + "}"
+
+
 class AnyOf(Lookup):
     """``field__anyof=[ids]``: the rows whose value is one of ``ids``.
 
     On PostgreSQL it is ``= ANY(%s::bigint[])`` with the list as one array
-    parameter; Django's ``__in`` prepares every value of the list through the
+    literal (``bigint_array``); Django's ``__in`` prepares every value of the list through the
     field, which with a chunk's thousand ids a query was a large part of a
     bill run's Python time. Elsewhere it is a plain IN. For integer keys;
     registered on them by ``CustomersConfig.ready()``.
@@ -103,7 +141,7 @@ class AnyOf(Lookup):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         ids = [int(item) for item in self.rhs]
         if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, ids]
+            return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, bigint_array(ids)]
         if not ids:
             return "1 = 0", list(lhs_params)
         return f"{lhs} IN ({', '.join(['%s'] * len(ids))})", [*lhs_params, *ids]
