@@ -124,6 +124,14 @@ class ExactDecimalField(models.DecimalField):
         # SQLite turns into a number to compare with the integer column.
         return str(units)
 
+    def get_db_converters(self, connection):
+        # Elsewhere than SQLite the driver reads a Decimal already: no call
+        # per value read (a bill run reads hundreds of thousands).
+        converters = super().get_db_converters(connection)
+        if connection.vendor != "sqlite":
+            converters = [c for c in converters if c != self.from_db_value]
+        return converters
+
     def from_db_value(self, value, expression, connection):
         if value is None or connection.vendor != "sqlite":
             return value
