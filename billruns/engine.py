@@ -16,6 +16,7 @@ usage; the chunk reads the quantities every plan of the chunk asks for
 import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from billruns import periods
 from customers import pricing
@@ -85,10 +86,11 @@ class Usage:
 NO_USAGE = Usage()
 
 
-@dataclass(frozen=True, slots=True)
-class Terms:
+class Terms(NamedTuple):
     """What prices a charge on a day: a recurring or one-time charge's amount
-    and quantity, a usage charge's pricing."""
+    and quantity, a usage charge's pricing. (A named tuple: one is made per
+    piece billed, and a frozen dataclass's ``__init__`` cost several times
+    more.)"""
 
     amount: Decimal | None
     quantity: Decimal | None
@@ -191,10 +193,11 @@ def own_terms(charge) -> Terms:
     return Terms(charge.amount, charge.quantity, charge.pricing_id)
 
 
-def terms_on(charge, prices, day: datetime.date) -> Terms:
+def terms_on(charge, prices, day: datetime.date, own: Terms | None = None) -> Terms:
     """The terms in effect on ``day``: the last price segment from that day
-    or before (two changes of one day: the later), else the charge's own."""
-    terms = own_terms(charge)
+    or before (two changes of one day: the later), else the charge's own
+    (``own``, when the caller has made them already)."""
+    terms = own if own is not None else own_terms(charge)
     for effective, segment in prices:
         if effective > day:
             break
@@ -251,6 +254,7 @@ def charge_plan(charge, *, bill_cycle_day: int, target_date: datetime.date, hist
     live = history.live.get(charge.id)
     if live is None:
         # Billed without gaps from its start to its charged-through date.
+        own = own_terms(charge)
         for p, q, cell_days in periods.pieces(
             period_months=months,
             bill_cycle_day=bill_cycle_day,
@@ -261,7 +265,7 @@ def charge_plan(charge, *, bill_cycle_day: int, target_date: datetime.date, hist
             in_arrears=in_arrears,
             cuts=cuts,
         ):
-            plan.pieces.append((p, q, cell_days, terms_on(charge, prices, p)))
+            plan.pieces.append((p, q, cell_days, terms_on(charge, prices, p, own)))
             plan.charged_through = q
         return plan
 

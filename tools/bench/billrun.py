@@ -5,9 +5,10 @@ database that already holds accounts unless ``force``, which first deletes
 all billing data), then times: loading the book through the importer; one
 bill run over all of it executed by a real ``qcluster`` with W workers;
 posting it; the bill run list and the run's page (with 1,000 runs in the
-database); a worker's peak memory; and, on PostgreSQL, the floor: ``COPY`` of
-the same document and item rows into scratch tables made ``LIKE`` the real
-ones ``INCLUDING ALL``.
+database); a worker's peak memory; and the floors (tools.bench.floors):
+writing the same document, item and tax rows into scratch tables with the
+same indexes and foreign keys (``COPY`` on PostgreSQL, ``executemany`` on
+SQLite), and one ``UPDATE`` of the rows the posting posts.
 
 With ``usage_records`` N, the book also has an *API calls* usage charge on
 every other subscription (tools.books), and the run is measured twice over
@@ -70,8 +71,9 @@ from customers.models import (
 )
 from invoices import sequences
 from invoices.models import CreditApplication, Document, DocumentItem, Payment
-from tools.bench import review as review_bench
+from tools.bench import floors
 from tools.bench import pages as bench_pages
+from tools.bench import review as review_bench
 from tools.bench.accounts import import_book
 from tools.bench.measure import percentile, process_group_peak_rss_mb
 from tools.books import BENCHMARK_TARGET_DATE, benchmark_book, benchmark_usage_charges_write
@@ -179,9 +181,10 @@ def bench_billrun(
             generate_s / results["generate_without_changes_s"], 2
         )
 
-    copy_s = _copy_baseline(run)
-    results["copy_baseline_s"] = round(copy_s, 3) if copy_s is not None else None
+    copy_s = floors.write_floor(run)  # COPY (PostgreSQL) or executemany (SQLite)
+    results["copy_baseline_s"] = round(copy_s, 3)
     results["generate_vs_copy"] = round(generate_s / copy_s, 2) if copy_s else None
+    update_s = floors.post_floor(run, user)
 
     started = time.perf_counter()
     run = services.bill_run_post(run=run, user=user, wait=True)
@@ -189,6 +192,8 @@ def bench_billrun(
     posted = Document.objects.filter(bill_run=run, status="Posted").count()
     results["post_s"] = round(post_s, 3)
     results["invoices_posted_per_s"] = round(posted / post_s, 1) if post_s else None
+    results["update_baseline_s"] = round(update_s, 3)
+    results["post_vs_update"] = round(post_s / update_s, 2) if update_s else None
     progress(f"posted {posted} documents in {post_s:.2f} s")
 
     results.update(_pages(run, user))
@@ -256,12 +261,14 @@ def report_lines(results):
         )
     rows += [
         (
-            "COPY floor",
-            f"{results['copy_baseline_s']} s (x{results['generate_vs_copy']})"
-            if results["copy_baseline_s"]
-            else "n/a (PostgreSQL only)",
+            "write floor (COPY / executemany)",
+            f"{results['copy_baseline_s']} s (x{results['generate_vs_copy']})",
         ),
         ("post", f"{results['post_s']} s ({results['invoices_posted_per_s']} docs/s)"),
+        (
+            "one UPDATE to Posted",
+            f"{results['update_baseline_s']} s (x{results['post_vs_update']})",
+        ),
         (
             "list page p50 / p95",
             f"{results['list_page_p50_ms']} / {results['list_page_p95_ms']} ms",
@@ -550,39 +557,6 @@ def _check_usage_billed(run, records):
         )
 
 
-def _copy_baseline(run):
-    if connection.vendor != "postgresql":
-        return None
-    document_table = Document._meta.db_table
-    item_table = DocumentItem._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
-        buffers = {}
-        for table, where in (
-            (document_table, f"bill_run_id = {int(run.pk)}"),
-            (
-                item_table,
-                f"document_id IN (SELECT id FROM {document_table} "  # noqa: S608
-                f"WHERE bill_run_id = {int(run.pk)})",
-            ),
-        ):
-            data = io.BytesIO()
-            with cursor.cursor.copy(
-                f"COPY (SELECT * FROM {table} WHERE {where}) TO STDOUT"  # noqa: S608
-            ) as copy:
-                for block in copy:
-                    data.write(block)
-            buffers[table] = data.getvalue()
-            cursor.execute(
-                f"CREATE TEMP TABLE bench_{table} (LIKE {table} INCLUDING ALL) ON COMMIT DROP"
-            )
-        started = time.perf_counter()
-        for table, data in buffers.items():
-            with cursor.cursor.copy(f"COPY bench_{table} FROM STDIN") as copy:
-                copy.write(data)
-        elapsed = time.perf_counter() - started
-    return elapsed
-
-
 def _pages(run, user):
     existing = BillRun.objects.count()
     missing = max(0, RUNS_FOR_PAGES - existing)
@@ -615,9 +589,7 @@ def _pages(run, user):
     empty = empty.order_by("-id").first()
     # The list and the run's page, each beside the empty page (issue 18).
     timings.update(bench_pages.measure(client, run.number, samples=PAGE_SAMPLES))
-    for key, url in (
-        ("empty_run_page", f"/billing/bill-runs/{empty.number}/"),
-    ):
+    for key, url in (("empty_run_page", f"/billing/bill-runs/{empty.number}/"),):
         samples = []
         for _ in range(PAGE_SAMPLES + 3):
             started = time.perf_counter()
