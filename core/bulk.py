@@ -179,9 +179,10 @@ def bigint_array(ids: Iterable[int]) -> str:
     return "{" + ",".join(map(str, map(int, ids))) + "}"
 
 
-def date_array(dates: Iterable[datetime.date]) -> str:
-    """``dates`` as a PostgreSQL array literal, for a ``%s::date[]``."""
-    return "{" + ",".join([day.isoformat() for day in dates]) + "}"
+def date_array(dates: Iterable[datetime.date | None]) -> str:
+    """``dates`` as a PostgreSQL array literal, for a ``%s::date[]`` (None:
+    NULL, a charge rolled back to its start by an adjustment)."""
+    return "{" + ",".join(["NULL" if day is None else day.isoformat() for day in dates]) + "}"
 
 
 class AnyOf(Lookup):
