@@ -646,7 +646,7 @@ def _write_documents(run, billed, advanced_ar):
     if connection.vendor == "postgresql":
         _insert_with_copy(documents, billed, run.preview)
     else:
-        _insert_with_bulk_create(documents, billed, run.preview)
+        _insert_with_executemany(documents, billed, run.preview)
     _insert_taxes(documents, billed)
     if charged_through:
         set_charged_through(sorted(charged_through.items()))
@@ -654,7 +654,7 @@ def _write_documents(run, billed, advanced_ar):
 
 def _insert_taxes(documents, billed):
     """The tax lines of the documents just inserted (they have their ids):
-    COPY on PostgreSQL, bulk_create elsewhere, as their items."""
+    COPY on PostgreSQL, executemany elsewhere, as their items."""
     rows = [
         {
             "document_id": document["id"],
@@ -673,9 +673,8 @@ def _insert_taxes(documents, billed):
         with connection.cursor() as cursor:
             bulk.copy_rows(cursor, DocumentTax, rows, with_pk=False)
     else:
-        DocumentTax.objects.bulk_create(
-            [DocumentTax(**row) for row in rows], batch_size=WRITE_BATCH_SIZE
-        )
+        with connection.cursor() as cursor:
+            bulk.sqlite_insert_dicts(cursor, DocumentTax, rows, with_pk=False)
 
 
 # The items' columns as ``_item_lines`` writes them (every concrete column
@@ -746,36 +745,49 @@ def _insert_with_copy(documents, billed, preview):
         )
 
 
-def _insert_with_bulk_create(documents, billed, preview):
-    objects = [Document(**document) for document in documents]
-    Document.objects.bulk_create(objects, batch_size=WRITE_BATCH_SIZE)
-    for document, obj in zip(documents, objects, strict=True):
-        document["id"] = obj.id
-    DocumentItem.objects.bulk_create(
-        [
-            DocumentItem(
-                document_id=document["id"],
-                charge_id=item.charge_id,
-                subscription_id=item.subscription_id,
-                charge_name=item.charge_name,
-                service_start=item.start,
-                service_end=item.end - engine.ONE_DAY,
-                amount=item.amount,
-                quantity=item.quantity,
-                unit=item.unit,
-                unit_price=item.unit_price,
-                rating=item.rating,
-                previous_charged_through=item.previous_charged_through,
-                kind=item.kind,
-                adjusts_id=item.adjusts_id,
-                pricing_id=item.pricing_id,
-                preview=preview,
+def _item_rows(documents, billed, preview):
+    """Each item of ``billed`` as a tuple in ``ITEM_COPY_COLUMNS``' order
+    (SQLite's ``_item_lines``)."""
+    one_day = engine.ONE_DAY
+    for document, (_, result) in zip(documents, billed, strict=True):
+        document_id = document["id"]
+        for item in result.items:
+            yield (
+                document_id,
+                item.charge_id,
+                item.subscription_id,
+                item.charge_name,
+                item.start,
+                item.end - one_day,
+                item.amount,
+                item.quantity,
+                item.unit,
+                item.unit_price,
+                item.rating,
+                item.previous_charged_through,
+                item.kind,
+                item.adjusts_id,
+                item.pricing_id,
+                preview,
+                False,
+                False,
             )
-            for document, (_, result) in zip(documents, billed, strict=True)
-            for item in result.items
-        ],
-        batch_size=WRITE_BATCH_SIZE,
-    )
+
+
+def _insert_with_executemany(documents, billed, preview):
+    """SQLite: ids above the tables' counters (the chunk's transaction holds
+    the write lock), rows by ``executemany`` of plain tuples (bulk_create
+    built a model instance and compiled every value of each row: four fifths
+    of a chunk's time)."""
+    with connection.cursor() as cursor:
+        for document, document_id in zip(
+            documents, bulk.sqlite_reserve_ids(cursor, Document, len(documents)), strict=True
+        ):
+            document["id"] = document_id
+        bulk.sqlite_insert_dicts(cursor, Document, documents)
+        bulk.sqlite_insert_rows(
+            cursor, DocumentItem, ITEM_COPY_COLUMNS, _item_rows(documents, billed, preview)
+        )
 
 
 def set_charged_through(pairs):

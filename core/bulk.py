@@ -1,4 +1,6 @@
-"""Bulk writes for PostgreSQL: reserve ids from a table's sequence, then COPY.
+"""Bulk writes: on PostgreSQL, reserve ids from a table's sequence, then
+COPY; on SQLite, reserve ids above the table's AUTOINCREMENT counter, then
+``executemany`` of plain tuples.
 
 ``bulk_create`` spends most of its time building model instances and
 compiling parameters; COPY streams plain rows. Both the importer and the bill
@@ -13,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Lookup
 
 # COPY's text format: a backslash, tab, newline or carriage return in a value
@@ -206,3 +208,83 @@ class AnyOf(Lookup):
         if not ids:
             return "1 = 0", list(lhs_params)
         return f"{lhs} IN ({', '.join(['%s'] * len(ids))})", [*lhs_params, *ids]
+
+
+def sqlite_reserve_ids(cursor, model, count: int) -> list[int]:
+    """SQLite: ``count`` fresh primary keys of ``model``'s table, above every
+    id it holds or ever held (AUTOINCREMENT's counter, which an explicit id
+    moves on). Only inside a transaction that holds the write lock (the
+    IMMEDIATE mode of billing_site.settings takes it at BEGIN): no other
+    writer can take the same ids before this one commits."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("sqlite_reserve_ids needs the write lock of a transaction")
+    if not count:
+        return []
+    table, pk = connection.ops.quote_name(model._meta.db_table), model._meta.pk.column
+    cursor.execute(
+        f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0), "  # noqa: S608
+        f"coalesce((SELECT max({connection.ops.quote_name(pk)}) FROM {table}), 0))",
+        [model._meta.db_table],
+    )
+    last = cursor.fetchone()[0]
+    return list(range(last + 1, last + 1 + count))
+
+
+def _isoformat(value):
+    return None if value is None else value.isoformat()
+
+
+def _sqlite_writer(field):
+    """How a value of ``field`` is handed to SQLite's driver: as it is where
+    the driver takes it (integers, text, booleans, None), ISO text for a
+    date, and the field's own preparation for the rest (exact decimals as
+    integer units, refused when they do not fit; aware datetimes; JSON)."""
+    if isinstance(field, models.DateField) and not isinstance(field, models.DateTimeField):
+        return _isoformat
+    if isinstance(
+        field, (models.IntegerField, models.CharField, models.TextField, models.BooleanField)
+    ) or (field.is_relation and isinstance(field.target_field, models.IntegerField)):
+        return None
+    return lambda value: field.get_db_prep_save(value, connection)
+
+
+def sqlite_insert_rows(cursor, model, attnames: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """SQLite: INSERT ``rows`` (tuples of values in ``attnames``' order) into
+    ``model``'s table with one ``executemany``; each value goes through what
+    its field needs (``_sqlite_writer``), no model instance is built."""
+    fields = [model._meta.get_field(name) for name in attnames]
+    for field in fields:
+        if field.attname not in attnames:
+            raise ValueError(f"{model.__name__}: name the column {field.attname}, not {field.name}")
+    writers = [(index, _sqlite_writer(field)) for index, field in enumerate(fields)]
+    writers = [(index, writer) for index, writer in writers if writer is not None]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608 (names from the model)
+        f"({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    if writers:
+        prepared = []
+        for row in rows:
+            row = list(row)
+            for index, writer in writers:
+                row[index] = writer(row[index])
+            prepared.append(row)
+    else:
+        prepared = list(rows)
+    if prepared:
+        cursor.executemany(sql, prepared)
+
+
+def sqlite_insert_dicts(cursor, model, rows: Sequence[dict[str, Any]], *, with_pk=True) -> None:
+    """``sqlite_insert_rows`` of dicts (attname -> value); a field a row
+    leaves out gets its model default, as ``copy_rows`` gives it."""
+    fields = [f for f in model._meta.concrete_fields if with_pk or not f.primary_key]
+    defaults = [(f.attname, f.get_default()) for f in fields]
+    sqlite_insert_rows(
+        cursor,
+        model,
+        [name for name, _ in defaults],
+        ([row.get(name, default) for name, default in defaults] for row in rows),
+    )

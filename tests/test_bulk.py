@@ -1,4 +1,5 @@
-"""core.bulk: COPY's text format written by the project, and __anyof."""
+"""core.bulk: COPY's text format written by the project, SQLite's executemany
+writer, and __anyof."""
 
 import datetime
 import os
@@ -13,8 +14,8 @@ from django.utils import timezone
 
 from core import bulk
 from customers.models import Account, Status
-from invoices.models import DocumentType
-from tests.factories import AccountFactory
+from invoices.models import DocumentTax, DocumentType
+from tests.factories import AccountFactory, DocumentFactory
 from tests.processes import ROOT
 
 
@@ -111,3 +112,75 @@ def test_anyof_is_there_once_django_has_started_whatever_was_imported():
     queries = result.stdout.splitlines()
     assert len(queries) == 2
     assert all("IN (7)" in sql or "= ANY({7}::bigint[])" in sql for sql in queries), queries
+
+
+def _on_sqlite():
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's executemany writer")
+
+
+@pytest.mark.django_db
+def test_sqlite_ids_are_reserved_above_every_id_the_table_ever_held():
+    _on_sqlite()
+    # given an account deleted after its id was taken
+    AccountFactory()
+    deleted = AccountFactory().id
+    Account.objects.filter(id=deleted).delete()
+    names = ["tab\tname", "quote ' \" ", "€ ünïcode", ""]
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        ids = bulk.sqlite_reserve_ids(cursor, Account, len(names))
+        bulk.sqlite_insert_dicts(
+            cursor,
+            Account,
+            [
+                {
+                    "id": id_,
+                    "number": f"SQL{i}",
+                    "name": name,
+                    "currency": "USD",
+                    "bill_cycle_day": 1,
+                    "created_at": now,
+                }
+                for i, (id_, name) in enumerate(zip(ids, names, strict=True))
+            ],
+        )
+    # then AUTOINCREMENT's counter is respected: the deleted id is not reused
+    assert ids == list(range(deleted + 1, deleted + 1 + len(names)))
+    stored = dict(Account.objects.filter(id__in=ids).values_list("id", "name"))
+    assert [stored[id_] for id_ in ids] == names
+    account = Account.objects.get(id=ids[0])
+    assert (account.batch, account.status, account.created_at) == (1, Status.ACTIVE, now)
+    # and the next ids come after those written
+    with connection.cursor() as cursor:
+        assert bulk.sqlite_reserve_ids(cursor, Account, 1) == [ids[-1] + 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sqlite_ids_are_reserved_only_under_a_transactions_write_lock():
+    _on_sqlite()
+    with connection.cursor() as cursor, pytest.raises(RuntimeError, match="write lock"):
+        bulk.sqlite_reserve_ids(cursor, Account, 1)
+
+
+@pytest.mark.django_db
+def test_sqlite_rows_keep_amounts_exact_and_refuse_what_does_not_fit():
+    _on_sqlite()
+    document = DocumentFactory()
+    line = {"document_id": document.id, "code": "VAT", "name": "VAT 20 %", "position": 0}
+    with connection.cursor() as cursor:
+        bulk.sqlite_insert_dicts(
+            cursor,
+            DocumentTax,
+            [{**line, "rate": Decimal("20.0125"), "amount": Decimal("12345678.91")}],
+            with_pk=False,
+        )
+        with pytest.raises(ValueError, match="more than 2 decimal places"):
+            bulk.sqlite_insert_dicts(
+                cursor,
+                DocumentTax,
+                [{**line, "position": 1, "rate": Decimal("20"), "amount": Decimal("1.005")}],
+                with_pk=False,
+            )
+    (tax,) = DocumentTax.objects.filter(document=document)
+    assert (tax.rate, tax.amount) == (Decimal("20.0125"), Decimal("12345678.91"))
