@@ -5,6 +5,7 @@ import functools
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.db.models import Exists, OuterRef
 from rest_framework import permissions
 
 from api.models import ApiKey
@@ -22,29 +23,58 @@ def _permission_id(permission: str) -> int | None:
     )
 
 
-def key_user_has_perm(user, permission: str) -> bool:
+def _granted_to(user_id, permission_id):
+    """The two ways ``permission_id`` reaches the user ``user_id`` (an id or
+    an OuterRef), as querysets: through one of its groups (a key's role),
+    given to the user itself."""
+    User = get_user_model()
+    return (
+        User.groups.through.objects.filter(user_id=user_id, group__permissions__id=permission_id),
+        User.user_permissions.through.objects.filter(user_id=user_id, permission_id=permission_id),
+    )
+
+
+def with_permission(keys, permission: str | None):
+    """``keys`` (an ApiKey queryset) annotated with whether each key's user
+    holds ``permission`` through its groups or itself (``granted_by_group``,
+    ``granted_to_user``): the permission read in the key's own query, not a
+    second one (``key_granted``). Unchanged for None or an unknown
+    permission."""
+    permission_id = _permission_id(permission) if permission else None
+    if permission_id is None:
+        return keys
+    by_group, to_user = _granted_to(OuterRef("user_id"), permission_id)
+    return keys.annotate(granted_by_group=Exists(by_group), granted_to_user=Exists(to_user))
+
+
+def key_granted(key, permission: str):
+    """Whether ``key``'s user holds ``permission`` as its query read it
+    (``with_permission``), or None when it was not read with it."""
+    if getattr(key, "granted_permission", None) != permission:
+        return None
+    return key.granted_by_group or key.granted_to_user
+
+
+def key_user_has_perm(user, permission: str, *, granted=None) -> bool:
     """``user.has_perm(permission)`` as the model backend answers it (the
     user's groups' permissions and its own), in one query of two tables
-    when a group grants it, as a key's role does. The backend reads every
-    permission of the user and of its groups, in two queries of four
-    tables each, at every request (a key's user is loaded afresh each
-    time): a fifth of a short request's time (docs/benchmarks.md, session 8)."""
+    when a group grants it, as a key's role does, or none when ``granted``
+    says whether its groups or itself hold it (the key's query read it:
+    ``with_permission``). The backend reads every permission of the user
+    and of its groups, in two queries of four tables each, at every request
+    (a key's user is loaded afresh each time): a fifth of a short request's
+    time (docs/benchmarks.md, session 8)."""
     if not user.is_active:
         return False
     if user.is_superuser:
         return True
+    if granted is not None:
+        return granted
     permission_id = _permission_id(permission)
     if permission_id is None:
         return False
-    User = get_user_model()
-    return (
-        User.groups.through.objects.filter(
-            user_id=user.pk, group__permissions__id=permission_id
-        ).exists()
-        or User.user_permissions.through.objects.filter(
-            user_id=user.pk, permission_id=permission_id
-        ).exists()
-    )
+    by_group, to_user = _granted_to(user.pk, permission_id)
+    return by_group.exists() or to_user.exists()
 
 
 class KeyPermissions(permissions.BasePermission):
@@ -58,4 +88,6 @@ class KeyPermissions(permissions.BasePermission):
         if not isinstance(request.auth, ApiKey):
             return False
         needed = view.required_permission(request)
-        return needed is None or key_user_has_perm(request.user, needed)
+        if needed is None:
+            return True
+        return key_user_has_perm(request.user, needed, granted=key_granted(request.auth, needed))
