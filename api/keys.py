@@ -83,6 +83,6 @@ def api_key_for(raw: str, *, permission: str | None = None) -> ApiKey | None:
     key = keys.filter(key_hash=key_hash(raw)).first()
     if key is None or key.revoked_at is not None or not key.user.is_active:
         return None
-    if hasattr(key, "granted_by_group"):
+    if hasattr(key, "granted"):
         key.granted_permission = permission
     return key

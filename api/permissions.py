@@ -4,8 +4,9 @@ permission each page checks for the same action."""
 import functools
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
-from django.db.models import Exists, OuterRef
+from django.contrib.auth.models import Group, Permission
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from rest_framework import permissions
 
 from api.models import ApiKey
@@ -24,9 +25,9 @@ def _permission_id(permission: str) -> int | None:
 
 
 def _granted_to(user_id, permission_id):
-    """The two ways ``permission_id`` reaches the user ``user_id`` (an id or
-    an OuterRef), as querysets: through one of its groups (a key's role),
-    given to the user itself."""
+    """The two ways ``permission_id`` reaches the user ``user_id``, as
+    querysets: through one of its groups (a key's role), given to the user
+    itself."""
     User = get_user_model()
     return (
         User.groups.through.objects.filter(user_id=user_id, group__permissions__id=permission_id),
@@ -34,17 +35,37 @@ def _granted_to(user_id, permission_id):
     )
 
 
+@functools.cache
+def _granted_sql() -> str:
+    """SQL, in the query of ApiKey rows: whether the key's user holds the
+    permission of id %s (twice) through one of its groups or itself."""
+    User = get_user_model()
+    memberships = User.groups.through._meta.db_table
+    granted = Group.permissions.through._meta.db_table
+    own = User.user_permissions.through._meta.db_table
+    key = ApiKey._meta.db_table
+    return f"""EXISTS (
+            SELECT 1 FROM {memberships} m JOIN {granted} g ON g.group_id = m.group_id
+            WHERE m.user_id = {key}.user_id AND g.permission_id = %s
+        ) OR EXISTS (
+            SELECT 1 FROM {own} o WHERE o.user_id = {key}.user_id AND o.permission_id = %s
+        )"""  # noqa: S608 (the tables' names; the id is a parameter)
+
+
 def with_permission(keys, permission: str | None):
-    """``keys`` (an ApiKey queryset) annotated with whether each key's user
-    holds ``permission`` through its groups or itself (``granted_by_group``,
-    ``granted_to_user``): the permission read in the key's own query, not a
-    second one (``key_granted``). Unchanged for None or an unknown
-    permission."""
+    """``keys`` (an ApiKey queryset) annotated with ``granted``: whether
+    each key's user holds ``permission`` through its groups or itself, read
+    in the key's own query, not a second one (``key_granted``); two indexed
+    EXISTS, written as SQL (the ORM took longer compiling them than the
+    second query). Unchanged for None or an unknown permission."""
     permission_id = _permission_id(permission) if permission else None
     if permission_id is None:
         return keys
-    by_group, to_user = _granted_to(OuterRef("user_id"), permission_id)
-    return keys.annotate(granted_by_group=Exists(by_group), granted_to_user=Exists(to_user))
+    return keys.annotate(
+        granted=RawSQL(  # noqa: S611 (constant SQL; the id is a parameter)
+            _granted_sql(), (permission_id, permission_id), BooleanField()
+        )
+    )
 
 
 def key_granted(key, permission: str):
@@ -52,7 +73,7 @@ def key_granted(key, permission: str):
     (``with_permission``), or None when it was not read with it."""
     if getattr(key, "granted_permission", None) != permission:
         return None
-    return key.granted_by_group or key.granted_to_user
+    return key.granted
 
 
 def key_user_has_perm(user, permission: str, *, granted=None) -> bool:
