@@ -317,55 +317,94 @@ def _document_text():
 """  # noqa: S608 (the tables' names)
 
 
+# The most documents a page of run_documents_page_json has (the API's
+# MAX_LIMIT): its statement reads one more id than that, a constant, so
+# that the plan PostgreSQL keeps for it (below) reads an index range of so
+# many rows whatever the page's limit.
+PAGE_MAX = 100
+# run_documents_page_json's statement, prepared once per connection: its
+# planning (tables, indexes, statistics of seven tables) cost about a
+# third of its time, at every page.
+PAGE_STATEMENT = "billing_run_documents_page"
+
+
 @functools.cache
-def _page_sql():
-    """run_documents_page_json's statement (made once)."""
+def _page_sql(prepared=True):
+    """run_documents_page_json's statement (made once), of parameters $1
+    the run's number, $2 the cursor's id, $3 the page's limit (not
+    ``prepared``: %(number)s, %(after)s, %(limit)s)."""
+    number, after, limit = (
+        ("$1", "$2", "$3") if prepared else ("%(number)s", "%(after)s", "%(limit)s")
+    )
     document_text = _document_text()
     return f"""
         SELECT r.id, p.n, p.last_id, p.text
         FROM (SELECT 1) AS one
-        LEFT JOIN {BillRun._meta.db_table} r ON r.number = %(number)s
+        LEFT JOIN {BillRun._meta.db_table} r ON r.number = {number}::text
         LEFT JOIN LATERAL (
             SELECT count(*) AS n,
-                max(d.id) FILTER (WHERE k.place <= %(limit)s) AS last_id,
+                max(d.id) FILTER (WHERE k.place <= {limit}::integer) AS last_id,
                 string_agg({document_text}, ',' ORDER BY d.id)
-                    FILTER (WHERE k.place <= %(limit)s) AS text
+                    FILTER (WHERE k.place <= {limit}::integer) AS text
             FROM (
                 SELECT u.id, row_number() OVER (ORDER BY u.id) AS place
                 FROM {Document._meta.db_table} u
-                WHERE u.bill_run_id = r.id AND u.id > %(after)s
+                WHERE u.bill_run_id = r.id AND u.id > {after}::bigint
                 ORDER BY u.id
-                LIMIT %(limit)s + 1
+                LIMIT {PAGE_MAX + 1}
             ) AS k
             JOIN {Document._meta.db_table} d ON d.id = k.id
             JOIN {Account._meta.db_table} a ON a.id = d.account_id
+            WHERE k.place <= {limit}::integer + 1
         ) AS p ON true
     """  # noqa: S608 (the tables' names; the values are parameters)
 
 
+def _execute_page(cursor, connection, values):
+    """Run the page's statement with ``values`` ($1, $2, $3) on ``cursor``:
+    by EXECUTE of the statement prepared on this connection (PREPARE the
+    first time; it outlives transactions, rolled back or not, and goes with
+    the session), or, behind a pooler in transaction mode (the database's
+    DISABLE_SERVER_SIDE_CURSORS, Django's setting for one: a session is not
+    the client's own), planned every time."""
+    if connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
+        number, after, limit = values
+        cursor.execute(
+            _page_sql(prepared=False), {"number": number, "after": after, "limit": limit}
+        )
+        return
+    session = connection.connection
+    if not getattr(session, "billing_run_documents_page_prepared", False):
+        cursor.execute(f"PREPARE {PAGE_STATEMENT}(text, bigint, integer) AS {_page_sql()}")
+        session.billing_run_documents_page_prepared = True
+    cursor.execute(f"EXECUTE {PAGE_STATEMENT}(%s, %s, %s)", values)
+
+
 def run_documents_page_json(number, *, after, limit, using="default") -> JsonPage:
     """The documents of the run ``number`` with ids above ``after`` (0: from
-    the first), in id order, ``limit`` of them, as the JSON text of the list
-    ``documents_as_dicts`` makes of them, byte for byte what DRF's
-    JSONRenderer (compact, UNICODE_JSON) writes of it but U+2028 and U+2029,
-    which it escapes in the whole response. PostgreSQL only: one statement,
-    no ORM (nothing compiled, no row made into a dict, no JSON parsed).
+    the first), in id order, ``limit`` (1..PAGE_MAX) of them, as the JSON
+    text of the list ``documents_as_dicts`` makes of them, byte for byte
+    what DRF's JSONRenderer (compact, UNICODE_JSON) writes of it but U+2028
+    and U+2029, which it escapes in the whole response. PostgreSQL only: one
+    statement, prepared once per connection (``_execute_page``), no ORM
+    (nothing compiled, no row made into a dict, no JSON parsed).
 
     The page's ids are a range of the index document_run_id (the run's id
-    from its number in a subquery, the ids alone: read with the documents'
-    columns the planner may walk the primary key instead), ``limit + 1`` of
-    them, the last telling whether a next page exists; the run's own row
-    says whether it exists (an empty page of an unknown run is a 404). Money
-    is numeric(_, 2), whose text has its 2 places; rates and quantities
+    from its number, the ids alone: read with the documents' columns the
+    planner may walk the primary key instead), ``limit + 1`` of them, the
+    last telling whether a next page exists; the run's own row says whether
+    it exists (an empty page of an unknown run is a 404). Money is
+    numeric(_, 2), whose text has its 2 places; rates and quantities
     without trailing zeros (trim_scale) are plain_decimal's; dates in json
     are ISO 8601 whatever the DateStyle. All managers' documents (previews
     included: a preview's list is its own). tests/api/test_api_documents_page.py
     keeps it equal to the parsed and re-rendered ``billrun show --json
     --documents``."""
+    if not 1 <= limit <= PAGE_MAX:
+        raise ValueError(f"A page has 1 to {PAGE_MAX} documents, not {limit}.")
     connection = connections[using]
-    sql = _page_sql()
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"number": number, "after": after, "limit": limit})
+        _execute_page(cursor, connection, [number, after, limit])
         run_id, count, last_id, text = cursor.fetchone()
     return JsonPage(
         run_exists=run_id is not None,

@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.renderers import JSONRenderer
 
 from api.keys import api_key_revoke
@@ -111,16 +113,23 @@ def _rendered(value, accepted=None):
 
 
 @pytest.mark.django_db
-def test_the_run_pages_are_byte_for_byte_drf_rendering_billrun_show(api):
-    # given a run of five documents with strings that need escaping
+@pytest.mark.parametrize("pooled", [False, True], ids=["prepared", "behind a pooler"])
+def test_the_run_pages_are_byte_for_byte_drf_rendering_billrun_show(api, monkeypatch, pooled):
+    # given a run of five documents with strings that need escaping (and, on
+    # PostgreSQL, a database behind a pooler in transaction mode: the page's
+    # statement planned every time, not prepared)
+    if pooled:
+        monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
     run = _run_of_awkward_documents()
     expected = documents_as_dicts(Document.all_objects.filter(bill_run=run))
     assert len(expected) == 5
     assert expected[0]["items"][0]["charge"] == AWKWARD
     # when its pages of two are read through the API
-    url, bodies = f"/api/v1/bill-runs/{run.number}/documents/?limit=2", []
+    url, bodies, statements = f"/api/v1/bill-runs/{run.number}/documents/?limit=2", [], []
     while url:
-        response = api.get(url)
+        with CaptureQueriesContext(connection) as queries:
+            response = api.get(url)
+        statements.extend(query["sql"].split("(")[0].split()[0] for query in queries)
         assert response.status_code == 200
         assert response["Content-Type"] == "application/json"
         bodies.append(response.content)
@@ -135,6 +144,9 @@ def test_the_run_pages_are_byte_for_byte_drf_rendering_billrun_show(api):
     assert b"\\u2028" in bodies[0] and "\u2028".encode() not in bodies[0]
     assert "中 😀".encode() in bodies[0]
     assert json.loads(bodies[0])["results"][0]["items"][0]["charge"] == AWKWARD
+    if connection.vendor == "postgresql":
+        # (prepared once per connection, maybe by an earlier test's page)
+        assert statements.count("EXECUTE") == (0 if pooled else 3)
 
 
 @pytest.mark.django_db
