@@ -17,7 +17,7 @@ from rest_framework.renderers import JSONRenderer
 from api.keys import api_key_revoke
 from api.pagination import make_cursor
 from billruns import services
-from billruns.selectors import documents_as_dicts, documents_page_as_dicts
+from billruns.selectors import PAGE_STATEMENT, documents_as_dicts, documents_page_as_dicts
 from customers.models import Account, Charge, Subscription
 from invoices.models import Document, DocumentItem, DocumentStatus, DocumentTax
 from tests.api.conftest import error_of
@@ -196,3 +196,22 @@ def test_the_page_needs_view_billrun_granted_by_the_role_or_to_the_key_itself(ap
     # and a revoked key is 401, before any permission
     api_key_revoke(name=clerk_key[0].name)
     error_of(api.get(path), 401, "unauthenticated")
+
+
+@pytest.mark.django_db
+def test_a_new_session_prepares_the_page_statement_again(api):
+    if connection.vendor != "postgresql":
+        pytest.skip("the statement is prepared on PostgreSQL only")
+    # given a page read once (its statement prepared on this session)
+    run = _run_of_awkward_documents()
+    path = f"/api/v1/bill-runs/{run.number}/documents/"
+    first = api.get(path).content
+    # when the session no longer has it (as a new connection would not)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DEALLOCATE {PAGE_STATEMENT}")
+    del connection.connection.billing_run_documents_page_prepared
+    with CaptureQueriesContext(connection) as queries:
+        again = api.get(path).content
+    # then it is prepared again, and the page is the same
+    assert again == first
+    assert [q["sql"].split()[0] for q in queries].count("PREPARE") == 1
