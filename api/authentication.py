@@ -29,7 +29,11 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
             raw = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raw = ""
-        key = api_key_for(raw)
+        # The permission the view needs for this request, read with the key
+        # (one query: api.permissions.with_permission).
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        needed = getattr(view, "required_permission", None)
+        key = api_key_for(raw, permission=needed(request) if needed else None)
         if key is None:
             raise exceptions.AuthenticationFailed(
                 "The API key is unknown or revoked.", code="unauthenticated"

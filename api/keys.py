@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from api.models import ROLE_GROUPS, ApiKey, Role
+from api.permissions import with_permission
 
 KEY_PREFIX = "bk_"
 # Shown in the admin and by the command to tell keys apart: "bk_" and 8 more.
@@ -71,11 +72,17 @@ def api_key_revoke(*, name: str) -> ApiKey:
     return key
 
 
-def api_key_for(raw: str) -> ApiKey | None:
-    """The live key ``raw`` is, with its user, or None (unknown or revoked)."""
+def api_key_for(raw: str, *, permission: str | None = None) -> ApiKey | None:
+    """The live key ``raw`` is, with its user, or None (unknown or revoked).
+    With ``permission``, the same query reads whether the key's user holds
+    it (api.permissions.with_permission; ``key.granted_permission`` names
+    it): the request's permission check then asks nothing more."""
     if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
         return None
-    key = ApiKey.objects.select_related("user").filter(key_hash=key_hash(raw)).first()
+    keys = with_permission(ApiKey.objects.select_related("user"), permission)
+    key = keys.filter(key_hash=key_hash(raw)).first()
     if key is None or key.revoked_at is not None or not key.user.is_active:
         return None
+    if hasattr(key, "granted"):
+        key.granted_permission = permission
     return key

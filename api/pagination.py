@@ -8,10 +8,12 @@ is the last id, signed (django.core.signing): a cursor not made here is 400."""
 
 from django.core import signing
 from rest_framework.pagination import BasePagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from api.errors import Invalid
+from api.renderers import RawJSON
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
@@ -86,6 +88,32 @@ class KeysetPagination(BasePagination):
 
     def get_paginated_response(self, data):
         return Response({"results": data, "next": self.get_next_link()})
+
+    def paginate_json(self, request, view, page_of):
+        """A page whose rows are JSON text already made: ``page_of(after,
+        limit)`` (``after``: the cursor's last id, 0 for the first page; ids
+        are positive) returns an object with ``text`` (the JSON array of the
+        page's rows), ``last_id`` and ``has_next``. Ascending lists only.
+        Returns what ``page_of`` returned."""
+        if getattr(view, "descending", False):
+            raise ValueError("paginate_json pages ascending lists only.")
+        self.request = request
+        self.limit = page_limit(request)
+        self.scope = request.path
+        cursor = request.query_params.get("cursor")
+        after = 0 if cursor is None else read_cursor(cursor, scope=self.scope)
+        page = page_of(after, self.limit)
+        self.has_next = page.has_next
+        self.last_id = page.last_id
+        return page
+
+    def get_paginated_json_response(self, text):
+        """``get_paginated_response`` of a page of rows as JSON text (the
+        page of ``paginate_json``): the same body, written by
+        api.renderers.RawJSONRenderer without parsing the rows."""
+        link = self.get_next_link()
+        following = "null" if link is None else JSONRenderer().render(link).decode()
+        return Response(RawJSON(f'{{"results":{text},"next":{following}}}'))
 
     def get_paginated_response_schema(self, schema):
         return {

@@ -7,7 +7,7 @@ import io
 import re
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Prefetch, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -24,6 +24,7 @@ from api.errors import Invalid, NotFound, Refused, TooLarge
 from api.idempotency import idempotent
 from api.pagination import KeysetPagination
 from api.parsers import max_body_bytes
+from api.renderers import RawJSONRenderer
 from billruns import selectors, services
 from billruns.models import BillRun, BillRunFailure, RunStatus
 from core import locks
@@ -565,16 +566,32 @@ BillRunEmailView = _action_view(
 
 class BillRunDocumentsView(ApiView):
     permissions = {"GET": "billruns.view_billrun"}
+    renderer_classes = [RawJSONRenderer]
 
     @extend_schema(responses={200: OBJECT, **ERRORS}, summary="A run's documents, as --documents")
     def get(self, request, number):
-        # One query a page: the page's ids, a range of the index
-        # document_run_id (the run's id from its number in a subquery, not
-        # read first), and the documents of those ids; only an empty page
-        # asks whether the run exists (404). all_objects: a preview's
-        # documents are its own (Preview, no number).
-        run_id = Subquery(BillRun.objects.filter(number=number).order_by().values("id"))
         paginator = KeysetPagination()
+        if connection.vendor == "postgresql":
+            # One statement a page, written by PostgreSQL as the JSON text
+            # of the page's documents, sent as it is (api.renderers): the
+            # run found by its number, whether it exists, the page's ids (a
+            # range of the index document_run_id), their documents.
+            page = paginator.paginate_json(
+                request,
+                self,
+                lambda after, limit: selectors.run_documents_page_json(
+                    number, after=after, limit=limit
+                ),
+            )
+            if not page.run_exists:
+                raise NotFound("Not found.")
+            return paginator.get_paginated_json_response(page.text)
+        # Elsewhere: the page's ids, a range of the index document_run_id
+        # (the run's id from its number in a subquery, not read first), and
+        # the documents of those ids; only an empty page asks whether the
+        # run exists (404). all_objects: a preview's documents are its own
+        # (Preview, no number).
+        run_id = Subquery(BillRun.objects.filter(number=number).order_by().values("id"))
         rows = paginator.paginate_queryset(
             Document.all_objects.filter(bill_run_id=run_id), request, view=self, rows_of=_page_shown
         )
