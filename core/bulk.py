@@ -18,6 +18,8 @@ from typing import Any
 from django.db import connection, models
 from django.db.models import Lookup
 
+from core.fields import ExactDecimalField
+
 # COPY's text format: a backslash, tab, newline or carriage return in a value
 # is written as its escape; NULL is \N.
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -234,18 +236,22 @@ def _isoformat(value):
     return None if value is None else value.isoformat()
 
 
-def _sqlite_writer(field):
+def _sqlite_writer(field, sqlite):
     """How a value of ``field`` is handed to SQLite's driver: as it is where
     the driver takes it (integers, text, booleans, None), ISO text for a
     date, and the field's own preparation for the rest (exact decimals as
-    integer units, refused when they do not fit; aware datetimes; JSON)."""
+    integer units, refused when they do not fit; aware datetimes; JSON).
+    ``sqlite``: the database connection (a cursor's ``db``, not the proxy
+    ``django.db.connection``, which looks it up again on every use)."""
     if isinstance(field, models.DateField) and not isinstance(field, models.DateTimeField):
         return _isoformat
     if isinstance(
         field, (models.IntegerField, models.CharField, models.TextField, models.BooleanField)
     ) or (field.is_relation and isinstance(field.target_field, models.IntegerField)):
         return None
-    return lambda value: field.get_db_prep_save(value, connection)
+    if isinstance(field, ExactDecimalField):
+        return lambda value: field.sqlite_units(value, sqlite)
+    return lambda value: field.get_db_prep_save(value, sqlite)
 
 
 def sqlite_insert_rows(cursor, model, attnames: Sequence[str], rows: Iterable[Sequence]) -> None:
@@ -256,7 +262,7 @@ def sqlite_insert_rows(cursor, model, attnames: Sequence[str], rows: Iterable[Se
     for field in fields:
         if field.attname not in attnames:
             raise ValueError(f"{model.__name__}: name the column {field.attname}, not {field.name}")
-    writers = [(index, _sqlite_writer(field)) for index, field in enumerate(fields)]
+    writers = [(index, _sqlite_writer(field, cursor.db)) for index, field in enumerate(fields)]
     writers = [(index, writer) for index, writer in writers if writer is not None]
     quote = connection.ops.quote_name
     sql = (

@@ -7,10 +7,13 @@ import subprocess
 import sys
 import uuid
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core import bulk
 from customers.models import Account, Status
@@ -184,3 +187,25 @@ def test_sqlite_rows_keep_amounts_exact_and_refuse_what_does_not_fit():
             )
     (tax,) = DocumentTax.objects.filter(document=document)
     assert (tax.rate, tax.amount) == (Decimal("20.0125"), Decimal("12345678.91"))
+
+
+@given(
+    value=st.one_of(
+        st.decimals(allow_nan=True, allow_infinity=True, places=3),
+        st.decimals(min_value=-(10**17), max_value=10**17, places=2),
+        st.integers(min_value=-(10**16), max_value=10**16),
+    )
+)
+def test_sqlite_units_are_what_the_field_saves_or_its_refusal(value):
+    # The bulk writer's fast path: the same integer units as
+    # get_db_prep_save on SQLite, or the same refusal.
+    sqlite = SimpleNamespace(vendor="sqlite")
+    field = DocumentTax._meta.get_field("amount")
+
+    def outcome(write):
+        try:
+            return write(value, sqlite)
+        except Exception as exc:  # noqa: BLE001 (the refusal is what is compared)
+            return type(exc), str(exc)
+
+    assert outcome(field.sqlite_units) == outcome(field.get_db_prep_save)
