@@ -3,7 +3,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from billruns.models import BillRun, RunStatus
-from core.forms import DATE_INPUT, FilterForm
+from core.forms import DATE_INPUT, FetchedModelChoiceField, FilterForm
 
 ERRORS_CHOICES = (("yes", "With errors"), ("no", "Without errors"))
 
@@ -13,8 +13,13 @@ def run_creators(request):
     return (
         get_user_model()
         .objects.filter(id__in=BillRun.objects.values("created_by_id"))
+        .only("id", "username")
         .order_by("username")
     )
+
+
+class CreatorFilter(django_filters.ModelChoiceFilter):
+    field_class = FetchedModelChoiceField
 
 
 class BillRunFilter(django_filters.FilterSet):
@@ -39,9 +44,7 @@ class BillRunFilter(django_filters.FilterSet):
     created_to = django_filters.DateFilter(
         field_name="created_at", lookup_expr="date__lte", label="Created to", widget=DATE_INPUT
     )
-    created_by = django_filters.ModelChoiceFilter(
-        queryset=run_creators, label="Created by", empty_label="Anyone"
-    )
+    created_by = CreatorFilter(queryset=run_creators, label="Created by", empty_label="Anyone")
 
     class Meta:
         model = BillRun

@@ -138,6 +138,26 @@ def test_list_filters_by_status_and_errors(client, viewer):
     assert canceled.number in html and clean.number not in html
 
 
+def test_list_filters_by_creator_offering_only_those_who_created_a_run(
+    client, viewer, clerk, django_user_model
+):
+    mine = run_row(user=clerk)
+    theirs = run_row(user=viewer)
+    django_user_model.objects.create_user("never-ran-one")
+    client.force_login(viewer)
+
+    response = client.get(LIST, {"created_by": clerk.pk})
+    html = response.content.decode()
+    assert mine.number in html and theirs.number not in html
+    options = [label for _, label in response.context["filter"].form.fields["created_by"].choices]
+    assert options == ["Anyone", *sorted([clerk.username, viewer.username])]
+    # An id that created no run is refused as a choice, not a server error.
+    outsider = django_user_model.objects.get(username="never-ran-one")
+    response = client.get(LIST, {"created_by": outsider.pk})
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+
+
 def test_a_bad_filter_value_shows_the_error_and_no_server_error(client, viewer):
     client.force_login(viewer)
     response = client.get(LIST, {"status": "Nonsense", "target_from": "not a date"})
