@@ -169,6 +169,30 @@ def test_filters_by_account_charge_and_dates(client, viewer, api_calls, storage)
     }
 
 
+def test_the_account_filter_reads_the_records_by_the_accounts_charge_ids(
+    client, viewer, api_calls, storage
+):
+    """The records are read by the account's charge ids (which their BRIN
+    serves on PostgreSQL), not joined to the account: a join filtered on the
+    account's number was a scan of every record (docs/benchmarks.md)."""
+    UsageRecordFactory(record_id="calls-5", charge=api_calls, date=JAN.replace(day=5))
+    UsageRecordFactory(record_id="store-10", charge=storage, date=JAN.replace(day=10))
+    client.force_login(viewer)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert listed(client, account="A-ACME") == {"calls-5"}
+    records = [
+        q["sql"]
+        for q in queries.captured_queries
+        if 'FROM "customers_usagerecord"' in q["sql"] and "LIMIT" in q["sql"]
+    ]
+    assert records
+    for sql in records:
+        assert f'"customers_usagerecord"."charge_id" IN ({api_calls.id})' in sql
+        assert '"customers_account"."number" = ' not in sql
+    assert listed(client, account="A-NOBODY") == set()
+
+
 def test_a_bad_date_in_the_filter_is_said_and_lists_nothing(client, viewer, api_calls):
     UsageRecordFactory(charge=api_calls)
     client.force_login(viewer)
