@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import IO
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -784,6 +784,17 @@ def usage_import(*, stream: IO[bytes], stream_reads_database: bool = False) -> U
     recorded, before any other check; the same id with other values is
     refused. Importing a file twice records it once.
     """
+    start = _start_of(stream) if not stream_reads_database else None
+    if connection.vendor == "postgresql" and start is not None:
+        text = _text(stream)
+        try:
+            return _write_once(text)
+        except _FallBack:
+            pass
+        finally:
+            # The caller's stream stays open; it is read again from its start.
+            stream = text.detach()
+        stream.seek(start)
     problems = _Problems()
     text = _text(stream)
     try:
@@ -800,6 +811,252 @@ def usage_import(*, stream: IO[bytes], stream_reads_database: bool = False) -> U
     finally:
         # The caller's stream stays open (standard input, a file it closes).
         text.detach()
+
+
+def _start_of(stream: IO[bytes]) -> int | None:
+    """Where a stream that can be read twice starts, or None."""
+    try:
+        return stream.tell() if stream.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+# --- Written once: the records straight from the file (PostgreSQL) ---------------
+
+
+class _FallBack(Exception):
+    """The file is not one that ``_write_once`` records as it is (a problem
+    on some line, an id taken or repeated, a charge that may refuse a line):
+    its transaction is rolled back and the staging path reads the file again,
+    sorting its lines out with their line numbers."""
+
+
+# The ids of the first lines looked up among the records before anything is
+# written: a file sent again is sent to the staging path at once.
+PROBE_IDS = 1000
+# Usage charges above which the number -> id map is not built (its memory,
+# some 150 bytes a charge): the staging path resolves them in the server.
+MAP_MAX_CHARGES = 2_000_000
+COPY_PIECE = 5000
+
+
+def _write_once(text: IO[str]) -> UsageImportSummary:
+    """Record a file of new records of usage charges that take them, writing
+    each record once: COPY straight into the records table, the charge
+    numbers resolved from one query made before reading, then the checks
+    made set-based on what was written, in the same transaction. Any line
+    that may have a problem raises _FallBack (the transaction rolled back):
+    this path reports no problem itself.
+
+    Lines are written in runs of RECORD_RUN, each sorted by (charge, date),
+    as the records' BRIN wants (``_record``). Locking: the accounts of the
+    first run's charges (a file of one run: all of them) are locked in id
+    order before anything is written, as the staging path locks them before
+    its insert; those of charges first met in later runs after the writing,
+    before any check (a deadlock with a run's chunk there falls back)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PG_IMPORT_LOCK])
+        cursor.execute(
+            "SELECT count(*) FROM customers_charge WHERE charge_type = %s", [ChargeType.USAGE]
+        )
+        if cursor.fetchone()[0] > MAP_MAX_CHARGES:
+            raise _FallBack
+        cursor.execute(
+            "SELECT number, id FROM customers_charge WHERE charge_type = %s", [ChargeType.USAGE]
+        )
+        # Each number's COPY prefix: its id zero-padded, so that sorting the
+        # lines sorts them by charge, then date.
+        charges = {number: f"{charge_id:012d}\t" for number, charge_id in cursor}
+        now = timezone.now()
+        written = _copy_records(cursor, text, charges, now)
+        if not written.count:
+            return UsageImportSummary(0, 0)
+        cursor.execute("SELECT brin_summarize_new_values(%s::regclass)", [USAGE_INDEX])
+        later = sorted(written.charges - written.locked)
+        if later:
+            try:
+                with transaction.atomic():
+                    _lock_charges(cursor, later)
+            except OperationalError as exc:
+                raise _FallBack from exc
+        _check_written(cursor, sorted(written.charges), written, now)
+        return UsageImportSummary(written.count, 0)
+
+
+@dataclass
+class _Written:
+    count: int = 0
+    # The ids of the charges written, and of those locked before writing.
+    charges: set[int] = field(default_factory=set)
+    locked: set[int] = field(default_factory=set)
+    first_date: datetime.date | None = None
+    last_date: datetime.date | None = None
+
+
+def _lock_charges(cursor, charge_ids: list[int]) -> None:
+    """Lock the accounts of ``charge_ids`` in id order (``_lock``), then the
+    charges ``FOR KEY SHARE``; a charge gone meanwhile falls back."""
+    cursor.execute(
+        "SELECT a.id FROM customers_account AS a WHERE a.id IN (SELECT s.account_id "
+        "FROM customers_charge AS c JOIN customers_subscription AS s ON s.id = c.subscription_id "
+        "WHERE c.id = ANY(%s)) ORDER BY a.id FOR UPDATE",
+        [charge_ids],
+    )
+    cursor.execute(
+        "SELECT c.id FROM customers_charge AS c WHERE c.id = ANY(%s) ORDER BY c.id FOR KEY SHARE",
+        [charge_ids],
+    )
+    if cursor.rowcount != len(charge_ids):
+        raise _FallBack
+
+
+def _copy_records(cursor, text: IO[str], charges: dict[str, str], now) -> _Written:
+    """Read the file, check each line's cells as ``_stage`` does, and COPY
+    the records, a sorted run at a time. The first problem raises _FallBack."""
+    reader = _reader(text, _Problems())
+    if reader is None:
+        raise _FallBack
+    written = _Written()
+    tail = f"\t{now.isoformat()}\n"
+    dates: dict[str, datetime.date] = {}
+    first_date = last_date = None
+    prefixes: set[str] = set()
+    run: list[str] = []
+    with contextlib.ExitStack() as stack:
+        copy = None
+        try:
+            for cells in reader:
+                if len(cells) != 4:
+                    if cells:
+                        raise _FallBack
+                    continue
+                record_id, number, day, quantity = cells
+                if not (
+                    record_id.isascii() and record_id.isprintable() and 0 < len(record_id) <= 100
+                ):
+                    raise _FallBack
+                prefix = charges.get(number)
+                if prefix is None:
+                    raise _FallBack
+                if day not in dates:
+                    parsed = _date_problem(day)
+                    if type(parsed) is str:
+                        raise _FallBack
+                    if first_date is None or parsed < first_date:
+                        first_date = parsed
+                    if last_date is None or parsed > last_date:
+                        last_date = parsed
+                    if len(dates) < DATE_CACHE_SIZE:
+                        dates[day] = parsed
+                if not (quantity.isdigit() and quantity.isascii()):
+                    whole, _, places = quantity.partition(".")
+                    if not (places.isdigit() and whole.isdigit() and quantity.isascii()):
+                        raise _FallBack
+                    if len(places) > QUANTITY_PLACES:
+                        raise _FallBack
+                else:
+                    whole = quantity
+                if len(whole) > QUANTITY_DIGITS and len(whole.lstrip("0")) > QUANTITY_DIGITS:
+                    raise _FallBack
+                if "\\" in record_id:
+                    record_id = record_id.replace("\\", "\\\\")
+                prefixes.add(prefix)
+                run.append(f"{prefix}{day}\t{record_id}\t{quantity}{tail}")
+                if len(run) >= RECORD_RUN:
+                    copy = _write_run(cursor, stack, copy, run, prefixes, written)
+        except csv.Error as exc:
+            raise _FallBack from exc
+        if run:
+            copy = _write_run(cursor, stack, copy, run, prefixes, written)
+    written.first_date, written.last_date = first_date, last_date
+    written.charges = {int(prefix) for prefix in prefixes}
+    return written
+
+
+def _write_run(cursor, stack, copy, run: list[str], prefixes: set[str], written: _Written):
+    """Sort the run and write it into the COPY, opened at the first run
+    after its accounts are locked (and its first ids probed); the run is
+    emptied in place. Returns the COPY."""
+    if copy is None:
+        probe = [line.split("\t", 3)[2].replace("\\\\", "\\") for line in run[:PROBE_IDS]]
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM customers_usagerecord WHERE record_id = ANY(%s))",
+            [probe],
+        )
+        if cursor.fetchone()[0]:
+            raise _FallBack
+        written.locked = {int(prefix) for prefix in prefixes}
+        _lock_charges(cursor, sorted(written.locked))
+        stack.enter_context(_copy_errors())
+        copy = stack.enter_context(
+            cursor.cursor.copy(
+                "COPY customers_usagerecord (charge_id, date, record_id, quantity, imported_at) "
+                "FROM STDIN"
+            )
+        )
+    run.sort()
+    for first in range(0, len(run), COPY_PIECE):
+        copy.write("".join(run[first : first + COPY_PIECE]))
+    written.count += len(run)
+    run.clear()
+    return copy
+
+
+@contextlib.contextmanager
+def _copy_errors():
+    """A taken or repeated id (the COPY's key) or a lock given up: fall back."""
+    try:
+        with connection.wrap_database_errors:
+            yield
+    except (IntegrityError, OperationalError) as exc:
+        raise _FallBack from exc
+
+
+def _check_written(cursor, charge_ids: list[int], written: _Written, now) -> None:
+    """Fall back when a written record may have a problem: its charge no
+    longer takes usage (canceled, not a usage charge), or its date is
+    outside the charge's service or in a billed period. Judged first from
+    each charge and the file's first and last dates; the charges that this
+    does not clear are checked record by record, on the records written."""
+    first, last = written.first_date, written.last_date
+    cursor.execute(
+        "SELECT c.id, (c.charge_type = %s AND a.status = %s "
+        "AND (s.status = %s OR s.cancel_date IS NOT NULL)) AS takes "
+        "FROM customers_charge AS c "
+        "JOIN customers_subscription AS s ON s.id = c.subscription_id "
+        "JOIN customers_account AS a ON a.id = s.account_id "
+        "WHERE c.id = ANY(%s) AND NOT (c.charge_type = %s AND a.status = %s "
+        "AND (s.status = %s OR s.cancel_date IS NOT NULL) "
+        "AND c.start_date <= %s AND (c.end_date IS NULL OR c.end_date > %s))",
+        [ChargeType.USAGE, Status.ACTIVE, Status.ACTIVE, charge_ids]
+        + [ChargeType.USAGE, Status.ACTIVE, Status.ACTIVE, first, last],
+    )
+    doubtful = set()
+    for charge_id, takes in cursor.fetchall():
+        if not takes:
+            raise _FallBack
+        doubtful.add(charge_id)
+    cursor.execute(
+        "SELECT DISTINCT i.charge_id FROM invoices_documentitem AS i "  # noqa: S608 (see the module)
+        f"WHERE {_live('i')} AND i.charge_id = ANY(%s) "
+        "AND i.service_start <= %s AND i.service_end >= %s",
+        [charge_ids, last, first],
+    )
+    doubtful.update(charge_id for (charge_id,) in cursor.fetchall())
+    if not doubtful:
+        return
+    cursor.execute(
+        "SELECT EXISTS (SELECT 1 FROM customers_usagerecord AS r "  # noqa: S608 (see the module)
+        "JOIN customers_charge AS c ON c.id = r.charge_id "
+        "WHERE r.charge_id = ANY(%s) AND r.imported_at = %s "
+        "AND (r.date < c.start_date OR r.date >= c.end_date OR EXISTS ("
+        "SELECT 1 FROM invoices_documentitem AS i WHERE i.charge_id = r.charge_id "
+        f"AND {_covers('i', 'r.date')} AND i.service_start <= r.date "
+        "AND i.service_end >= r.date)))",
+        [sorted(doubtful), now],
+    )
+    if cursor.fetchone()[0]:
+        raise _FallBack
 
 
 def _drop_temporary_tables(cursor) -> None:
