@@ -842,18 +842,20 @@ COPY_PIECE = 5000
 
 def _write_once(text: IO[str]) -> UsageImportSummary:
     """Record a file of new records of usage charges that take them, writing
-    each record once: COPY straight into the records table, the charge
-    numbers resolved from one query made before reading, then the checks
-    made set-based on what was written, in the same transaction. Any line
-    that may have a problem raises _FallBack (the transaction rolled back):
-    this path reports no problem itself.
+    each record once: COPY straight into the records table, each line's
+    charge number resolved, and its date checked, against one query of the
+    charges made before reading; then, under the locks, the same query for
+    the charges written, which must give what the lines were checked with.
+    Any line that may have a problem raises _FallBack (the transaction
+    rolled back): this path reports no problem itself.
 
     Lines are written in runs of RECORD_RUN, each sorted by (charge, date),
     as the records' BRIN wants (``_record``). Locking: the accounts of the
     first run's charges (a file of one run: all of them) are locked in id
     order before anything is written, as the staging path locks them before
     its insert; those of charges first met in later runs after the writing,
-    before any check (a deadlock with a run's chunk there falls back)."""
+    before the check (a deadlock with a run's chunk there falls back). A
+    taken or repeated id fails the COPY (the records' key): it falls back."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PG_IMPORT_LOCK])
         cursor.execute(
@@ -861,14 +863,8 @@ def _write_once(text: IO[str]) -> UsageImportSummary:
         )
         if cursor.fetchone()[0] > MAP_MAX_CHARGES:
             raise _FallBack
-        cursor.execute(
-            "SELECT number, id FROM customers_charge WHERE charge_type = %s", [ChargeType.USAGE]
-        )
-        # Each number's COPY prefix: its id zero-padded, so that sorting the
-        # lines sorts them by charge, then date.
-        charges = {number: f"{charge_id:012d}\t" for number, charge_id in cursor}
-        now = timezone.now()
-        written = _copy_records(cursor, text, charges, now)
+        charges = _accepting_charges(cursor)
+        written = _copy_records(cursor, text, charges, timezone.now())
         if not written.count:
             return UsageImportSummary(0, 0)
         cursor.execute("SELECT brin_summarize_new_values(%s::regclass)", [USAGE_INDEX])
@@ -879,8 +875,55 @@ def _write_once(text: IO[str]) -> UsageImportSummary:
                     _lock_charges(cursor, later)
             except OperationalError as exc:
                 raise _FallBack from exc
-        _check_written(cursor, sorted(written.charges), written, now)
+        now = _accepting_charges(cursor, sorted(written.charges))
+        if len(now) != len(written.charges) or any(
+            charges.get(number) != window for number, window in now.items()
+        ):
+            raise _FallBack
         return UsageImportSummary(written.count, 0)
+
+
+# A charge without an end takes usage up to the last date a file may hold.
+NO_END = "9999-12-31"
+
+
+def _accepting_charges(cursor, charge_ids: list[int] | None = None) -> dict[str, tuple]:
+    """The usage charges that take usage (of an Active account, and an
+    Active subscription or one a change canceled), or those of
+    ``charge_ids``: number -> (COPY prefix, first date, end), the dates as
+    ISO text. A line of the charge is new and sure to be accepted when its
+    date is on or after the first date and before the end: the first date
+    is the charge's start, or the day after the last one any live item of
+    the charge billed (a line dated before is checked exactly by the staging
+    path). The prefix is the charge's id zero-padded, so that sorting the
+    lines sorts them by charge, then date."""
+    only_charges = "AND c.id = ANY(%(ids)s)" if charge_ids is not None else ""
+    only_items = "AND i.charge_id = ANY(%(ids)s)" if charge_ids is not None else ""
+    cursor.execute(
+        "SELECT c.number, c.id, greatest(c.start_date, b.billed_through + 1), c.end_date "  # noqa: S608 (see the module)
+        "FROM customers_charge AS c "
+        "JOIN customers_subscription AS s ON s.id = c.subscription_id "
+        "JOIN customers_account AS a ON a.id = s.account_id "
+        "LEFT JOIN (SELECT i.charge_id, max(i.service_end) AS billed_through "
+        f"FROM invoices_documentitem AS i WHERE {_live('i')} {only_items} "
+        "GROUP BY i.charge_id) AS b ON b.charge_id = c.id "
+        "WHERE c.charge_type = %(usage)s AND a.status = %(active)s "
+        f"AND (s.status = %(active)s OR s.cancel_date IS NOT NULL) {only_charges}",
+        {"ids": charge_ids, "usage": ChargeType.USAGE, "active": Status.ACTIVE},
+    )
+    dates: dict[datetime.date, str] = {}
+
+    def text(day: datetime.date | None) -> str:
+        if day is None:
+            return NO_END
+        if day not in dates:
+            dates[day] = day.isoformat()
+        return dates[day]
+
+    return {
+        number: (f"{charge_id:012d}\t", text(first), text(end))
+        for number, charge_id, first, end in cursor
+    }
 
 
 @dataclass
@@ -889,8 +932,6 @@ class _Written:
     # The ids of the charges written, and of those locked before writing.
     charges: set[int] = field(default_factory=set)
     locked: set[int] = field(default_factory=set)
-    first_date: datetime.date | None = None
-    last_date: datetime.date | None = None
 
 
 def _lock_charges(cursor, charge_ids: list[int]) -> None:
@@ -910,16 +951,16 @@ def _lock_charges(cursor, charge_ids: list[int]) -> None:
         raise _FallBack
 
 
-def _copy_records(cursor, text: IO[str], charges: dict[str, str], now) -> _Written:
-    """Read the file, check each line's cells as ``_stage`` does, and COPY
-    the records, a sorted run at a time. The first problem raises _FallBack."""
+def _copy_records(cursor, text: IO[str], charges: dict[str, tuple], now) -> _Written:
+    """Read the file, check each line's cells as ``_stage`` does and its
+    charge and date against ``charges``, and COPY the records, a sorted run
+    at a time. The first line that may have a problem raises _FallBack."""
     reader = _reader(text, _Problems())
     if reader is None:
         raise _FallBack
     written = _Written()
     tail = f"\t{now.isoformat()}\n"
-    dates: dict[str, datetime.date] = {}
-    first_date = last_date = None
+    dates: set[str] = set()
     prefixes: set[str] = set()
     run: list[str] = []
     with contextlib.ExitStack() as stack:
@@ -935,19 +976,18 @@ def _copy_records(cursor, text: IO[str], charges: dict[str, str], now) -> _Writt
                     record_id.isascii() and record_id.isprintable() and 0 < len(record_id) <= 100
                 ):
                     raise _FallBack
-                prefix = charges.get(number)
-                if prefix is None:
-                    raise _FallBack
                 if day not in dates:
-                    parsed = _date_problem(day)
-                    if type(parsed) is str:
+                    if type(_date_problem(day)) is str:
                         raise _FallBack
-                    if first_date is None or parsed < first_date:
-                        first_date = parsed
-                    if last_date is None or parsed > last_date:
-                        last_date = parsed
                     if len(dates) < DATE_CACHE_SIZE:
-                        dates[day] = parsed
+                        dates.add(day)
+                window = charges.get(number)
+                if window is None:
+                    raise _FallBack
+                prefix, first, end = window
+                # ISO dates compare as text.
+                if not first <= day < end:
+                    raise _FallBack
                 if not (quantity.isdigit() and quantity.isascii()):
                     whole, _, places = quantity.partition(".")
                     if not (places.isdigit() and whole.isdigit() and quantity.isascii()):
@@ -968,7 +1008,6 @@ def _copy_records(cursor, text: IO[str], charges: dict[str, str], now) -> _Writt
             raise _FallBack from exc
         if run:
             copy = _write_run(cursor, stack, copy, run, prefixes, written)
-    written.first_date, written.last_date = first_date, last_date
     written.charges = {int(prefix) for prefix in prefixes}
     return written
 
@@ -1010,53 +1049,6 @@ def _copy_errors():
             yield
     except (IntegrityError, OperationalError) as exc:
         raise _FallBack from exc
-
-
-def _check_written(cursor, charge_ids: list[int], written: _Written, now) -> None:
-    """Fall back when a written record may have a problem: its charge no
-    longer takes usage (canceled, not a usage charge), or its date is
-    outside the charge's service or in a billed period. Judged first from
-    each charge and the file's first and last dates; the charges that this
-    does not clear are checked record by record, on the records written."""
-    first, last = written.first_date, written.last_date
-    cursor.execute(
-        "SELECT c.id, (c.charge_type = %s AND a.status = %s "
-        "AND (s.status = %s OR s.cancel_date IS NOT NULL)) AS takes "
-        "FROM customers_charge AS c "
-        "JOIN customers_subscription AS s ON s.id = c.subscription_id "
-        "JOIN customers_account AS a ON a.id = s.account_id "
-        "WHERE c.id = ANY(%s) AND NOT (c.charge_type = %s AND a.status = %s "
-        "AND (s.status = %s OR s.cancel_date IS NOT NULL) "
-        "AND c.start_date <= %s AND (c.end_date IS NULL OR c.end_date > %s))",
-        [ChargeType.USAGE, Status.ACTIVE, Status.ACTIVE, charge_ids]
-        + [ChargeType.USAGE, Status.ACTIVE, Status.ACTIVE, first, last],
-    )
-    doubtful = set()
-    for charge_id, takes in cursor.fetchall():
-        if not takes:
-            raise _FallBack
-        doubtful.add(charge_id)
-    cursor.execute(
-        "SELECT DISTINCT i.charge_id FROM invoices_documentitem AS i "  # noqa: S608 (see the module)
-        f"WHERE {_live('i')} AND i.charge_id = ANY(%s) "
-        "AND i.service_start <= %s AND i.service_end >= %s",
-        [charge_ids, last, first],
-    )
-    doubtful.update(charge_id for (charge_id,) in cursor.fetchall())
-    if not doubtful:
-        return
-    cursor.execute(
-        "SELECT EXISTS (SELECT 1 FROM customers_usagerecord AS r "  # noqa: S608 (see the module)
-        "JOIN customers_charge AS c ON c.id = r.charge_id "
-        "WHERE r.charge_id = ANY(%s) AND r.imported_at = %s "
-        "AND (r.date < c.start_date OR r.date >= c.end_date OR EXISTS ("
-        "SELECT 1 FROM invoices_documentitem AS i WHERE i.charge_id = r.charge_id "
-        f"AND {_covers('i', 'r.date')} AND i.service_start <= r.date "
-        "AND i.service_end >= r.date)))",
-        [sorted(doubtful), now],
-    )
-    if cursor.fetchone()[0]:
-        raise _FallBack
 
 
 def _drop_temporary_tables(cursor) -> None:
