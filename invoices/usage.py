@@ -33,8 +33,10 @@ import contextlib
 import csv
 import datetime
 import io
+import queue
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import IO
@@ -42,6 +44,7 @@ from typing import IO
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from psycopg.copy import LibpqWriter
 
 from core.dates import DATE_PATTERN, date_range_problem
 from customers.models import (
@@ -838,6 +841,8 @@ PROBE_IDS = 1000
 # some 150 bytes a charge): the staging path resolves them in the server.
 MAP_MAX_CHARGES = 2_000_000
 COPY_PIECE = 5000
+# Blocks the COPY's writing thread may have waiting (``_QueuedWriter``).
+COPY_QUEUE = 128
 
 
 def _write_once(text: IO[str]) -> UsageImportSummary:
@@ -864,7 +869,7 @@ def _write_once(text: IO[str]) -> UsageImportSummary:
         if cursor.fetchone()[0] > MAP_MAX_CHARGES:
             raise _FallBack
         charges = _accepting_charges(cursor)
-        written = _copy_records(cursor, text, charges, timezone.now())
+        written = _copy_records(cursor, text, charges)
         if not written.count:
             return UsageImportSummary(0, 0)
         cursor.execute("SELECT brin_summarize_new_values(%s::regclass)", [USAGE_INDEX])
@@ -951,31 +956,48 @@ def _lock_charges(cursor, charge_ids: list[int]) -> None:
         raise _FallBack
 
 
-def _copy_records(cursor, text: IO[str], charges: dict[str, tuple], now) -> _Written:
-    """Read the file, check each line's cells as ``_stage`` does and its
-    charge and date against ``charges``, and COPY the records, a sorted run
-    at a time. The first line that may have a problem raises _FallBack."""
-    reader = _reader(text, _Problems())
-    if reader is None:
+# A line as the written-once path takes it: an id of 1-100 printable ASCII
+# characters without the CSV's comma or quote, nor COPY's backslash; a charge
+# number (``charges`` decides); a date's shape (the calendar and the range
+# are checked apart); a quantity of at most 12 digits and 3 places. Anything
+# else (quoted fields, blank lines, other line ends) goes to the staging
+# path, which reads it with the csv module.
+FAST_LINE = re.compile(
+    r"^([ !#-+\--\[\]-~]{1,100}),([^,\"\r\n]+),([0-9]{4}-[0-9]{2}-[0-9]{2}),"
+    r"([0-9]{1,12}(?:\.[0-9]{1,3})?)\r?$",
+    re.ASCII | re.MULTILINE,
+)
+FAST_BLOCK = 64 * 1024  # characters read at a time
+
+
+def _copy_records(cursor, text: IO[str], charges: dict[str, tuple]) -> _Written:
+    """Read the file a block of lines at a time, check each line's cells
+    (FAST_LINE, then its date) and its charge and date against
+    ``charges``, and COPY the records, a sorted run at a time. The first
+    line that may have a problem raises _FallBack."""
+    if text.readline().rstrip("\r\n") != HEADER_TEXT:
         raise _FallBack
     written = _Written()
-    tail = f"\t{now.isoformat()}\n"
     dates: set[str] = set()
     prefixes: set[str] = set()
     run: list[str] = []
+    rest = ""
     with contextlib.ExitStack() as stack:
         copy = None
-        try:
-            for cells in reader:
-                if len(cells) != 4:
-                    if cells:
-                        raise _FallBack
-                    continue
-                record_id, number, day, quantity = cells
-                if not (
-                    record_id.isascii() and record_id.isprintable() and 0 < len(record_id) <= 100
-                ):
-                    raise _FallBack
+        while True:
+            chunk = text.read(FAST_BLOCK)
+            block = rest + chunk
+            if not chunk:
+                if not block:
+                    break
+                block += "\n"  # the last line, without its line break
+            cut = block.rfind("\n") + 1
+            block, rest = block[:cut], block[cut:]
+            rows = FAST_LINE.findall(block)
+            # Each match is one whole line: every line matched.
+            if len(rows) != block.count("\n"):
+                raise _FallBack
+            for record_id, number, day, quantity in rows:
                 if day not in dates:
                     if type(_date_problem(day)) is str:
                         raise _FallBack
@@ -988,24 +1010,13 @@ def _copy_records(cursor, text: IO[str], charges: dict[str, tuple], now) -> _Wri
                 # ISO dates compare as text.
                 if not first <= day < end:
                     raise _FallBack
-                if not (quantity.isdigit() and quantity.isascii()):
-                    whole, _, places = quantity.partition(".")
-                    if not (places.isdigit() and whole.isdigit() and quantity.isascii()):
-                        raise _FallBack
-                    if len(places) > QUANTITY_PLACES:
-                        raise _FallBack
-                else:
-                    whole = quantity
-                if len(whole) > QUANTITY_DIGITS and len(whole.lstrip("0")) > QUANTITY_DIGITS:
-                    raise _FallBack
-                if "\\" in record_id:
-                    record_id = record_id.replace("\\", "\\\\")
                 prefixes.add(prefix)
-                run.append(f"{prefix}{day}\t{record_id}\t{quantity}{tail}")
-                if len(run) >= RECORD_RUN:
-                    copy = _write_run(cursor, stack, copy, run, prefixes, written)
-        except csv.Error as exc:
-            raise _FallBack from exc
+                run.append(f"{prefix}{day}\t{record_id}\t{quantity}\n")
+            while len(run) >= RECORD_RUN:
+                # A run of RECORD_RUN lines; the rest of the block starts the next.
+                head = run[:RECORD_RUN]
+                del run[:RECORD_RUN]
+                copy = _write_run(cursor, stack, copy, head, prefixes, written)
         if run:
             copy = _write_run(cursor, stack, copy, run, prefixes, written)
     written.charges = {int(prefix) for prefix in prefixes}
@@ -1017,7 +1028,7 @@ def _write_run(cursor, stack, copy, run: list[str], prefixes: set[str], written:
     after its accounts are locked (and its first ids probed); the run is
     emptied in place. Returns the COPY."""
     if copy is None:
-        probe = [line.split("\t", 3)[2].replace("\\\\", "\\") for line in run[:PROBE_IDS]]
+        probe = [line.split("\t", 3)[2] for line in run[:PROBE_IDS]]
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM customers_usagerecord WHERE record_id = ANY(%s))",
             [probe],
@@ -1027,10 +1038,11 @@ def _write_run(cursor, stack, copy, run: list[str], prefixes: set[str], written:
         written.locked = {int(prefix) for prefix in prefixes}
         _lock_charges(cursor, sorted(written.locked))
         stack.enter_context(_copy_errors())
+        # imported_at: the column's default, the COPY's time (customers 0015).
         copy = stack.enter_context(
             cursor.cursor.copy(
-                "COPY customers_usagerecord (charge_id, date, record_id, quantity, imported_at) "
-                "FROM STDIN"
+                "COPY customers_usagerecord (charge_id, date, record_id, quantity) FROM STDIN",
+                writer=_QueuedWriter(cursor.cursor),
             )
         )
     run.sort()
@@ -1039,6 +1051,46 @@ def _write_run(cursor, stack, copy, run: list[str], prefixes: set[str], written:
     written.count += len(run)
     run.clear()
     return copy
+
+
+class _QueuedWriter(LibpqWriter):
+    """Writes the COPY's data from a thread, so that the next run of lines
+    is read and checked here while the server takes in the last one (with
+    psycopg's own writer, the reading waits for the server at each flush and
+    the server for the reading between runs: the two sides took turns).
+
+    Like psycopg's QueuedLibpqWriter, with a short queue: at most
+    COPY_QUEUE blocks (of at most 128 KB) wait, about one run, so memory is
+    bounded whichever side is faster."""
+
+    def __init__(self, cursor):
+        super().__init__(cursor)
+        self.queue: queue.Queue = queue.Queue(maxsize=COPY_QUEUE)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        try:
+            while data := self.queue.get():
+                super().write(data)
+        except BaseException as exc:  # noqa: BLE001 (given to the reading thread)
+            self.error = exc
+            # Empty the queue to its end, or the reading would wait forever.
+            while self.queue.get():
+                pass
+
+    def write(self, data) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(data)
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        self.queue.put(b"")
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        super().finish(exc)
 
 
 @contextlib.contextmanager
