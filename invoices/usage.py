@@ -4,8 +4,19 @@ It lives in ``invoices``, not beside the records in ``customers``: a record
 for a period a document already billed is refused naming that document, so
 the import reads documents, and customers never imports invoices.
 
-The file is streamed: each line is checked on its own in Python as it is
-read (its cells) and written to a staging table (one COPY open for the
+On PostgreSQL, a file that can be read twice (a path, not an upload's
+parts nor a pipe) is first recorded **written once** (``_write_once``): the
+records are COPYed straight into their table, each line's charge number
+resolved and its date checked against one query of the usage charges made
+before reading, and that query is made again under the locks for the
+charges written: it must give the same. Most files (new records of charges
+that take them, after their billed periods) end there. Anything else (a
+line with a problem or in doubt, an id recorded before or repeated) rolls
+that back and the file is read again by the staging path below, which
+finds every problem with its line, sorts out the ids and records the rest.
+
+The staging path: the file is streamed: each line is checked on its own in
+Python as it is read (its cells) and written to a staging table (one COPY open for the
 whole file on PostgreSQL, ``executemany`` on SQLite); what needs other lines or the database (ids
 recorded before or twice in the file, the charges, the billed periods) is
 then checked set-based on the staging table, and the records are merged in
