@@ -134,6 +134,28 @@ def test_the_worked_examples_second_file_records_what_is_new(tmp_path, api_calls
     assert (code, out) == (0, "imported 2 usage records, 1 already recorded")
 
 
+@pytest.mark.parametrize("probed", [0, 1000])
+def test_an_id_taken_or_repeated_past_the_first_lines_is_sorted_out(
+    tmp_path, api_calls, monkeypatch, probed
+):
+    """PostgreSQL looks up only the first lines' ids before writing the
+    records straight into their table: an id recorded before or repeated
+    further on fails that writing (the records' key), which is rolled back,
+    and the lines are sorted out as always."""
+    monkeypatch.setattr(usage, "PROBE_IDS", probed)
+    UsageRecordFactory(record_id="old", charge=api_calls, date=JAN, quantity=Decimal(2))
+    content = (
+        HEADER
+        + "".join(f"n{n},F-C4,2026-01-{n % 28 + 1:02d},1\n" for n in range(30))
+        + "old,F-C4,2026-01-01,2\nn3,F-C4,2026-01-04,1\nlast,F-C4,2026-01-05,1\n"
+    )
+
+    code, out, err = import_usage(tmp_path, content)
+
+    assert (code, out, err) == (0, "imported 31 usage records, 2 already recorded", [])
+    assert UsageRecord.objects.count() == 32
+
+
 def test_a_record_sent_twice_in_one_file_counts_once(tmp_path, api_calls):
     code, out, _ = import_usage(
         tmp_path, HEADER + "u1,F-C4,2026-01-10,5\nu1,F-C4,2026-01-10,5.000\nu2,F-C4,2026-01-11,1\n"
