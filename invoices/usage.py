@@ -879,7 +879,7 @@ def _write_once(text: IO[str]) -> UsageImportSummary:
         )
         if cursor.fetchone()[0] > MAP_MAX_CHARGES:
             raise _FallBack
-        charges = _accepting_charges(cursor)
+        charges: dict[str, tuple] = {}
         written = _copy_records(cursor, text, charges)
         if not written.count:
             return UsageImportSummary(0, 0)
@@ -983,9 +983,10 @@ FAST_BLOCK = 64 * 1024  # characters read at a time
 
 def _copy_records(cursor, text: IO[str], charges: dict[str, tuple]) -> _Written:
     """Read the file a block of lines at a time, check each line's cells
-    (FAST_LINE, then its date) and its charge and date against
-    ``charges``, and COPY the records, a sorted run at a time. The first
-    line that may have a problem raises _FallBack."""
+    (FAST_LINE, then its date) and its charge and date against ``charges``
+    (filled after the first block's ids are looked up among the records),
+    and COPY the records, a sorted run at a time. The first line that may
+    have a problem raises _FallBack."""
     if text.readline().rstrip("\r\n") != HEADER_TEXT:
         raise _FallBack
     written = _Written()
@@ -993,6 +994,7 @@ def _copy_records(cursor, text: IO[str], charges: dict[str, tuple]) -> _Written:
     prefixes: set[str] = set()
     run: list[str] = []
     rest = ""
+    looked_up = False
     with contextlib.ExitStack() as stack:
         copy = None
         while True:
@@ -1008,6 +1010,17 @@ def _copy_records(cursor, text: IO[str], charges: dict[str, tuple]) -> _Written:
             # Each match is one whole line: every line matched.
             if len(rows) != block.count("\n"):
                 raise _FallBack
+            if not looked_up:
+                looked_up = True
+                # A file sent again is seen from its first ids, before more work.
+                probe = [row[0] for row in rows[:PROBE_IDS]]
+                cursor.execute(
+                    "SELECT EXISTS (SELECT 1 FROM customers_usagerecord WHERE record_id = ANY(%s))",
+                    [probe],
+                )
+                if cursor.fetchone()[0]:
+                    raise _FallBack
+                charges.update(_accepting_charges(cursor))
             for record_id, number, day, quantity in rows:
                 if day not in dates:
                     if type(_date_problem(day)) is str:
@@ -1036,16 +1049,9 @@ def _copy_records(cursor, text: IO[str], charges: dict[str, tuple]) -> _Written:
 
 def _write_run(cursor, stack, copy, run: list[str], prefixes: set[str], written: _Written):
     """Sort the run and write it into the COPY, opened at the first run
-    after its accounts are locked (and its first ids probed); the run is
-    emptied in place. Returns the COPY."""
+    after its accounts are locked; the run is emptied in place. Returns the
+    COPY."""
     if copy is None:
-        probe = [line.split("\t", 3)[2] for line in run[:PROBE_IDS]]
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM customers_usagerecord WHERE record_id = ANY(%s))",
-            [probe],
-        )
-        if cursor.fetchone()[0]:
-            raise _FallBack
         written.locked = {int(prefix) for prefix in prefixes}
         _lock_charges(cursor, sorted(written.locked))
         stack.enter_context(_copy_errors())
