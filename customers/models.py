@@ -734,6 +734,8 @@ class UsageRecord(models.Model):
     )
     date = models.DateField(validators=[validate_date_in_range])
     quantity = ExactDecimalField(**USAGE_QUANTITY)
+    # On PostgreSQL the column also defaults to the statement's time (customers
+    # 0015): import_usage's COPY leaves it out.
     imported_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -4,8 +4,19 @@ It lives in ``invoices``, not beside the records in ``customers``: a record
 for a period a document already billed is refused naming that document, so
 the import reads documents, and customers never imports invoices.
 
-The file is streamed: each line is checked on its own in Python as it is
-read (its cells) and written to a staging table (one COPY open for the
+On PostgreSQL, a file that can be read twice (a path, not an upload's
+parts nor a pipe) is first recorded **written once** (``_write_once``): the
+records are COPYed straight into their table, each line's charge number
+resolved and its date checked against one query of the usage charges made
+before reading, and that query is made again under the locks for the
+charges written: it must give the same. Most files (new records of charges
+that take them, after their billed periods) end there. Anything else (a
+line with a problem or in doubt, an id recorded before or repeated) rolls
+that back and the file is read again by the staging path below, which
+finds every problem with its line, sorts out the ids and records the rest.
+
+The staging path: the file is streamed: each line is checked on its own in
+Python as it is read (its cells) and written to a staging table (one COPY open for the
 whole file on PostgreSQL, ``executemany`` on SQLite); what needs other lines or the database (ids
 recorded before or twice in the file, the charges, the billed periods) is
 then checked set-based on the staging table, and the records are merged in
@@ -33,15 +44,18 @@ import contextlib
 import csv
 import datetime
 import io
+import queue
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import IO
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from psycopg.copy import LibpqWriter
 
 from core.dates import DATE_PATTERN, date_range_problem
 from customers.models import (
@@ -784,6 +798,17 @@ def usage_import(*, stream: IO[bytes], stream_reads_database: bool = False) -> U
     recorded, before any other check; the same id with other values is
     refused. Importing a file twice records it once.
     """
+    start = _start_of(stream) if not stream_reads_database else None
+    if connection.vendor == "postgresql" and start is not None:
+        text = _text(stream)
+        try:
+            return _write_once(text)
+        except _FallBack:
+            pass
+        finally:
+            # The caller's stream stays open; it is read again from its start.
+            stream = text.detach()
+        stream.seek(start)
     problems = _Problems()
     text = _text(stream)
     try:
@@ -800,6 +825,299 @@ def usage_import(*, stream: IO[bytes], stream_reads_database: bool = False) -> U
     finally:
         # The caller's stream stays open (standard input, a file it closes).
         text.detach()
+
+
+def _start_of(stream: IO[bytes]) -> int | None:
+    """Where a stream that can be read twice starts, or None."""
+    try:
+        return stream.tell() if stream.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+# --- Written once: the records straight from the file (PostgreSQL) ---------------
+
+
+class _FallBack(Exception):
+    """The file is not one that ``_write_once`` records as it is (a problem
+    on some line, an id taken or repeated, a charge that may refuse a line):
+    its transaction is rolled back and the staging path reads the file again,
+    sorting its lines out with their line numbers."""
+
+
+# The ids of the first lines looked up among the records before anything is
+# written: a file sent again is sent to the staging path at once.
+PROBE_IDS = 1000
+# Usage charges above which the number -> id map is not built (its memory,
+# some 150 bytes a charge): the staging path resolves them in the server.
+MAP_MAX_CHARGES = 2_000_000
+COPY_PIECE = 5000
+# Blocks the COPY's writing thread may have waiting (``_QueuedWriter``).
+COPY_QUEUE = 128
+
+
+def _write_once(text: IO[str]) -> UsageImportSummary:
+    """Record a file of new records of usage charges that take them, writing
+    each record once: COPY straight into the records table, each line's
+    charge number resolved, and its date checked, against one query of the
+    charges made before reading; then, under the locks, the same query for
+    the charges written, which must give what the lines were checked with.
+    Any line that may have a problem raises _FallBack (the transaction
+    rolled back): this path reports no problem itself.
+
+    Lines are written in runs of RECORD_RUN, each sorted by (charge, date),
+    as the records' BRIN wants (``_record``). Locking: the accounts of the
+    first run's charges (a file of one run: all of them) are locked in id
+    order before anything is written, as the staging path locks them before
+    its insert; those of charges first met in later runs after the writing,
+    before the check (a deadlock with a run's chunk there falls back). A
+    taken or repeated id fails the COPY (the records' key): it falls back."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PG_IMPORT_LOCK])
+        cursor.execute(
+            "SELECT count(*) FROM customers_charge WHERE charge_type = %s", [ChargeType.USAGE]
+        )
+        if cursor.fetchone()[0] > MAP_MAX_CHARGES:
+            raise _FallBack
+        charges: dict[str, tuple] = {}
+        written = _copy_records(cursor, text, charges)
+        if not written.count:
+            return UsageImportSummary(0, 0)
+        cursor.execute("SELECT brin_summarize_new_values(%s::regclass)", [USAGE_INDEX])
+        later = sorted(written.charges - written.locked)
+        if later:
+            try:
+                with transaction.atomic():
+                    _lock_charges(cursor, later)
+            except OperationalError as exc:
+                raise _FallBack from exc
+        now = _accepting_charges(cursor, sorted(written.charges))
+        if len(now) != len(written.charges) or any(
+            charges.get(number) != window for number, window in now.items()
+        ):
+            raise _FallBack
+        return UsageImportSummary(written.count, 0)
+
+
+# A charge without an end takes usage up to the last date a file may hold.
+NO_END = "9999-12-31"
+
+
+def _accepting_charges(cursor, charge_ids: list[int] | None = None) -> dict[str, tuple]:
+    """The usage charges that take usage (of an Active account, and an
+    Active subscription or one a change canceled), or those of
+    ``charge_ids``: number -> (COPY prefix, first date, end), the dates as
+    ISO text. A line of the charge is new and sure to be accepted when its
+    date is on or after the first date and before the end: the first date
+    is the charge's start, or the day after the last one any live item of
+    the charge billed (a line dated before is checked exactly by the staging
+    path). The prefix is the charge's id zero-padded, so that sorting the
+    lines sorts them by charge, then date."""
+    only_charges = "AND c.id = ANY(%(ids)s)" if charge_ids is not None else ""
+    only_items = "AND i.charge_id = ANY(%(ids)s)" if charge_ids is not None else ""
+    cursor.execute(
+        "SELECT c.number, c.id, greatest(c.start_date, b.billed_through + 1), c.end_date "  # noqa: S608 (see the module)
+        "FROM customers_charge AS c "
+        "JOIN customers_subscription AS s ON s.id = c.subscription_id "
+        "JOIN customers_account AS a ON a.id = s.account_id "
+        "LEFT JOIN (SELECT i.charge_id, max(i.service_end) AS billed_through "
+        f"FROM invoices_documentitem AS i WHERE {_live('i')} {only_items} "
+        "GROUP BY i.charge_id) AS b ON b.charge_id = c.id "
+        "WHERE c.charge_type = %(usage)s AND a.status = %(active)s "
+        f"AND (s.status = %(active)s OR s.cancel_date IS NOT NULL) {only_charges}",
+        {"ids": charge_ids, "usage": ChargeType.USAGE, "active": Status.ACTIVE},
+    )
+    dates: dict[datetime.date, str] = {}
+
+    def text(day: datetime.date | None) -> str:
+        if day is None:
+            return NO_END
+        if day not in dates:
+            dates[day] = day.isoformat()
+        return dates[day]
+
+    return {
+        number: (f"{charge_id:012d}\t", text(first), text(end))
+        for number, charge_id, first, end in cursor
+    }
+
+
+@dataclass
+class _Written:
+    count: int = 0
+    # The ids of the charges written, and of those locked before writing.
+    charges: set[int] = field(default_factory=set)
+    locked: set[int] = field(default_factory=set)
+
+
+def _lock_charges(cursor, charge_ids: list[int]) -> None:
+    """Lock the accounts of ``charge_ids`` in id order (``_lock``), then the
+    charges ``FOR KEY SHARE``; a charge gone meanwhile falls back."""
+    cursor.execute(
+        "SELECT a.id FROM customers_account AS a WHERE a.id IN (SELECT s.account_id "
+        "FROM customers_charge AS c JOIN customers_subscription AS s ON s.id = c.subscription_id "
+        "WHERE c.id = ANY(%s)) ORDER BY a.id FOR UPDATE",
+        [charge_ids],
+    )
+    cursor.execute(
+        "SELECT c.id FROM customers_charge AS c WHERE c.id = ANY(%s) ORDER BY c.id FOR KEY SHARE",
+        [charge_ids],
+    )
+    if cursor.rowcount != len(charge_ids):
+        raise _FallBack
+
+
+# A line as the written-once path takes it: an id of 1-100 printable ASCII
+# characters without the CSV's comma or quote, nor COPY's backslash; a charge
+# number (``charges`` decides); a date's shape (the calendar and the range
+# are checked apart); a quantity of at most 12 digits and 3 places. Anything
+# else (quoted fields, blank lines, other line ends) goes to the staging
+# path, which reads it with the csv module.
+FAST_LINE = re.compile(
+    r"^([ !#-+\--\[\]-~]{1,100}),([^,\"\r\n]+),([0-9]{4}-[0-9]{2}-[0-9]{2}),"
+    r"([0-9]{1,12}(?:\.[0-9]{1,3})?)\r?$",
+    re.ASCII | re.MULTILINE,
+)
+FAST_BLOCK = 64 * 1024  # characters read at a time
+
+
+def _copy_records(cursor, text: IO[str], charges: dict[str, tuple]) -> _Written:
+    """Read the file a block of lines at a time, check each line's cells
+    (FAST_LINE, then its date) and its charge and date against ``charges``
+    (filled after the first block's ids are looked up among the records),
+    and COPY the records, a sorted run at a time. The first line that may
+    have a problem raises _FallBack."""
+    if text.readline().rstrip("\r\n") != HEADER_TEXT:
+        raise _FallBack
+    written = _Written()
+    dates: set[str] = set()
+    prefixes: set[str] = set()
+    run: list[str] = []
+    rest = ""
+    looked_up = False
+    with contextlib.ExitStack() as stack:
+        copy = None
+        while True:
+            chunk = text.read(FAST_BLOCK)
+            block = rest + chunk
+            if not chunk:
+                if not block:
+                    break
+                block += "\n"  # the last line, without its line break
+            cut = block.rfind("\n") + 1
+            block, rest = block[:cut], block[cut:]
+            rows = FAST_LINE.findall(block)
+            # Each match is one whole line: every line matched.
+            if len(rows) != block.count("\n"):
+                raise _FallBack
+            if not looked_up:
+                looked_up = True
+                # A file sent again is seen from its first ids, before more work.
+                probe = [row[0] for row in rows[:PROBE_IDS]]
+                cursor.execute(
+                    "SELECT EXISTS (SELECT 1 FROM customers_usagerecord WHERE record_id = ANY(%s))",
+                    [probe],
+                )
+                if cursor.fetchone()[0]:
+                    raise _FallBack
+                charges.update(_accepting_charges(cursor))
+            for record_id, number, day, quantity in rows:
+                if day not in dates:
+                    if type(_date_problem(day)) is str:
+                        raise _FallBack
+                    if len(dates) < DATE_CACHE_SIZE:
+                        dates.add(day)
+                window = charges.get(number)
+                if window is None:
+                    raise _FallBack
+                prefix, first, end = window
+                # ISO dates compare as text.
+                if not first <= day < end:
+                    raise _FallBack
+                prefixes.add(prefix)
+                run.append(f"{prefix}{day}\t{record_id}\t{quantity}\n")
+            while len(run) >= RECORD_RUN:
+                # A run of RECORD_RUN lines; the rest of the block starts the next.
+                head = run[:RECORD_RUN]
+                del run[:RECORD_RUN]
+                copy = _write_run(cursor, stack, copy, head, prefixes, written)
+        if run:
+            copy = _write_run(cursor, stack, copy, run, prefixes, written)
+    written.charges = {int(prefix) for prefix in prefixes}
+    return written
+
+
+def _write_run(cursor, stack, copy, run: list[str], prefixes: set[str], written: _Written):
+    """Sort the run and write it into the COPY, opened at the first run
+    after its accounts are locked; the run is emptied in place. Returns the
+    COPY."""
+    if copy is None:
+        written.locked = {int(prefix) for prefix in prefixes}
+        _lock_charges(cursor, sorted(written.locked))
+        stack.enter_context(_copy_errors())
+        # imported_at: the column's default, the COPY's time (customers 0015).
+        copy = stack.enter_context(
+            cursor.cursor.copy(
+                "COPY customers_usagerecord (charge_id, date, record_id, quantity) FROM STDIN",
+                writer=_QueuedWriter(cursor.cursor),
+            )
+        )
+    run.sort()
+    for first in range(0, len(run), COPY_PIECE):
+        copy.write("".join(run[first : first + COPY_PIECE]))
+    written.count += len(run)
+    run.clear()
+    return copy
+
+
+class _QueuedWriter(LibpqWriter):
+    """Writes the COPY's data from a thread, so that the next run of lines
+    is read and checked here while the server takes in the last one (with
+    psycopg's own writer, the reading waits for the server at each flush and
+    the server for the reading between runs: the two sides took turns).
+
+    Like psycopg's QueuedLibpqWriter, with a short queue: at most
+    COPY_QUEUE blocks (of at most 128 KB) wait, about one run, so memory is
+    bounded whichever side is faster."""
+
+    def __init__(self, cursor):
+        super().__init__(cursor)
+        self.queue: queue.Queue = queue.Queue(maxsize=COPY_QUEUE)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        try:
+            while data := self.queue.get():
+                super().write(data)
+        except BaseException as exc:  # noqa: BLE001 (given to the reading thread)
+            self.error = exc
+            # Empty the queue to its end, or the reading would wait forever.
+            while self.queue.get():
+                pass
+
+    def write(self, data) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(data)
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        self.queue.put(b"")
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        super().finish(exc)
+
+
+@contextlib.contextmanager
+def _copy_errors():
+    """A taken or repeated id (the COPY's key) or a lock given up: fall back."""
+    try:
+        with connection.wrap_database_errors:
+            yield
+    except (IntegrityError, OperationalError) as exc:
+        raise _FallBack from exc
 
 
 def _drop_temporary_tables(cursor) -> None:

@@ -134,6 +134,28 @@ def test_the_worked_examples_second_file_records_what_is_new(tmp_path, api_calls
     assert (code, out) == (0, "imported 2 usage records, 1 already recorded")
 
 
+@pytest.mark.parametrize("probed", [0, 1000])
+def test_an_id_taken_or_repeated_past_the_first_lines_is_sorted_out(
+    tmp_path, api_calls, monkeypatch, probed
+):
+    """PostgreSQL looks up only the first lines' ids before writing the
+    records straight into their table: an id recorded before or repeated
+    further on fails that writing (the records' key), which is rolled back,
+    and the lines are sorted out as always."""
+    monkeypatch.setattr(usage, "PROBE_IDS", probed)
+    UsageRecordFactory(record_id="old", charge=api_calls, date=JAN, quantity=Decimal(2))
+    content = (
+        HEADER
+        + "".join(f"n{n},F-C4,2026-01-{n % 28 + 1:02d},1\n" for n in range(30))
+        + "old,F-C4,2026-01-01,2\nn3,F-C4,2026-01-04,1\nlast,F-C4,2026-01-05,1\n"
+    )
+
+    code, out, err = import_usage(tmp_path, content)
+
+    assert (code, out, err) == (0, "imported 31 usage records, 2 already recorded", [])
+    assert UsageRecord.objects.count() == 32
+
+
 def test_a_record_sent_twice_in_one_file_counts_once(tmp_path, api_calls):
     code, out, _ = import_usage(
         tmp_path, HEADER + "u1,F-C4,2026-01-10,5\nu1,F-C4,2026-01-10,5.000\nu2,F-C4,2026-01-11,1\n"
@@ -419,7 +441,11 @@ def test_a_line_number_counts_the_line_breaks_inside_quoted_fields(tmp_path, api
     ]
 
 
-def test_memory_does_not_grow_with_the_file(tmp_path, api_calls):
+def test_memory_does_not_grow_with_the_file(tmp_path, api_calls, monkeypatch):
+    # PostgreSQL holds one run of lines to sort it (RECORD_RUN, 250,000
+    # lines): memory is bounded by the run, not the file. A small run here.
+    monkeypatch.setattr(usage, "RECORD_RUN", 2000)
+
     def peak(lines):
         path = tmp_path / f"{lines}.csv"
         with path.open("w") as file:
@@ -475,6 +501,32 @@ def test_a_file_in_any_order_is_imported_whole_and_the_run_bills_every_record(
         charge.number: sum(Decimal(f"{q}.5") for _, c, _, q in lines if c == charge.number)
         for charge in Charge.objects.filter(pk__in=[c.pk for c in charges])
     }
+
+
+@pytest.mark.parametrize("record_run", [7, 1_000_000])
+def test_each_run_of_lines_is_written_in_charge_and_date_order(tmp_path, monkeypatch, record_run):
+    """The table's pages hold each run of lines sorted by charge and date,
+    as the BRIN wants (PostgreSQL: the records are written in their table's
+    order by one COPY)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's index is a B-tree")
+    monkeypatch.setattr(usage, "RECORD_RUN", record_run)
+    charges = [UsageChargeFactory(number=f"F-O{n}", start_date=JAN) for n in range(5)]
+    lines = [(f"o{n:03d}", charges[n % 5].number, n % 28 + 1) for n in range(70)]
+    random.Random(7).shuffle(lines)
+    content = HEADER + "".join(f"{i},{c},2026-01-{d:02d},1\n" for i, c, d in lines)
+
+    assert import_usage(tmp_path, content)[:2] == (
+        0,
+        "imported 70 usage records, 0 already recorded",
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT charge_id, date FROM customers_usagerecord ORDER BY ctid")
+        written = cursor.fetchall()
+    runs = [written[n : n + record_run] for n in range(0, len(written), record_run)]
+    assert all(run == sorted(run) for run in runs)
+    assert written != sorted(written) or record_run >= len(written)
 
 
 def test_the_import_leaves_no_range_of_the_brin_unsummarized(tmp_path, api_calls):

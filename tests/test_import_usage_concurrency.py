@@ -116,7 +116,8 @@ def test_a_run_that_comes_while_the_import_records_waits_and_then_sums_its_recor
     )
     importer = start_import(path)
     wait_for(
-        lambda: waiting_backends("INSERT INTO customers_usagerecord") == 1,
+        # (it writes the records with one COPY into their table)
+        lambda: waiting_backends("COPY customers_usagerecord") == 1,
         timeout=60,
         what="the import to insert its records",
     )

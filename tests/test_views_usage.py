@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from core.uploads import SWEEP_GRACE_SECONDS, UploadStatus
 from customers.models import UsageRecord
+from invoices import filters
 from invoices.models import UsageUpload, UsageUploadPart
 from invoices.usage import MAX_REPORTED_PROBLEMS
 from invoices.usage_uploads import usage_upload_import, usage_uploads_sweep
@@ -167,6 +168,47 @@ def test_filters_by_account_charge_and_dates(client, viewer, api_calls, storage)
     assert listed(client, account="A-ACME", date_from="2026-01-06", date_to="2026-01-31") == {
         "calls-20"
     }
+
+
+def test_the_account_filter_reads_the_records_by_the_accounts_charge_ids(
+    client, viewer, api_calls, storage
+):
+    """The records are read by the account's charge ids (which their BRIN
+    serves on PostgreSQL), not joined to the account: a join filtered on the
+    account's number was a scan of every record (docs/benchmarks.md)."""
+    UsageRecordFactory(record_id="calls-5", charge=api_calls, date=JAN.replace(day=5))
+    UsageRecordFactory(record_id="store-10", charge=storage, date=JAN.replace(day=10))
+    client.force_login(viewer)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert listed(client, account="A-ACME") == {"calls-5"}
+    records = [
+        q["sql"]
+        for q in queries.captured_queries
+        if 'FROM "customers_usagerecord"' in q["sql"] and "LIMIT 26" in q["sql"]
+    ]
+    assert records
+    for sql in records:
+        assert f'"customers_usagerecord"."charge_id" IN ({api_calls.id})' in sql
+        # an account with few records: the page reads them by their ids
+        assert """"customers_usagerecord"."record_id" IN ('calls-5')""" in sql
+        assert '"customers_account"."number" = ' not in sql
+    assert listed(client, account="A-NOBODY") == set()
+
+
+def test_an_account_with_many_records_is_filtered_by_its_charge_ids(
+    client, viewer, api_calls, storage, monkeypatch
+):
+    monkeypatch.setattr(filters, "ACCOUNT_RECORDS_LISTED", 1)
+    UsageRecordFactory(record_id="calls-5", charge=api_calls, date=JAN.replace(day=5))
+    UsageRecordFactory(record_id="calls-20", charge=api_calls, date=JAN.replace(day=20))
+    UsageRecordFactory(record_id="store-10", charge=storage, date=JAN.replace(day=10))
+    client.force_login(viewer)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert listed(client, account="A-ACME") == {"calls-5", "calls-20"}
+    page = [q["sql"] for q in queries.captured_queries if "LIMIT 26" in q["sql"]]
+    assert page and all('"customers_usagerecord"."record_id" IN' not in sql for sql in page)
 
 
 def test_a_bad_date_in_the_filter_is_said_and_lists_nothing(client, viewer, api_calls):
