@@ -257,3 +257,37 @@ def test_the_review_task_is_idempotent_and_skips_a_run_gone_or_unsettled():
     assert RunReview.objects.filter(bill_run=this).count() == 1
     assert review.run_review_write(run_id=this.pk + 1000) is None
     assert review.run_review_write(run_id=run_row(status=RunStatus.PROCESSING).pk) is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_review_task_is_queued_once_the_statistics_describe_the_run(monkeypatch):
+    # Planned on the statistics from before a large run, the review's one
+    # statement took a nested loop over the run's documents and items that
+    # ran for many minutes: the ANALYZE comes first, the task after it.
+    from django.db import connection
+
+    from billruns.services import common, execution
+
+    monkeypatch.setattr(execution, "ANALYZE_AFTER_DOCUMENTS", 1)
+    events = []
+    monkeypatch.setattr(common, "async_task", lambda func, *args, **kwargs: events.append(func))
+
+    def log_analyze(execute, sql, params, many, context):
+        if sql.startswith("ANALYZE"):
+            events.append("ANALYZE")
+        return execute(sql, params, many, context)
+
+    account = AccountFactory(bill_cycle_day=1)
+    ChargeFactory(
+        subscription=SubscriptionFactory(account=account, start_date=datetime.date(2026, 2, 1))
+    )
+    for preview in (True, False):  # the preview first: the real run then bills the same
+        events.clear()
+        run = services.bill_run_create(
+            target_date=datetime.date(2026, 3, 1), preview=preview, enqueue=False
+        )
+        with connection.execute_wrapper(log_analyze):
+            run = services.bill_run_execute(run_id=run.pk)
+        assert run.status == RunStatus.COMPLETED
+        assert events.index("ANALYZE") < events.index(common.REVIEW_TASK), (preview, events)

@@ -221,12 +221,15 @@ def bill_run_finish_if_done(*, run_id):
         _record(run, RunStatus.COMPLETED, None, note="with errors" if run.has_errors else "")
         run.save(update_fields=["status", "completed_at", *COUNTER_FIELDS])
         bill_run_completed.send(sender=BillRun, run=run)
-        # The Review tab's lines, written once this commits (seconds at
-        # 100,000 accounts: never in this transaction, nor on the tab).
-        _enqueue(REVIEW_TASK, run.pk)
         if not run.auto_post:
             _announce(run)
     _refresh_statistics(run)
+    # The Review tab's lines (seconds at 100,000 accounts: never in the
+    # completion's transaction, nor on the tab), queued only once the
+    # statistics describe the run: planned on those from before it, the
+    # review's one statement took a nested loop over the run's documents
+    # and items that ran for many minutes.
+    _enqueue(REVIEW_TASK, run.pk)
     if run.auto_post:
         run = _auto_post(run)
     return run
@@ -240,14 +243,15 @@ ANALYZE_AFTER_DOCUMENTS = 1000
 
 
 def _refresh_statistics(run):
-    """ANALYZE the tables a large run has just filled (PostgreSQL).
+    """ANALYZE the tables a large run (a preview too: its review is read)
+    has just filled (PostgreSQL).
 
     Right after a bulk write the planner still believes the old row counts
     and can pick a nested loop that is quadratic in the run's size (seen:
     canceling a 20,000-account run). A few hundred milliseconds here, once
     per large run, keeps posting, canceling and the pages on good plans.
     """
-    if connection.vendor != "postgresql" or run.preview:
+    if connection.vendor != "postgresql":
         return
     if run.invoices_count + run.credit_memos_count < ANALYZE_AFTER_DOCUMENTS:
         return
