@@ -113,6 +113,20 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# "default" is Django's own default (per process). "pages" keeps rendered
+# pages (core.pagecache): per process too, which is right for it, since its
+# keys carry the database's change stamp and every process reads the same
+# stamp; a shared cache would only add a round trip to every page.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "pages": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "pages",
+        "TIMEOUT": 600,
+        "OPTIONS": {"MAX_ENTRIES": 500},
+    },
+}
+
 ROOT_URLCONF = "billing_site.urls"
 
 TEMPLATES = [

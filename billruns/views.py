@@ -45,6 +45,7 @@ from billruns.tables import (
     totals_with_tax,
 )
 from core.exports import BoundedExportMixin
+from core.pagecache import CachedPageMixin, placeholder
 from invoices.models import Document, DocumentStatus, DocumentType
 
 RUNNING = {RunStatus.PENDING, RunStatus.PROCESSING}
@@ -59,9 +60,14 @@ def runs_for_pages():
     ).prefetch_related("subscriptions")
 
 
-class BillRunListView(PermissionRequiredMixin, BoundedExportMixin, SingleTableMixin, FilterView):
+class BillRunListView(
+    PermissionRequiredMixin, CachedPageMixin, BoundedExportMixin, SingleTableMixin, FilterView
+):
     permission_required = "billruns.view_billrun"
     template_name = "billruns/billrun_list.html"
+    # Kept rendered until anything changes (core.pagecache).
+    page_cache_name = "billruns:list"
+    content_template_name = "billruns/_list_content.html"
     table_class = BillRunTable
     filterset_class = BillRunFilter
     export_name = "bill-runs"
@@ -75,6 +81,9 @@ class BillRunListView(PermissionRequiredMixin, BoundedExportMixin, SingleTableMi
         if not any(self.filterset.form.data.get(name) for name in self.filterset.filters):
             table.empty_text = "No bill runs yet."
         return table
+
+    def page_title(self, context):
+        return "Bill Runs"
 
 
 class RunTab:
@@ -116,7 +125,9 @@ def email_requested_key(number) -> str:
     return f"billrun-email-requested-{number}"
 
 
-class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTableMixin, DetailView):
+class BillRunDetailView(
+    PermissionRequiredMixin, CachedPageMixin, BoundedExportMixin, SingleTableMixin, DetailView
+):
     """The run's page. Everything on it that changes while a worker moves the
     run on (status, actions, banners, progress, counters, details, history,
     emails, tabs) is one region, billruns/_live.html, that the page polls as
@@ -125,6 +136,12 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
     permission_required = "billruns.view_billrun"
     template_name = "billruns/billrun_detail.html"
     context_object_name = "run"
+    # Kept rendered while it does not poll, until anything changes
+    # (core.pagecache); the dialogs' request keys are fresh on every serve.
+    page_cache_name = "billruns:detail"
+    content_template_name = "billruns/_detail_content.html"
+    breadcrumbs_template_name = "billruns/_detail_breadcrumbs.html"
+    page_placeholders = ("resend_request", "create_request")
     slug_field = "number"
     slug_url_kwarg = "number"
     # A run can hold 100,000 documents: page through them without counting.
@@ -203,6 +220,20 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
 
     def get_export_filename(self, export_format):
         return f"{self.object.number}-{self.tab.key}.{export_format}"
+
+    def page_title(self, context):
+        return self.object.number
+
+    def page_key_parts(self):
+        # The emails this user asked for, which the page follows (the session's).
+        return (self.request.session.get(email_requested_key(self.kwargs["number"]), ""),)
+
+    def page_cacheable(self, context):
+        return not context["polling"]
+
+    def request_key(self, name):
+        """A dialog's key against submitting it twice: fresh on every serve."""
+        return placeholder(name) if self.page_cache_name else uuid.uuid4()
 
     def email_requested_at(self):
         """When this user last asked to email the run's documents (kept in
@@ -284,10 +315,10 @@ class BillRunDetailView(PermissionRequiredMixin, BoundedExportMixin, SingleTable
             and user.has_perm("billruns.retry_billrun"),
             can_delete=run.allows(Action.DELETE) and user.has_perm("billruns.delete_billrun"),
             can_email=run.status == RunStatus.POSTED and user.has_perm("billruns.email_billrun"),
-            resend_request=uuid.uuid4(),
+            resend_request=self.request_key("resend_request"),
             can_create_run=run.preview and user.has_perm("billruns.add_billrun"),
             preview_keep_days=PREVIEW_KEEP_DAYS,
-            create_request=uuid.uuid4(),
+            create_request=self.request_key("create_request"),
         )
         if self.tab.key == "review":
             context.update(self.review_context())
@@ -321,6 +352,7 @@ class BillRunLiveView(BillRunDetailView):
     whole page reloads (HX-Refresh), and the new page polls no more."""
 
     template_name = "billruns/_live.html"
+    page_cache_name = None  # live: rendered on every poll
 
     def get(self, request, *args, **kwargs):
         self.object = self.get_object()

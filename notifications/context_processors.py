@@ -1,3 +1,5 @@
+from functools import cache
+
 from django.utils.functional import SimpleLazyObject
 
 from notifications import selectors
@@ -12,9 +14,14 @@ def unread_notifications(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
+
+    @cache
+    def header():
+        return selectors.user_header_notices(user, request)
+
     return {
-        "notifications_unread": SimpleLazyObject(lambda: selectors.user_unread_count(user)),
-        "notifications_latest": SimpleLazyObject(lambda: selectors.user_latest_notices(user)),
+        "notifications_unread": SimpleLazyObject(lambda: header()[0]),
+        "notifications_latest": SimpleLazyObject(lambda: header()[1]),
     }
 
 

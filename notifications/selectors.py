@@ -1,11 +1,15 @@
 """Reads of notices and deliveries shared by the header, views and emails."""
 
 from django.conf import settings
+from django.core.cache import caches
+from django.db.models import Count, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
 from billruns.models import BillRun, RunStatus
 from billruns.review import review_summary
+from core import pagecache, stamps
 from notifications.models import EmailDelivery, Outcome, RunNotification
 
 # The email lists this many failures, then says how many more there are.
@@ -52,16 +56,38 @@ def run_email_context(run: BillRun, outcome: str) -> dict:
     }
 
 
-def user_unread_count(user) -> int:
-    return RunNotification.objects.filter(user=user, read_at__isnull=True).count()
-
-
-def user_latest_notices(user, limit=HEADER_NOTICES_SHOWN):
-    return list(
+def _header_notices(user, limit=HEADER_NOTICES_SHOWN):
+    """(unread count, latest notices) in one query: the count rides on each
+    of the latest rows (a user with no notice has none unread either)."""
+    unread = (
+        RunNotification.objects.filter(user=user, read_at__isnull=True)
+        .order_by()
+        .values("user_id")
+        .annotate(total=Count("id"))
+        .values("total")
+    )
+    latest = list(
         RunNotification.objects.filter(user=user)
         .select_related("bill_run")
+        .annotate(unread_total=Coalesce(Subquery(unread), 0))
         .order_by("-created_at", "-id")[:limit]
     )
+    return (latest[0].unread_total if latest else 0), latest
+
+
+def user_header_notices(user, request=None):
+    """(unread count, latest notices) for the header, kept in the page cache
+    under the change stamp (core.stamps): a page served from the cache
+    reads no notices either, until any of them changes."""
+    stamp = stamps.for_request(request) if request is not None else None
+    if stamp is None:
+        return _header_notices(user)
+    key = f"notices:{user.pk}:{stamp}"
+    found = caches[pagecache.CACHE].get(key)
+    if found is None:
+        found = _header_notices(user)
+        caches[pagecache.CACHE].set(key, found)
+    return found
 
 
 def run_email_deliveries(run: BillRun):

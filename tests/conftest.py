@@ -1,3 +1,4 @@
+import functools
 import os
 
 import pytest
@@ -17,6 +18,47 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _empty_page_cache():
+    """Each test starts with no rendered page kept (core.pagecache): a
+    rolled-back test's pages must not be served to the next one."""
+    from django.core.cache import caches
+
+    caches["pages"].clear()
+
+
+def _rendering(assert_queries):
+    """A query-count assertion of a page's rendering: the page cache
+    (core.pagecache) and the header's notices kept in it are emptied as it
+    begins, so that it counts what rendering reads whatever the previous
+    request left (tests/test_page_cache.py counts the cache's own path)."""
+    from contextlib import contextmanager
+
+    from django.core.cache import caches
+
+    @contextmanager
+    def counting(*args, **kwargs):
+        caches["pages"].clear()
+        with assert_queries(*args, **kwargs) as context:
+            yield context
+
+    return counting
+
+
+@pytest.fixture
+def django_assert_num_queries(pytestconfig):
+    from pytest_django.fixtures import _assert_num_queries
+
+    return _rendering(functools.partial(_assert_num_queries, pytestconfig, exact=True))
+
+
+@pytest.fixture
+def django_assert_max_num_queries(pytestconfig):
+    from pytest_django.fixtures import _assert_num_queries
+
+    return _rendering(functools.partial(_assert_num_queries, pytestconfig, exact=False))
 
 
 @pytest.fixture

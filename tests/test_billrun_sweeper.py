@@ -282,3 +282,23 @@ def test_a_slow_posting_renews_its_heartbeat_and_is_never_continued_elsewhere(
     # then
     assert run.status == RunStatus.POSTED
     assert [func for func, _ in queued if "posting" in func] == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_sweep_folds_the_change_stamps_of_connections_that_are_gone():
+    from django.db import connection
+
+    from core import stamps
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO core_changestamp (backend, version) "
+            "VALUES (2000000003, nextval('core_changestamp_seq'))"
+        )
+    before = stamps.current().split(".")[0]
+    sweep()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM core_changestamp WHERE backend = 2000000003")
+        assert cursor.fetchone()[0] == 0
+    assert stamps.current().split(".")[0] == before

@@ -3,6 +3,7 @@ documents or failures they show (issue 18): the list, a run's page and each
 of its tabs, counted with few rows and again with many."""
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
@@ -18,6 +19,9 @@ LIST = "/billing/bill-runs/"
 
 
 def queries_of(client, url, data=None):
+    """The queries of rendering the page (not of serving it from the page
+    cache, core.pagecache: tests/test_page_cache.py counts those)."""
+    caches["pages"].clear()
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url, data or {})
     assert response.status_code == 200

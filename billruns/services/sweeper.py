@@ -14,7 +14,7 @@ from billruns.models import BillRun, BillRunChunk, BillRunEvent, ChunkStatus, Ru
 from billruns.services.common import _announce_now
 from billruns.services.execution import bill_run_finish_if_done
 from billruns.services.posting import _auto_post
-from core import locks
+from core import locks, stamps
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ def bill_runs_sweep(*, lease_seconds, pending_grace_seconds):
     )
     for run_id in unannounced.values_list("id", flat=True):
         _announce_now(run_id)
+    # The change stamps of connections that are gone (core.stamps): one row
+    # per live connection stays, so reading the stamp stays one small scan.
+    stamps.fold()
 
 
 def bill_runs_sweep_leases(*, lease_seconds):
