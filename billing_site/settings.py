@@ -206,6 +206,10 @@ WHITENOISE_USE_FINDERS = DEBUG or not STATIC_MANIFEST.exists()
 # username alone, so that a stranger cannot lock a clerk out from anywhere.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    # ModelBackend, its permissions kept under the change stamp...
+    "core.auth.StampedModelBackend",
+    # ...and ModelBackend itself, for the sessions signed in before it (it
+    # reads the permissions the first kept on the user: no query more).
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_ENABLED = env_bool("AXES_ENABLED", True)

@@ -7,7 +7,10 @@ made of the change stamp (core.stamps: it moves with every committed
 change to the billing tables), the path and query, the user's
 permissions, the language, the time zone and the day. The stamp is read
 first, the page's rows after, so a change that commits in between makes the
-page newer than its key, never older.
+page newer than its key, never older. The whole page around the body
+(the header: the user's name, notices and admin link) is kept too, per
+user, and served as it is, unless the request has messages to show: then
+the body is put in the page again and the messages rendered.
 
 What must differ on every serve is rendered as a placeholder and filled in
 each time: the form's CSRF token, and the request keys of forms that must
@@ -19,9 +22,10 @@ import hashlib
 import secrets
 import uuid
 
+from django.contrib import messages
 from django.core.cache import caches
+from django.http import HttpResponse
 from django.middleware.csrf import get_token
-from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -87,17 +91,43 @@ def store(key, parts):
         caches[CACHE].set(key, parts)
 
 
-def respond(request, parts, *, placeholders=(), status=200):
-    """The whole page around ``parts``, each placeholder filled in."""
-    filled = {}
-    token = get_token(request)
-    fresh = {placeholder(name): str(uuid.uuid4()) for name in placeholders}
-    for part, text in parts.items():
-        text = text.replace(CSRF_PLACEHOLDER, token)
-        for mark, value in fresh.items():
-            text = text.replace(mark, value)
-        filled[part] = text
-    return render(request, PAGE_TEMPLATE, {"page": filled}, status=status)
+def _whole_page_key(key, request):
+    """The whole page around the parts is the user's own (the header: their
+    name, their notices, the admin link): kept per user."""
+    return None if key is None else f"{key}:user:{request.user.pk}"
+
+
+def _has_messages(request):
+    # len() loads the messages without marking them read; the page that
+    # shows them is rendered, never kept.
+    return bool(len(messages.get_messages(request)))
+
+
+def _fill(request, text, placeholders):
+    text = text.replace(CSRF_PLACEHOLDER, get_token(request))
+    for name in placeholders:
+        mark = placeholder(name)
+        if mark in text:
+            text = text.replace(mark, str(uuid.uuid4()))
+    return text
+
+
+def cached_whole_page(request, key, *, placeholders=()):
+    """The whole page kept for this user under ``key``, filled in; None when
+    there is none, or when the request has messages to show."""
+    if key is None or _has_messages(request):
+        return None
+    html = caches[CACHE].get(_whole_page_key(key, request))
+    return None if html is None else HttpResponse(_fill(request, html, placeholders))
+
+
+def respond(request, parts, *, placeholders=(), status=200, key=None):
+    """The whole page around ``parts``, each placeholder filled in; kept for
+    this user under ``key`` when it has no messages."""
+    html = render_to_string(PAGE_TEMPLATE, {"page": parts, "csrf_token": CSRF_PLACEHOLDER}, request)
+    if key is not None and status == 200 and not _has_messages(request):
+        caches[CACHE].set(_whole_page_key(key, request), html)
+    return HttpResponse(_fill(request, html, placeholders), status=status)
 
 
 class CachedPageMixin:
@@ -131,9 +161,14 @@ class CachedPageMixin:
         self.page_key = None
         if self.page_cache_name is not None and not self._exporting():
             self.page_key = page_key(request, self.page_cache_name, *self.page_key_parts())
+            whole = cached_whole_page(request, self.page_key, placeholders=self.page_placeholders)
+            if whole is not None:
+                return whole
             parts = cached_parts(self.page_key)
             if parts is not None:
-                return respond(request, parts, placeholders=self.page_placeholders)
+                return respond(
+                    request, parts, placeholders=self.page_placeholders, key=self.page_key
+                )
         return super().get(request, *args, **kwargs)
 
     def render_to_response(self, context, **response_kwargs):
@@ -146,11 +181,13 @@ class CachedPageMixin:
             title=self.page_title(context),
             breadcrumbs_template=self.breadcrumbs_template_name,
         )
-        if self.page_cacheable(context):
+        cacheable = self.page_cacheable(context)
+        if cacheable:
             store(self.page_key, parts)
         return respond(
             self.request,
             parts,
             placeholders=self.page_placeholders,
             status=response_kwargs.get("status", 200),
+            key=self.page_key if cacheable else None,
         )

@@ -35,8 +35,13 @@ UNSTAMPED_TABLES = frozenset(
 )
 TRIGGER = "core_changestamp"
 EVENTS = "INSERT OR UPDATE OR DELETE OR TRUNCATE"
-# Users show on the pages by name only; signing in (last_login) changes nothing shown.
-USER_TABLE_EVENTS = "INSERT OR UPDATE OF username OR DELETE OR TRUNCATE"
+# And the tables of who may do what (users, groups, permissions, content
+# types: the permissions kept under the stamp, core.auth), users on what
+# the pages show of them; signing in (last_login) changes nothing shown.
+AUTH_APPS = ("auth", "contenttypes")
+USER_TABLE_EVENTS = (
+    "INSERT OR UPDATE OF username, is_active, is_staff, is_superuser OR DELETE OR TRUNCATE"
+)
 
 
 def stamped_tables():
@@ -45,7 +50,7 @@ def stamped_tables():
     from django.contrib.auth import get_user_model
 
     tables = {}
-    for label in STAMPED_APPS:
+    for label in STAMPED_APPS + AUTH_APPS:
         for model in apps.get_app_config(label).get_models(include_auto_created=True):
             table = model._meta.db_table
             if model._meta.managed and not model._meta.proxy and table not in UNSTAMPED_TABLES:
@@ -100,13 +105,19 @@ def current(using=DEFAULT_DB_ALIAS):
     return f"{total}.{top}"
 
 
-def for_request(request):
-    """``current``, read once per request (the page and its header share it)."""
+def for_user(user):
+    """``current``, read once per request: kept on the request's user (a
+    new object every request), so that the permissions (core.auth), the
+    page and its header share it."""
     try:
-        return request._change_stamp
+        return user._change_stamp
     except AttributeError:
-        request._change_stamp = current()
-        return request._change_stamp
+        user._change_stamp = current()
+        return user._change_stamp
+
+
+def for_request(request):
+    return for_user(request.user)
 
 
 def fold(using=DEFAULT_DB_ALIAS):

@@ -260,3 +260,59 @@ def test_the_header_shows_a_new_notice_on_a_kept_page(client, superuser):
     RunNotification.objects.create(user=superuser, bill_run=run, outcome=Outcome.COMPLETED)
     page = client.get(LIST).content.decode()
     assert re.search(r'data-testid="notifications-unread"[^>]*>1<', page)
+
+
+@on_postgres
+@pytest.mark.django_db
+def test_a_viewers_kept_list_reads_no_permission_either(client, viewer):
+    run_row()
+    client.force_login(viewer)
+    client.get(LIST)
+    _, queries = served_queries(client, LIST)
+    assert len(queries) == 3, queries  # session, user, stamp
+
+
+@on_postgres
+@pytest.mark.django_db
+def test_a_permission_given_shows_on_the_next_request(client, viewer, clerk):
+    run_row()
+    client.force_login(viewer)
+    assert b"New bill run" not in client.get(LIST).content
+    viewer.groups.add(*clerk.groups.all())  # the clerk's role
+    assert b"New bill run" in client.get(LIST).content
+    viewer.groups.clear()
+    assert b"New bill run" not in client.get(LIST).content
+
+
+@on_postgres
+@pytest.mark.django_db
+def test_the_kept_whole_page_is_each_users_own(client, django_user_model):
+    run_row()
+    first = django_user_model.objects.create_superuser("ana", "ana@example.com", "pw")
+    second = django_user_model.objects.create_superuser("ben", "ben@example.com", "pw")
+    for user in (first, second, first, second):
+        client.force_login(user)
+        page = client.get(LIST).content.decode()
+        assert f"</span>{user.username}" in page.replace("\n", "").replace("  ", "")
+        other = second if user == first else first
+        assert f"Signed in as {other.username}" not in page
+    django_user_model.objects.filter(pk=first.pk).update(is_staff=False)
+    client.force_login(first)
+    assert "Administration" not in client.get(LIST).content.decode()
+
+
+@on_postgres
+@pytest.mark.django_db
+def test_a_kept_page_still_shows_the_requests_messages(client, superuser):
+    from django.contrib.messages import constants
+    from django.contrib.messages.storage.base import Message
+    from django.contrib.messages.storage.cookie import CookieStorage
+    from django.test import RequestFactory
+
+    run_row()
+    client.force_login(superuser)
+    client.get(LIST)
+    storage = CookieStorage(RequestFactory().get("/"))
+    client.cookies["messages"] = storage._encode([Message(constants.SUCCESS, "BR-1 is posted.")])
+    assert "BR-1 is posted." in client.get(LIST).content.decode()
+    assert "BR-1 is posted." not in client.get(LIST).content.decode()  # shown once
