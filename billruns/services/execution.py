@@ -223,12 +223,15 @@ def bill_run_finish_if_done(*, run_id):
         bill_run_completed.send(sender=BillRun, run=run)
         if not run.auto_post:
             _announce(run)
-    _refresh_statistics(run)
+        # In this transaction, so that the statistics commit with the run's
+        # end: every task its commit queues (the owner's notice and email,
+        # which read the review, the webhooks) plans on them. Planned on
+        # those from before a large run, the review's one statement took a
+        # nested loop over the run's documents and items that ran for many
+        # minutes (seen when the notice's task wrote the review first).
+        _refresh_statistics(run)
     # The Review tab's lines (seconds at 100,000 accounts: never in the
-    # completion's transaction, nor on the tab), queued only once the
-    # statistics describe the run: planned on those from before it, the
-    # review's one statement took a nested loop over the run's documents
-    # and items that ran for many minutes.
+    # completion's transaction, nor on the tab).
     _enqueue(REVIEW_TASK, run.pk)
     if run.auto_post:
         run = _auto_post(run)
@@ -257,7 +260,8 @@ def _refresh_statistics(run):
         return
     tables = [Document._meta.db_table, DocumentItem._meta.db_table, Charge._meta.db_table]
     try:
-        with connection.cursor() as cursor:
+        # A savepoint: a refused ANALYZE leaves the caller's transaction whole.
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {', '.join(tables)}")
     except DatabaseError as exc:  # e.g. a database user that does not own the tables
         logger.warning("could not refresh planner statistics after %s: %s", run.number, exc)
