@@ -315,3 +315,42 @@ def test_one_grouped_usage_query_per_chunk():
         run(D(2026, 2, 1))
     usage_table = "customers_usagerecord"
     assert sum(usage_table in q["sql"] for q in queries.captured_queries) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_usage_sums_plan_without_jit_or_parallel_workers_and_leave_the_settings_as_they_were():
+    from django.db import transaction
+
+    from customers import selectors
+
+    charge = usage_charge()
+    record(charge, D(2026, 1, 2), "1")
+    seen = []
+
+    def watch(execute, sql, params, many, context):
+        if "customers_usagerecord" in sql:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT current_setting('jit'), "
+                    "current_setting('max_parallel_workers_per_gather')"
+                )
+                seen.append(cursor.fetchone())
+        return execute(sql, params, many, context)
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('jit'), current_setting('max_parallel_workers_per_gather')"
+            )
+            before = cursor.fetchone()
+        with connection.execute_wrapper(watch):
+            sums = selectors.usage_range_quantities([(charge.id, D(2026, 1, 1), D(2026, 2, 1))])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('jit'), current_setting('max_parallel_workers_per_gather')"
+            )
+            after = cursor.fetchone()
+    assert sums[(charge.id, D(2026, 1, 1), D(2026, 2, 1))] == Decimal("1")
+    assert seen == [("off", "0")]
+    assert after == before
