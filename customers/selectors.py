@@ -2,6 +2,7 @@
 
 import datetime
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -52,10 +53,16 @@ def usage_range_quantities(
     ranges = list(dict.fromkeys(ranges))
     if not ranges:
         return {}
-    # (atomic: the settings below are the statement's own, in a savepoint
-    # of the chunk's transaction, or a transaction of their own)
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    # (atomic: the settings below last to the end of a transaction; in a
+    # chunk's, they are restored after the statement)
+    postgresql = connection.vendor == "postgresql"
+    with transaction.atomic(savepoint=False) if postgresql else nullcontext():
+        return _usage_sums(ranges, postgresql)
+
+
+def _usage_sums(ranges, postgresql):
+    with connection.cursor() as cursor:
+        if postgresql:
             saved = _plain_plan(cursor)
             spans = _charge_spans(sorted({p[0] for p in ranges}))
             between = " OR ".join(["u.charge_id BETWEEN %s AND %s"] * len(spans))
@@ -123,15 +130,18 @@ PLAIN_PLAN = {"jit": "off", "max_parallel_workers_per_gather": "0"}
 
 
 def _plain_plan(cursor):
-    """Set PLAIN_PLAN for the transaction; the settings it replaced."""
+    """Set PLAIN_PLAN for the transaction, in one statement; the settings it
+    replaced (read first: a materialized CTE is read before the outer
+    query's columns are computed)."""
     names = list(PLAIN_PLAN)
+    reads = ", ".join(f"current_setting(%s) AS s{i}" for i in range(len(names)))
+    columns = ", ".join(f"old.s{i}" for i in range(len(names)))
+    sets = ", ".join(["set_config(%s, %s, true)"] * len(names))
     cursor.execute(
-        "SELECT " + ", ".join(["current_setting(%s)"] * len(names)),  # noqa: S608
-        names,
+        f"WITH old AS MATERIALIZED (SELECT {reads}) SELECT {columns}, {sets} FROM old",  # noqa: S608
+        [*names, *[value for pair in PLAIN_PLAN.items() for value in pair]],
     )
-    saved = dict(zip(names, cursor.fetchone(), strict=True))
-    _restore_plan(cursor, PLAIN_PLAN)
-    return saved
+    return dict(zip(names, cursor.fetchone()[: len(names)], strict=True))
 
 
 def _restore_plan(cursor, settings):
