@@ -4,8 +4,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.cache import caches
 
 from core import stamps
-
-CACHE = "pages"
+from core.pagecache import CACHE
 
 
 class StampedModelBackend(ModelBackend):
@@ -23,10 +22,8 @@ class StampedModelBackend(ModelBackend):
         ):
             stamp = stamps.for_user(user_obj)
             if stamp is not None:
-                key = f"perms:{user_obj.pk}:{stamp}"
-                found = caches[CACHE].get(key)
-                if found is None:
-                    found = super().get_all_permissions(user_obj)
-                    caches[CACHE].set(key, found)
-                user_obj._perm_cache = found
+                user_obj._perm_cache = caches[CACHE].get_or_set(
+                    f"perms:{user_obj.pk}:{stamp}",
+                    lambda: super(StampedModelBackend, self).get_all_permissions(user_obj),
+                )
         return super().get_all_permissions(user_obj, obj)

@@ -82,12 +82,9 @@ def user_header_notices(user, request=None):
     stamp = stamps.for_request(request) if request is not None else None
     if stamp is None:
         return _header_notices(user)
-    key = f"notices:{user.pk}:{stamp}"
-    found = caches[pagecache.CACHE].get(key)
-    if found is None:
-        found = _header_notices(user)
-        caches[pagecache.CACHE].set(key, found)
-    return found
+    return caches[pagecache.CACHE].get_or_set(
+        f"notices:{user.pk}:{stamp}", lambda: _header_notices(user)
+    )
 
 
 def run_email_deliveries(run: BillRun):
